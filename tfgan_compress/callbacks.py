@@ -1,0 +1,104 @@
+"""Keras callbacks for GAN training: sample grids (PNG + TensorBoard) and a quality score.
+
+* :class:`SampleGrid` writes, after every epoch, a grid of EMA-generator samples (one row
+  per class, fixed noise, so epochs are comparable) to ``samples/epoch_NNN.png`` and as an
+  image summary to TensorBoard.
+* :class:`TeacherScore` measures per epoch how well the generator follows its condition:
+  the fraction of samples that the teacher classifies as the class they were generated
+  for (``teacher_label_accuracy``), and the teacher's mean confidence. Both go into the
+  epoch ``logs``, so the TensorBoard callback placed after it records them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from . import artifacts
+
+
+def image_grid(images: np.ndarray, rows: int, min_cell_px: int = 32) -> np.ndarray:
+    """(rows * cols, H, W, C) in [0, 1] -> one uint8 image (rows * H', cols * W', C), upscaled
+    by an integer factor so each cell is at least ``min_cell_px`` pixels, with 1-px gaps."""
+    n, h, w, c = images.shape
+    cols = n // rows
+    scale = max(1, -(-min_cell_px // max(h, w)))
+    cells = np.repeat(np.repeat(images, scale, axis=1), scale, axis=2)
+    ch, cw = h * scale, w * scale
+    grid = np.ones((rows * (ch + 1) - 1, cols * (cw + 1) - 1, c), np.float32)
+    for i in range(rows * cols):
+        r, k = divmod(i, cols)
+        grid[r * (ch + 1):r * (ch + 1) + ch, k * (cw + 1):k * (cw + 1) + cw] = cells[i]
+    return (np.clip(grid, 0.0, 1.0) * 255).round().astype(np.uint8)
+
+
+def save_png(path, grid: np.ndarray) -> Path:
+    from PIL import Image
+
+    mode_image = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
+    with artifacts.atomic_path(path, suffix=".png") as tmp:
+        mode_image.save(tmp)
+    return Path(path)
+
+
+def class_grid_inputs(num_classes: int, per_class: int, noise_dim: int, seed: int):
+    """Fixed (noise, labels) for a grid with one row per class."""
+    labels = np.repeat(np.arange(num_classes, dtype=np.int32), per_class)
+    noise = np.random.default_rng(seed).standard_normal((len(labels), noise_dim)).astype(np.float32)
+    return noise, labels
+
+
+class SampleGrid(keras.callbacks.Callback):
+    """Per-epoch grid of EMA-generator samples: PNG file and TensorBoard image."""
+
+    def __init__(self, samples_dir, log_dir, num_classes: int, per_class: int, seed: int = 1234):
+        super().__init__()
+        self.samples_dir = Path(samples_dir)
+        self.num_classes = num_classes
+        self.per_class = per_class
+        self.seed = seed
+        self.writer = tf.summary.create_file_writer(str(Path(log_dir) / "samples")) if log_dir else None
+
+    def grid(self) -> np.ndarray:
+        noise, labels = class_grid_inputs(self.num_classes, self.per_class, self.model.noise_dim, self.seed)
+        images = np.asarray(self.model.ema_generator([noise, labels], training=False))
+        return image_grid(images, rows=self.num_classes)
+
+    def on_epoch_end(self, epoch, logs=None):
+        grid = self.grid()
+        save_png(self.samples_dir / f"epoch_{epoch + 1:03d}.png", grid)
+        if self.writer is not None:
+            with self.writer.as_default():
+                tf.summary.image("generator_samples_by_class", grid[None], step=epoch + 1)
+            self.writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self.writer is not None:
+            self.writer.close()
+
+
+class TeacherScore(keras.callbacks.Callback):
+    """Per-epoch ``teacher_label_accuracy`` and ``teacher_confidence`` of EMA samples."""
+
+    def __init__(self, teacher: keras.Model, num_classes: int, per_class: int = 50, seed: int = 4321):
+        super().__init__()
+        self.teacher = teacher
+        self.num_classes = num_classes
+        self.per_class = per_class
+        self.seed = seed
+
+    def score(self) -> dict:
+        noise, labels = class_grid_inputs(self.num_classes, self.per_class, self.model.noise_dim, self.seed)
+        images = self.model.ema_generator([noise, labels], training=False)
+        probs = np.asarray(tf.nn.softmax(self.teacher(images, training=False)))
+        return {
+            "teacher_label_accuracy": float(np.mean(np.argmax(probs, -1) == labels)),
+            "teacher_confidence": float(np.mean(np.max(probs, -1))),
+        }
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs.update(self.score())

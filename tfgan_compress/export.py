@@ -1,0 +1,192 @@
+"""TFLite export of a classifier in four variants, with checks.
+
+* ``float32``: plain conversion.
+* ``float16``: weights stored as float16 (``target_spec.supported_types = [tf.float16]``).
+* ``dynamic``: dynamic-range quantisation (int8 weights, float activations).
+* ``int8``: full-integer post-training quantisation (Jacob et al., 2018): weights and
+  activations int8, calibrated on a representative set, float input and output so that
+  apps feed pixels directly. The calibration images are generator samples by default, so
+  no real image is needed.
+
+Only ``TFLITE_BUILTINS`` / ``TFLITE_BUILTINS_INT8`` ops are allowed (no Flex), so the files
+run on any LiteRT build. The exported graph ends in a softmax: outputs are probabilities.
+Every file is loaded back with ``ai_edge_litert`` and checked: input/output shape and
+type, and top-1 agreement with the Keras model on check images, which must reach the bar
+(99.5% for float variants, 99% for quantised ones) or the export fails and nothing is kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from . import artifacts
+from .errors import ExportError
+from .litert import TFLiteClassifier
+
+VARIANTS = ("float32", "float16", "dynamic", "int8")
+AGREEMENT_BARS = {"float32": 0.995, "float16": 0.995, "dynamic": 0.99, "int8": 0.99}
+
+
+@dataclass
+class ExportedFile:
+    variant: str
+    path: Path
+    bytes: int
+    agreement_with_keras: float
+    input_dtype: str
+    output_dtype: str
+
+
+def probability_model(classifier: keras.Model) -> keras.Model:
+    """``softmax(classifier(x))``: what a device app wants (probabilities, not logits)."""
+    inputs = keras.Input(shape=classifier.inputs[0].shape[1:], name="image")
+    probs = keras.layers.Softmax(name="probabilities")(classifier(inputs))
+    return keras.Model(inputs, probs, name=f"{classifier.name}_probabilities")
+
+
+def convert(model: keras.Model, variant: str, calibration_images: np.ndarray | None = None) -> bytes:
+    """Convert ``model`` (float input in [0, 1]) to a TFLite flatbuffer of ``variant``."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose from {VARIANTS}")
+    input_shape = [None, *model.inputs[0].shape[1:]]
+
+    @tf.function(input_signature=[tf.TensorSpec(input_shape, tf.float32, name="image")])
+    def serve(image):
+        return model(image, training=False)
+
+    # Freeze the weights into constants: the converter would otherwise keep them as
+    # resource variables (READ_VARIABLE ops), which quantisation cannot calibrate.
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    frozen = convert_variables_to_constants_v2(serve.get_concrete_function())
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if variant == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif variant == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif variant == "int8":
+        if calibration_images is None or len(calibration_images) == 0:
+            raise ValueError("int8 export needs calibration images")
+        images = np.asarray(calibration_images, np.float32)
+
+        def representative_dataset():
+            for image in images:
+                yield [image[None]]
+
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative_dataset
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.float32
+        converter.inference_output_type = tf.float32
+    with quiet_converter():
+        return converter.convert()
+
+
+@contextlib.contextmanager
+def quiet_converter():
+    """Silence the converter's C++ prints and Python warnings (they are not for the user).
+
+    The file descriptors 1 and 2 are pointed at /dev/null for the duration; errors still
+    propagate as exceptions.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)
+
+
+def check_tflite(content: bytes, keras_model: keras.Model, check_images: np.ndarray, variant: str,
+                 min_agreement: float) -> tuple[float, TFLiteClassifier]:
+    """Load ``content`` with LiteRT and compare its top-1 predictions with ``keras_model``.
+
+    Raises :class:`ExportError` when shapes or types are wrong or agreement is below the bar.
+    """
+    try:
+        runner = TFLiteClassifier(model_content=content)
+    except (RuntimeError, ValueError) as err:
+        raise ExportError(f"{variant}: the converted file does not load in LiteRT ({err})") from None
+    expected_in = tuple(keras_model.inputs[0].shape[1:])
+    if runner.input_shape != expected_in:
+        raise ExportError(f"{variant}: input shape {runner.input_shape}, expected {expected_in}")
+    tflite_probs = runner.predict(check_images)
+    keras_probs = np.asarray(keras_model.predict(check_images, verbose=0, batch_size=256))
+    if tflite_probs.shape != keras_probs.shape:
+        raise ExportError(f"{variant}: output shape {tflite_probs.shape[1:]}, expected {keras_probs.shape[1:]}")
+    agreement = float(np.mean(np.argmax(tflite_probs, -1) == np.argmax(keras_probs, -1)))
+    if agreement < min_agreement:
+        raise ExportError(
+            f"{variant}: top-1 agreement with the Keras model is {agreement:.2%} on {len(check_images)} "
+            f"check images, below the required {min_agreement:.1%}; no file was kept"
+            + (" (try more calibration samples: export.calibration_samples)" if variant == "int8" else ""))
+    return agreement, runner
+
+
+def export_classifier(classifier: keras.Model, out_dir, name: str, calibration_images: np.ndarray,
+                      check_images: np.ndarray, variants: Sequence[str] = VARIANTS,
+                      agreement_bars: dict | None = None, progress=print) -> list[ExportedFile]:
+    """Convert, check and write ``<out_dir>/<name>_<variant>.tflite`` for each variant.
+
+    Every file is checked before anything is written; if one fails, none is written.
+    """
+    bars = {**AGREEMENT_BARS, **(agreement_bars or {})}
+    model = probability_model(classifier)
+    converted = []
+    for variant in variants:
+        content = convert(model, variant, calibration_images)
+        agreement, runner = check_tflite(content, model, check_images, variant, bars[variant])
+        converted.append((variant, content, agreement, runner))
+        progress(f"  {name}_{variant}.tflite: {len(content):,} bytes, agreement with Keras {agreement:.2%}, "
+                 f"input {np.dtype(runner.input_dtype).name}, output {np.dtype(runner.output_dtype).name}")
+    results = []
+    for variant, content, agreement, runner in converted:
+        path = artifacts.write_bytes(Path(out_dir) / f"{name}_{variant}.tflite", content)
+        results.append(ExportedFile(variant, path, len(content), agreement,
+                                    np.dtype(runner.input_dtype).name, np.dtype(runner.output_dtype).name))
+    return results
+
+
+def sha256(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def write_labels_and_card(out_dir, class_names, image_shape, exported: list[ExportedFile],
+                          extra: dict | None = None) -> None:
+    """``labels.txt`` (one class name per line, index order) and ``model_card.json``."""
+    out_dir = Path(out_dir)
+    artifacts.write_text(out_dir / "labels.txt", "".join(f"{c}\n" for c in class_names))
+    card = {
+        "input": {"shape": [1, *image_shape], "dtype": "float32", "range": [0.0, 1.0],
+                  "normalisation": "pixel / 255 (grey or RGB as in training), NHWC"},
+        "output": {"shape": [1, len(class_names)], "meaning": "class probabilities (softmax)"},
+        "class_names": list(class_names),
+        "files": [{"file": f.path.name, "variant": f.variant, "bytes": f.bytes, "sha256": sha256(f.path),
+                   "input_dtype": f.input_dtype, "output_dtype": f.output_dtype,
+                   "agreement_with_keras": f.agreement_with_keras} for f in exported],
+        **(extra or {}),
+    }
+    artifacts.write_text(out_dir / "model_card.json", json.dumps(card, indent=2) + "\n")

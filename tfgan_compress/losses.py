@@ -1,0 +1,120 @@
+"""GAN and distillation losses as pure functions over tensors.
+
+Every function returns **per-example** losses (shape ``[batch]``), never a mean: the
+caller reduces them with :func:`average_over_global_batch`, which under a
+``tf.distribute`` strategy divides by the *global* batch size, so that the gradients
+summed across replicas equal the gradient of the mean over the global batch.
+
+Naming follows TF-GAN's ``losses_impl.py``: ``<family>_generator_loss`` and
+``<family>_discriminator_loss``. Logits are the raw (unbounded) discriminator outputs.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+def average_over_global_batch(per_example_loss, global_batch_size=None):
+    """Mean over the global batch: ``sum(loss) / global_batch_size``.
+
+    Outside a strategy this is the plain mean. Inside ``strategy.run`` the global batch
+    size defaults to ``per_replica_batch * num_replicas_in_sync``
+    (``tf.nn.compute_average_loss``).
+    """
+    return tf.nn.compute_average_loss(per_example_loss, global_batch_size=global_batch_size)
+
+
+def _flat(logits):
+    return tf.reshape(tf.cast(logits, tf.float32), [-1])
+
+
+# --- non-saturating (Goodfellow et al., 2014, "Generative Adversarial Nets", sec. 3)
+
+
+def non_saturating_discriminator_loss(real_logits, fake_logits):
+    """``-log sigmoid(D(x)) - log(1 - sigmoid(D(G(z))))``  = softplus(-real) + softplus(fake).
+
+    The original minimax discriminator objective (binary cross-entropy, real = 1).
+    """
+    return tf.nn.softplus(-_flat(real_logits)) + tf.nn.softplus(_flat(fake_logits))
+
+
+def non_saturating_generator_loss(fake_logits):
+    """``-log sigmoid(D(G(z)))`` = softplus(-fake).
+
+    Goodfellow et al.'s "non-saturating" heuristic: the generator maximises
+    ``log D(G(z))`` instead of minimising ``log(1 - D(G(z)))``, which has strong
+    gradients early in training.
+    """
+    return tf.nn.softplus(-_flat(fake_logits))
+
+
+# --- hinge (Lim & Ye, 2017, "Geometric GAN"; Miyato et al., 2018, SN-GAN)
+
+
+def hinge_discriminator_loss(real_logits, fake_logits):
+    """``max(0, 1 - D(x)) + max(0, 1 + D(G(z)))``."""
+    return tf.nn.relu(1.0 - _flat(real_logits)) + tf.nn.relu(1.0 + _flat(fake_logits))
+
+
+def hinge_generator_loss(fake_logits):
+    """``-D(G(z))``."""
+    return -_flat(fake_logits)
+
+
+# --- Wasserstein (Arjovsky et al., 2017) with gradient penalty (Gulrajani et al., 2017)
+
+
+def wasserstein_discriminator_loss(real_logits, fake_logits):
+    """Critic loss ``D(G(z)) - D(x)`` (minimised; estimates minus the Wasserstein-1 distance)."""
+    return _flat(fake_logits) - _flat(real_logits)
+
+
+def wasserstein_generator_loss(fake_logits):
+    """``-D(G(z))``."""
+    return -_flat(fake_logits)
+
+
+def gradient_penalty(critic, real_images, fake_images, labels, seed=None):
+    """WGAN-GP penalty ``(||grad_x_hat D(x_hat)||_2 - 1)^2`` per example.
+
+    ``x_hat = eps * x + (1 - eps) * G(z)`` with ``eps ~ U[0, 1]`` per example
+    (Gulrajani et al., 2017, "Improved Training of Wasserstein GANs", eq. 3).
+    ``critic`` is a callable ``critic(images, labels) -> logits``.
+    """
+    batch = tf.shape(real_images)[0]
+    if seed is None:
+        eps = tf.random.uniform([batch, 1, 1, 1])
+    else:
+        eps = tf.random.stateless_uniform([batch, 1, 1, 1], seed=seed)
+    interpolated = eps * real_images + (1.0 - eps) * fake_images
+    with tf.GradientTape() as tape:
+        tape.watch(interpolated)
+        logits = critic(interpolated, labels)
+    grads = tape.gradient(logits, interpolated)
+    norms = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=[1, 2, 3]) + 1e-12)
+    return tf.square(norms - 1.0)
+
+
+GAN_LOSS_FUNCTIONS = {
+    "non_saturating": (non_saturating_generator_loss, non_saturating_discriminator_loss),
+    "hinge": (hinge_generator_loss, hinge_discriminator_loss),
+    "wasserstein_gp": (wasserstein_generator_loss, wasserstein_discriminator_loss),
+}
+
+
+# --- knowledge distillation (Hinton, Vinyals & Dean, 2015, "Distilling the Knowledge in a Neural Network")
+
+
+def distillation_loss(teacher_logits, student_logits, temperature):
+    """``T^2 * KL(softmax(t / T) || softmax(s / T))`` per example.
+
+    The ``T^2`` factor keeps gradient magnitudes comparable across temperatures
+    (Hinton et al., 2015, sec. 2).
+    """
+    t = tf.cast(teacher_logits, tf.float32) / temperature
+    s = tf.cast(student_logits, tf.float32) / temperature
+    teacher_log_probs = tf.nn.log_softmax(t, axis=-1)
+    student_log_probs = tf.nn.log_softmax(s, axis=-1)
+    kl = tf.reduce_sum(tf.exp(teacher_log_probs) * (teacher_log_probs - student_log_probs), axis=-1)
+    return (temperature ** 2) * kl

@@ -1,0 +1,290 @@
+"""Stages and the run directory.
+
+Each stage is a function over the run directory; :func:`run` chains them. A stage whose
+artifact already exists is skipped (its artifact is loaded), so re-running the same
+command after an interruption continues with the first unfinished stage.
+
+::
+
+    runs/<name>/
+      config.json  teacher.keras  generator.keras  student.keras
+      tflite/student_{float32,float16,dynamic,int8}.tflite  labels.txt  model_card.json
+      samples/epoch_NNN.png  samples.png      logs/{teacher,gan,distill,samples}/
+      checkpoints/   report.md  report.json  frontier.png
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import keras
+import numpy as np
+
+from . import artifacts, callbacks, data, distill, evaluate, export, networks, report
+from .config import RunConfig
+from .errors import UsageError
+from .gan import ConditionalGAN
+from .teacher import as_logits, load_classifier, train_teacher
+
+STAGES = ("teacher", "gan", "distill", "export", "evaluate")
+STUDENT_VARIANT_NAMES = {v: f"student_{v}" for v in export.VARIANTS}
+
+
+def default_run_dir(preset: str) -> Path:
+    return Path("runs") / f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def fit_verbosity() -> int:
+    """Keras progress bars on a terminal, one line per epoch in logs and CI."""
+    return 1 if sys.stdout.isatty() else 2
+
+
+@dataclass
+class Run:
+    """A run directory and its configuration; the stage functions hang off it."""
+
+    config: RunConfig
+    run_dir: Path
+    progress: Callable[[str], None] = print
+    safe_mode: bool = True
+
+    # ------------------------------------------------------------------ paths
+    @property
+    def teacher_path(self) -> Path:
+        return self.run_dir / "teacher.keras"
+
+    @property
+    def generator_path(self) -> Path:
+        return self.run_dir / "generator.keras"
+
+    @property
+    def student_path(self) -> Path:
+        return self.run_dir / "student.keras"
+
+    @property
+    def tflite_dir(self) -> Path:
+        return self.run_dir / "tflite"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.run_dir / "logs"
+
+    def tflite_path(self, variant: str) -> Path:
+        return self.tflite_dir / f"student_{variant}.tflite"
+
+    # ------------------------------------------------------------------ set-up
+    @classmethod
+    def create(cls, config: RunConfig, run_dir, progress=print, safe_mode: bool = True) -> "Run":
+        """Check the folder is writable, create it, and write the resolved ``config.json``."""
+        run_dir = Path(run_dir)
+        artifacts.check_writable_dir(run_dir)
+        if run_dir.exists() and not run_dir.is_dir():
+            raise UsageError(f"{run_dir}: exists and is not a folder")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        artifacts.write_json(run_dir / "config.json", config.to_dict())
+        return cls(config, run_dir, progress, safe_mode)
+
+    def _timings(self) -> dict:
+        path = self.run_dir / "checkpoints" / "stage_seconds.json"
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    def _record_time(self, stage: str, seconds: float) -> None:
+        timings = self._timings()
+        timings[stage] = round(seconds, 2)
+        artifacts.write_json(self.run_dir / "checkpoints" / "stage_seconds.json", timings)
+
+    def _seed(self, stage: str) -> int:
+        seed = self.config.seed * 100 + STAGES.index(stage)
+        keras.utils.set_random_seed(seed)
+        return seed
+
+    def _announce(self, stage: str, what: str) -> None:
+        self.progress(f"[{STAGES.index(stage) + 1}/{len(STAGES)}] {stage}: {what}")
+
+    def _tensorboard(self, name: str, update_freq="epoch") -> keras.callbacks.TensorBoard:
+        return keras.callbacks.TensorBoard(str(self.logs_dir / name), update_freq=update_freq,
+                                           write_graph=False)
+
+    # ------------------------------------------------------------------ stages
+    def teacher(self, dataset: Optional[data.Dataset] = None) -> keras.Model:
+        """Train the teacher on the real training split, or load the user's / a finished one."""
+        spec = dataset.spec if dataset is not None else None
+        if self.teacher_path.is_file():
+            self._announce("teacher", f"using {self.teacher_path}")
+            return load_classifier(self.teacher_path, spec, safe_mode=True)
+        if self.config.teacher_path:
+            self._announce("teacher", f"loading the user's teacher {self.config.teacher_path}")
+            model = load_classifier(self.config.teacher_path, spec, safe_mode=self.safe_mode)
+            artifacts.save_keras(model, self.teacher_path)
+            return model
+        if dataset is None:
+            raise UsageError("the teacher stage needs --data (or --teacher PATH)")
+        cfg = self.config.teacher
+        self._announce("teacher", f"training on {len(dataset.x_train)} real images, {cfg.epochs} epochs")
+        start = time.time()
+        model = train_teacher(dataset, cfg, seed=self._seed("teacher"),
+                              callbacks=[keras.callbacks.TerminateOnNaN(), self._tensorboard("teacher")],
+                              verbose=fit_verbosity())
+        artifacts.save_keras(model, self.teacher_path)
+        self._record_time("teacher", time.time() - start)
+        return model
+
+    def gan(self, dataset: data.Dataset, teacher: Optional[keras.Model] = None) -> keras.Model:
+        """Train the conditional GAN on the real training split; save the EMA generator."""
+        if self.generator_path.is_file():
+            self._announce("gan", f"using {self.generator_path}")
+            return keras.models.load_model(self.generator_path, compile=False)
+        cfg = self.config.gan
+        seed = self._seed("gan")
+        spec = dataset.spec
+        steps = cfg.steps_per_epoch or len(dataset.x_train) // cfg.batch_size
+        self._announce("gan", f"conditional GAN ({cfg.loss} loss), {cfg.epochs} epochs x {steps} steps, "
+                              f"batch {cfg.batch_size}")
+        generator = networks.build_generator(spec.image_shape, spec.num_classes, cfg.noise_dim, cfg.generator_width)
+        discriminator = networks.build_discriminator(spec.image_shape, spec.num_classes,
+                                                     cfg.discriminator_width, cfg.spectral_norm)
+        model = ConditionalGAN(generator, discriminator, spec.num_classes, cfg.noise_dim, loss=cfg.loss,
+                               gradient_penalty_weight=cfg.gradient_penalty_weight, ema_decay=cfg.ema_decay,
+                               seed=seed)
+        model.compile(
+            generator_optimizer=keras.optimizers.Adam(cfg.generator_learning_rate, beta_1=cfg.beta_1,
+                                                      beta_2=cfg.beta_2),
+            discriminator_optimizer=keras.optimizers.Adam(cfg.discriminator_learning_rate, beta_1=cfg.beta_1,
+                                                          beta_2=cfg.beta_2),
+        )
+        pipeline = data.training_pipeline(dataset.x_train, dataset.y_train, min(cfg.batch_size, len(dataset.x_train)),
+                                          seed).repeat()
+        fit_callbacks = [keras.callbacks.TerminateOnNaN()]
+        if teacher is not None:
+            fit_callbacks.append(callbacks.TeacherScore(as_logits(teacher), spec.num_classes))
+        fit_callbacks += [
+            callbacks.SampleGrid(self.run_dir / "samples", self.logs_dir, spec.num_classes, cfg.samples_per_class),
+            self._tensorboard("gan", update_freq=cfg.log_every_steps),
+        ]
+        start = time.time()
+        model.fit(pipeline, epochs=cfg.epochs, steps_per_epoch=steps, callbacks=fit_callbacks,
+                  verbose=fit_verbosity(), shuffle=False)
+        seconds = time.time() - start
+        self.progress(f"  GAN training: {cfg.epochs * steps * cfg.batch_size / seconds:,.0f} images/s")
+        grid = callbacks.SampleGrid(self.run_dir / "samples", None, spec.num_classes, cfg.samples_per_class)
+        grid.set_model(model)
+        callbacks.save_png(self.run_dir / "samples.png", grid.grid())
+        artifacts.save_keras(model.ema_generator, self.generator_path)
+        self._record_time("gan", seconds)
+        return model.ema_generator
+
+    def distill(self, teacher: keras.Model, generator: keras.Model) -> keras.Model:
+        """Distil the student from the teacher on generator samples only.
+
+        Deliberately takes no dataset: no real training image can reach the student.
+        """
+        if self.student_path.is_file():
+            self._announce("distill", f"using {self.student_path}")
+            return keras.models.load_model(self.student_path, compile=False)
+        cfg = self.config.distill
+        image_shape = tuple(teacher.inputs[0].shape[1:])
+        num_classes = int(teacher.outputs[0].shape[-1])
+        student = networks.build_classifier(image_shape, num_classes, cfg.network, name="student")
+        ratio = student.count_params() / teacher.count_params()
+        self._announce("distill", f"student of {student.count_params():,} parameters ({ratio:.2f} of the teacher), "
+                                  f"{cfg.epochs} epochs x {cfg.steps_per_epoch} steps on generator samples, "
+                                  f"T={cfg.temperature}")
+        start = time.time()
+        distill.distill_on_generator(as_logits(teacher), generator, student, cfg, seed=self._seed("distill"),
+                                     callbacks=[keras.callbacks.TerminateOnNaN(), self._tensorboard("distill")],
+                                     verbose=fit_verbosity())
+        artifacts.save_keras(student, self.student_path)
+        self._record_time("distill", time.time() - start)
+        return student
+
+    def calibration_images(self, generator: keras.Model, num_classes: int,
+                           dataset: Optional[data.Dataset] = None) -> np.ndarray:
+        """Calibration set for int8: class-balanced generator samples (or real ones on request)."""
+        cfg = self.config.export
+        rng = np.random.default_rng(self.config.seed)
+        if cfg.calibration_source == "real":
+            if dataset is None:
+                raise UsageError("export.calibration_source = 'real' needs --data")
+            pick = rng.choice(len(dataset.x_train), min(cfg.calibration_samples, len(dataset.x_train)), replace=False)
+            return dataset.x_train[pick]
+        labels = (np.arange(cfg.calibration_samples) % num_classes).astype(np.int32)
+        noise_dim = int(generator.inputs[0].shape[-1])
+        noise = rng.standard_normal((len(labels), noise_dim)).astype(np.float32)
+        return np.asarray(generator.predict([noise, labels], batch_size=256, verbose=0))
+
+    def export(self, student: keras.Model, generator: keras.Model, class_names, check_images: np.ndarray,
+               dataset: Optional[data.Dataset] = None) -> list:
+        """TFLite variants of the student, checked against Keras on ``check_images``."""
+        cfg = self.config.export
+        if all(self.tflite_path(v).is_file() for v in cfg.variants) and (self.tflite_dir / "model_card.json").is_file():
+            self._announce("export", f"using {self.tflite_dir}")
+            return []
+        self._announce("export", f"TFLite {', '.join(cfg.variants)}; int8 calibrated on "
+                                 f"{cfg.calibration_samples} {cfg.calibration_source} samples")
+        start = time.time()
+        calibration = self.calibration_images(generator, len(class_names), dataset)
+        bars = {"float32": cfg.min_agreement_float, "float16": cfg.min_agreement_float,
+                "dynamic": cfg.min_agreement_quantized, "int8": cfg.min_agreement_quantized}
+        exported = export.export_classifier(student, self.tflite_dir, "student", calibration, check_images,
+                                            cfg.variants, agreement_bars=bars, progress=self.progress)
+        export.write_labels_and_card(
+            self.tflite_dir, class_names, tuple(student.inputs[0].shape[1:]), exported,
+            {"calibration": {"source": cfg.calibration_source, "samples": int(len(calibration))},
+             "agreement_checked_on": f"{len(check_images)} images of the test split"})
+        self._record_time("export", time.time() - start)
+        return exported
+
+    def evaluate(self, dataset: data.Dataset) -> dict:
+        """Every model and export on the real test split -> report.json / report.md / frontier.png."""
+        cfg = self.config.evaluate
+        self._announce("evaluate", f"{len(dataset.x_test)} real test images; latency over {cfg.latency_runs} "
+                                   f"single-image runs, 1 thread")
+        start = time.time()
+        teacher = load_classifier(self.teacher_path, dataset.spec)
+        student = keras.models.load_model(self.student_path, compile=False)
+        x, y = dataset.x_test, dataset.y_test
+        teacher_logits = as_logits(teacher)
+        teacher_predictions = np.argmax(evaluate.keras_probabilities(teacher_logits, x), -1)
+        args = (x, y, teacher_predictions, cfg.latency_runs, cfg.latency_warmup)
+        rows = [evaluate.evaluate_keras("teacher", teacher_logits, self.teacher_path, *args),
+                evaluate.evaluate_keras("student", student, self.student_path, *args)]
+        for variant in self.config.export.variants:
+            rows.append(evaluate.evaluate_tflite(f"student_{variant}", self.tflite_path(variant),
+                                                 student.count_params(), *args))
+        self._record_time("evaluate", time.time() - start)
+        info = {
+            "data": dataset.source, "preset": self.config.preset, "seed": self.config.seed,
+            "train_images": len(dataset.x_train), "test_images": len(x), "num_classes": dataset.num_classes,
+            "image_shape": list(dataset.spec.image_shape),
+            "student_teacher_param_ratio": student.count_params() / teacher.count_params(),
+            "real_training_images_seen_by_student": 0,
+            "stage_seconds": self._timings(),
+        }
+        result = report.write_report(self.run_dir, rows, info)
+        self.progress(report.markdown_table(rows))
+        return result
+
+
+def run(config: RunConfig, out_dir=None, progress=print, safe_mode: bool = True) -> dict:
+    """All stages in order into one run directory; returns the report (also written as JSON)."""
+    config.validate()
+    dataset = data.load(config.data)  # fails before anything is written
+    if config.teacher_path:  # a teacher that does not fit the data also fails before anything is written
+        load_classifier(config.teacher_path, dataset.spec, safe_mode=safe_mode)
+    run_dir = Path(out_dir) if out_dir else default_run_dir(config.preset)
+    this = Run.create(config, run_dir, progress, safe_mode)
+    progress(f"run directory: {run_dir}")
+    progress(f"data: {data.describe(dataset)}")
+    start = time.time()
+    teacher = this.teacher(dataset)
+    generator = this.gan(dataset, teacher)
+    student = this.distill(teacher, generator)
+    this.export(student, generator, dataset.class_names, dataset.x_test, dataset)
+    result = this.evaluate(dataset)
+    progress(f"done in {time.time() - start:.0f} s: {run_dir / 'report.md'}")
+    return result

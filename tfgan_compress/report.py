@@ -1,0 +1,82 @@
+"""``report.json``, ``report.md`` and ``frontier.png`` (test accuracy against bytes on disk)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import artifacts
+
+COLUMNS = [
+    ("name", "model", "{}"),
+    ("format", "format", "{}"),
+    ("accuracy", "accuracy", "{:.2%}"),
+    ("bits_per_example", "bits/example", "{:.3f}"),
+    ("agreement_with_teacher", "agrees w/ teacher", "{:.2%}"),
+    ("params", "params", "{:,}"),
+    ("bytes", "bytes", "{:,}"),
+    ("latency_ms", "latency ms (median, 1 thread)", "{:.3f}"),
+]
+
+
+def markdown_table(rows: list[dict], columns=COLUMNS) -> str:
+    header = "| " + " | ".join(title for _, title, _ in columns) + " |"
+    rule = "|" + "|".join("---" for _ in columns) + "|"
+    lines = [header, rule]
+    for row in rows:
+        cells = [fmt.format(row[key]) if row.get(key) is not None else "" for key, _, fmt in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_frontier(rows: list[dict], path, title: str) -> Path:
+    """Scatter of test accuracy against file size (log scale), one labelled point per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for row in rows:
+        marker = "s" if row["format"] == "keras" else "o"
+        ax.scatter(row["bytes"], row["accuracy"] * 100, marker=marker)
+        ax.annotate(row["name"], (row["bytes"], row["accuracy"] * 100), textcoords="offset points",
+                    xytext=(5, 3), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("bytes on disk (log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    with artifacts.atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def write_report(run_dir, rows: list[dict], info: dict) -> dict:
+    """Write ``report.json`` (``{"models": rows, **info}``), ``report.md`` and ``frontier.png``."""
+    run_dir = Path(run_dir)
+    report = {"models": rows, **info}
+    artifacts.write_json(run_dir / "report.json", report)
+    plot_frontier(rows, run_dir / "frontier.png", f"Compression frontier on {info.get('data', 'the test split')}")
+    lines = [
+        f"# tfgan_compress report: {run_dir.name}",
+        "",
+        f"Data: `{info.get('data')}` ({info.get('test_images')} real test images, "
+        f"{info.get('num_classes')} classes). Preset `{info.get('preset')}`, seed {info.get('seed')}.",
+        "The student was trained on generator samples only; every figure below is measured on the real test split.",
+        "",
+        markdown_table(rows),
+        "",
+        "bits/example: test cross-entropy in bits, the code length of the test labels under the model.",
+        "",
+        f"Student parameters / teacher parameters: {info.get('student_teacher_param_ratio', float('nan')):.3f}.",
+        "",
+        "![accuracy against size](frontier.png)",
+        "",
+        "## Stage timings (seconds)",
+        "",
+    ]
+    lines += [f"- {stage}: {seconds:.1f}" for stage, seconds in info.get("stage_seconds", {}).items()]
+    artifacts.write_text(run_dir / "report.md", "\n".join(lines) + "\n")
+    return report

@@ -1,0 +1,100 @@
+"""The teacher: trained on the real training split, or loaded from the user's ``.keras`` file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from .config import TeacherConfig
+from .data import Dataset, ImageSpec
+from .errors import ModelError
+from .networks import build_classifier
+
+
+def shift_augment(images, max_shift: int, seed):
+    """Random translation by up to ``max_shift`` pixels (zero padding, then random crop)."""
+    shape = tf.shape(images)
+    padded = tf.pad(images, [[0, 0], [max_shift, max_shift], [max_shift, max_shift], [0, 0]])
+    return tf.image.stateless_random_crop(padded, shape, seed=seed)
+
+
+def train_teacher(dataset: Dataset, config: TeacherConfig, seed: int = 0, callbacks=(),
+                  verbose="auto") -> keras.Model:
+    """Train a classifier (logits output) on the real training split with cross-entropy."""
+    model = build_classifier(dataset.spec.image_shape, dataset.num_classes, config.network, name="teacher")
+    ds = tf.data.Dataset.from_tensor_slices((dataset.x_train, dataset.y_train))
+    ds = ds.shuffle(len(dataset.x_train), seed=seed).batch(config.batch_size)
+    if config.augment_shift:
+        ds = ds.enumerate().map(
+            lambda i, xy: (shift_augment(xy[0], config.augment_shift, tf.stack([tf.cast(seed, tf.int64), i])), xy[1]),
+            num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.prefetch(tf.data.AUTOTUNE)
+    steps = config.epochs * -(-len(dataset.x_train) // config.batch_size)
+    model.compile(
+        optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(config.learning_rate, steps, alpha=0.01)),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    model.fit(ds, epochs=config.epochs, callbacks=list(callbacks), verbose=verbose, shuffle=False)
+    return model
+
+
+def load_classifier(path, spec: ImageSpec | None = None, safe_mode: bool = True) -> keras.Model:
+    """Load a user's ``.keras`` classifier and check it fits the data (shape, class count).
+
+    ``safe_mode=True`` refuses to deserialise arbitrary Python code (Lambda layers).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: file not found")
+    try:
+        model = keras.models.load_model(path, compile=False, safe_mode=safe_mode)
+    except ValueError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if "safe_mode" in str(err) or "Lambda" in str(err):
+            raise ModelError(f"{path}: contains Python code (a Lambda layer); refused in safe mode") from None
+        raise ModelError(f"{path}: not a loadable Keras model ({first})") from None
+    except Exception as err:  # zip errors, OSError, ...
+        raise ModelError(f"{path}: not a loadable Keras model ({type(err).__name__}: {err})") from None
+    if spec is not None:
+        check_classifier(model, spec, path)
+    return model
+
+
+def check_classifier(model: keras.Model, spec: ImageSpec, where) -> None:
+    """Raise :class:`ModelError` when ``model`` does not take the data's images or classes."""
+    try:
+        input_shape = tuple(model.inputs[0].shape[1:])
+        output_shape = tuple(model.outputs[0].shape[1:])
+    except (AttributeError, IndexError, TypeError, ValueError):
+        raise ModelError(f"{where}: not a functional/sequential Keras classifier with one input and one output") from None
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ModelError(f"{where}: a classifier needs one input and one output")
+    if input_shape != tuple(spec.image_shape):
+        raise ModelError(f"{where}: takes images of shape {input_shape} but the data has {tuple(spec.image_shape)}")
+    if output_shape != (spec.num_classes,):
+        raise ModelError(f"{where}: outputs shape {output_shape} but the data has {spec.num_classes} classes")
+
+
+
+@keras.saving.register_keras_serializable(package="tfgan_compress")
+class LogProbabilities(keras.layers.Layer):
+    """``log(clip(p, 1e-7, 1))``: turns a softmax output back into logits (up to a constant)."""
+
+    def call(self, probabilities):
+        return keras.ops.log(keras.ops.clip(probabilities, 1e-7, 1.0))
+
+
+def as_logits(model: keras.Model) -> keras.Model:
+    """The model itself when it outputs logits; for a softmax output, a wrapper returning
+    ``log(p)`` (equal to the logits up to a per-example constant, which softmax ignores)."""
+    last = model.layers[-1]
+    is_softmax = isinstance(last, keras.layers.Softmax) or (
+        getattr(last, "activation", None) is keras.activations.softmax)
+    if not is_softmax:
+        return model
+    inputs = keras.Input(shape=model.inputs[0].shape[1:], name="image")
+    logits = LogProbabilities(name="log_probabilities")(model(inputs))
+    return keras.Model(inputs, logits, name=f"{model.name}_logits")
