@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -271,6 +272,8 @@ def _load_npz(arg: str, source: str) -> Dataset:
     path = Path(arg)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"{path}: not a valid .npz file (not a zip archive)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in npz.files]

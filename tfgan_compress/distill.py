@@ -42,6 +42,7 @@ class GeneratorDistiller(keras.Model):
         self.loss_tracker = keras.metrics.Mean(name="distill_loss")
         self.agreement_tracker = keras.metrics.Mean(name="teacher_agreement")
         self.conditioning_tracker = keras.metrics.Mean(name="generator_label_accuracy")
+        self.built = True  # all parts are built functional models (BackupAndRestore needs it)
 
     @property
     def metrics(self):

@@ -54,10 +54,14 @@ class ConditionalGAN(keras.Model):
         self.real_logit_tracker = keras.metrics.Mean(name="d_real")
         self.fake_logit_tracker = keras.metrics.Mean(name="d_fake")
         self.gp_tracker = keras.metrics.Mean(name="gradient_penalty")
+        # The functional sub-networks are built, so the GAN is too (BackupAndRestore needs it).
+        self.built = True
 
     def compile(self, generator_optimizer=None, discriminator_optimizer=None, **kwargs):
         """Two optimizers; every other keyword (``jit_compile``, ``steps_per_execution``...)
-        goes to ``keras.Model.compile``."""
+        goes to ``keras.Model.compile``. ``Model.optimizer`` stays unset: the two below are
+        the only ones, and both are saved with the model (and by BackupAndRestore)."""
+        kwargs.setdefault("optimizer", None)
         super().compile(**kwargs)
         self.generator_optimizer = generator_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.0, beta_2=0.9)
         self.discriminator_optimizer = discriminator_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.0, beta_2=0.9)

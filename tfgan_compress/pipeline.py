@@ -106,6 +106,10 @@ class Run:
     def _announce(self, stage: str, what: str) -> None:
         self.progress(f"[{STAGES.index(stage) + 1}/{len(STAGES)}] {stage}: {what}")
 
+    def _backup(self, name: str) -> keras.callbacks.BackupAndRestore:
+        """Per-epoch backup, so an interrupted stage resumes from its last finished epoch."""
+        return keras.callbacks.BackupAndRestore(str(self.run_dir / "checkpoints" / name), delete_checkpoint=True)
+
     def _tensorboard(self, name: str, update_freq="epoch") -> keras.callbacks.TensorBoard:
         return keras.callbacks.TensorBoard(str(self.logs_dir / name), update_freq=update_freq,
                                            write_graph=False)
@@ -159,7 +163,7 @@ class Run:
         )
         pipeline = data.training_pipeline(dataset.x_train, dataset.y_train, min(cfg.batch_size, len(dataset.x_train)),
                                           seed).repeat()
-        fit_callbacks = [keras.callbacks.TerminateOnNaN()]
+        fit_callbacks = [keras.callbacks.TerminateOnNaN(), self._backup("gan")]
         if teacher is not None:
             fit_callbacks.append(callbacks.TeacherScore(as_logits(teacher), spec.num_classes))
         fit_callbacks += [
@@ -196,7 +200,8 @@ class Run:
                                   f"T={cfg.temperature}")
         start = time.time()
         distill.distill_on_generator(as_logits(teacher), generator, student, cfg, seed=self._seed("distill"),
-                                     callbacks=[keras.callbacks.TerminateOnNaN(), self._tensorboard("distill")],
+                                     callbacks=[keras.callbacks.TerminateOnNaN(), self._backup("distill"),
+                                                self._tensorboard("distill")],
                                      verbose=fit_verbosity())
         artifacts.save_keras(student, self.student_path)
         self._record_time("distill", time.time() - start)

@@ -35,13 +35,17 @@ def plot_frontier(rows: list[dict], path, title: str) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for row in rows:
         marker = "s" if row["format"] == "keras" else "o"
-        ax.scatter(row["bytes"], row["accuracy"] * 100, marker=marker)
-        ax.annotate(row["name"], (row["bytes"], row["accuracy"] * 100), textcoords="offset points",
-                    xytext=(5, 3), fontsize=8)
+        ax.scatter(row["bytes"], row["accuracy"] * 100, marker=marker, s=50, alpha=0.85,
+                   label=f"{row['name']} ({row['format']})")
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:g} kB"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.legend(fontsize=8, loc="lower right")
     ax.set_xlabel("bytes on disk (log scale)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)

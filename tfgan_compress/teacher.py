@@ -38,7 +38,14 @@ def train_teacher(dataset: Dataset, config: TeacherConfig, seed: int = 0, callba
         metrics=["accuracy"],
     )
     model.fit(ds, epochs=config.epochs, callbacks=list(callbacks), verbose=verbose, shuffle=False)
-    return model
+    return without_training_state(model)
+
+
+def without_training_state(model: keras.Model) -> keras.Model:
+    """An uncompiled copy with the same weights, so the saved file holds no optimizer state."""
+    clean = keras.models.clone_model(model)
+    clean.set_weights(model.get_weights())
+    return clean
 
 
 def load_classifier(path, spec: ImageSpec | None = None, safe_mode: bool = True) -> keras.Model:

@@ -1,0 +1,30 @@
+"""Shared fixtures: tiny image data written by the tests themselves (no downloads)."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_arrays():
+    """8x8 grey images of 3 classes: horizontal bar, vertical bar, blank with a dot."""
+    rng = np.random.default_rng(0)
+
+    def make(n):
+        y = np.arange(n) % 3
+        x = rng.integers(0, 40, size=(n, 8, 8)).astype(np.uint8)
+        for i, label in enumerate(y):
+            if label == 0:
+                x[i, 3:5, :] = 255
+            elif label == 1:
+                x[i, :, 3:5] = 255
+            else:
+                x[i, 1, 1] = 255
+        return x, y.astype(np.uint8)
+
+    x_train, y_train = make(30)
+    x_test, y_test = make(12)
+    return x_train, y_train, x_test, y_test

@@ -1,0 +1,124 @@
+"""The command line: an end-to-end run of the tiny preset, and clear refusals of bad input."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfgan_compress import cli
+
+REQUIRED_KEYS = {"name", "format", "accuracy", "bits_per_example", "agreement_with_teacher", "params", "bytes",
+                 "latency_ms"}
+MODEL_NAMES = ["teacher", "student", "student_float32", "student_float16", "student_dynamic", "student_int8"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    assert cli.main(["run", "--preset", "tiny", "--out", str(out), "--seed", "3"]) == 0
+    return out
+
+
+def event_tags(folder):
+    tags = set()
+    for path in folder.glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            tags |= {v.tag for v in event.summary.value}
+    return tags
+
+
+@pytest.mark.slow
+def test_run_writes_every_artifact(tiny_run):
+    out = tiny_run
+    for name in ["config.json", "teacher.keras", "generator.keras", "student.keras", "report.md", "report.json",
+                 "frontier.png", "samples.png", "tflite/labels.txt", "tflite/model_card.json"]:
+        assert (out / name).is_file(), name
+    for variant in ["float32", "float16", "dynamic", "int8"]:
+        assert (out / "tflite" / f"student_{variant}.tflite").stat().st_size > 0
+    assert sorted(p.name for p in (out / "samples").glob("epoch_*.png")) == ["epoch_001.png", "epoch_002.png"]
+    config = json.loads((out / "config.json").read_text())
+    assert config["preset"] == "tiny" and config["seed"] == 3 and "gan" in config and "distill" in config
+    assert {"batch_d_loss", "batch_g_loss", "epoch_d_loss", "epoch_g_loss"} <= event_tags(out / "logs" / "gan" / "train")
+    assert "generator_samples_by_class" in event_tags(out / "logs" / "samples")
+    report = json.loads((out / "report.json").read_text())
+    assert [m["name"] for m in report["models"]] == MODEL_NAMES
+    for row in report["models"]:
+        assert REQUIRED_KEYS <= set(row)
+        assert 0.0 <= row["accuracy"] <= 1.0 and row["bits_per_example"] >= 0 and row["bytes"] > 0
+    assert report["models"][0]["agreement_with_teacher"] == 1.0
+    assert report["real_training_images_seen_by_student"] == 0
+    assert "| student_int8 | tflite |" in (out / "report.md").read_text()
+    assert not list(out.rglob("*.tmp*")), "temporary files left behind"
+
+
+@pytest.mark.slow
+def test_rerun_skips_finished_stages(tiny_run, capsys):
+    before = (tiny_run / "student.keras").stat().st_mtime_ns
+    assert cli.main(["evaluate", "--out", str(tiny_run)]) == 0
+    assert cli.main(["distill", "--out", str(tiny_run)]) == 0
+    assert "using" in capsys.readouterr().out
+    assert (tiny_run / "student.keras").stat().st_mtime_ns == before
+
+
+def run_cli(args, tmp_path, capsys):
+    status = cli.main(args)
+    captured = capsys.readouterr()
+    return status, captured.err.strip()
+
+
+@pytest.mark.parametrize("make_args, fragment", [
+    (lambda p: ["run", "--data", f"npz:{p / 'missing.npz'}"], "missing.npz: file not found"),
+    (lambda p: ["run", "--data", f"idx:{p}"], "train-images-idx3-ubyte"),
+    (lambda p: ["run", "--data", "nonsense"], "unknown data source"),
+    (lambda p: ["run", "--preset", "huge"], "unknown preset"),
+    (lambda p: ["run", "--teacher", str(p / "teacher.keras")], "teacher.keras: file not found"),
+    (lambda p: ["distill"], "needs --out"),
+])
+def test_bad_input_gives_one_line_and_status_2_and_writes_nothing(tmp_path, capsys, make_args, fragment):
+    out = tmp_path / "run"
+    status, err = run_cli(make_args(tmp_path) + (["--out", str(out)] if make_args(tmp_path)[0] == "run" else []),
+                          tmp_path, capsys)
+    assert status == 2
+    assert len(err.splitlines()) == 1 and fragment in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_bad_config_file(tmp_path, capsys):
+    (tmp_path / "c.json").write_text(json.dumps({"gan": {"epochs": "many"}}))
+    status, err = run_cli(["run", "--config", str(tmp_path / "c.json"), "--out", str(tmp_path / "r")],
+                          tmp_path, capsys)
+    assert status == 2 and "c.json" in err and "gan.epochs must be an integer" in err
+    (tmp_path / "broken.json").write_text("{")
+    status, err = run_cli(["run", "--config", str(tmp_path / "broken.json")], tmp_path, capsys)
+    assert status == 2 and "not valid JSON" in err
+
+
+def test_teacher_that_does_not_fit_the_data(tmp_path, capsys):
+    import keras
+
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    model.save(tmp_path / "mnist_teacher.keras")
+    (tmp_path / "junk.keras").write_bytes(b"not a zip")
+    status, err = run_cli(["run", "--teacher", str(tmp_path / "mnist_teacher.keras"), "--out", str(tmp_path / "r")],
+                          tmp_path, capsys)
+    assert status == 2 and "(28, 28, 1)" in err and "(8, 8, 1)" in err
+    status, err = run_cli(["run", "--teacher", str(tmp_path / "junk.keras"), "--out", str(tmp_path / "r")],
+                          tmp_path, capsys)
+    assert status == 2 and "junk.keras" in err and "not a loadable Keras model" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_usage_errors_exit_2_via_the_installed_command(tmp_path):
+    command = shutil.which("tfgan-compress")
+    assert command, "the tfgan-compress console script is not installed"
+    result = subprocess.run([command, "run", "--seed", "notanumber"], capture_output=True, text=True)
+    assert result.returncode == 2 and "invalid int value" in result.stderr
+    result = subprocess.run([sys.executable, "-m", "tfgan_compress.cli", "run", "--data", "npz:/nonexistent.npz",
+                             "--out", str(tmp_path / "r")], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == "tfgan-compress: error: /nonexistent.npz: file not found"
+    assert not (tmp_path / "r").exists()

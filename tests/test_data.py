@@ -1,0 +1,180 @@
+"""Each data source on a tiny fixture written by the test, and each malformed input's error."""
+
+import gzip
+import struct
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tfgan_compress import data
+from tfgan_compress.errors import DataError
+
+
+def write_idx(path, array, gz=False, dtype_code=0x08):
+    header = struct.pack(">HBB", 0, dtype_code, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    raw = header + array.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+    return path
+
+
+def write_idx_dir(directory, arrays, gz=False):
+    directory.mkdir(exist_ok=True)
+    for key, stem in data.IDX_FILES.items():
+        write_idx(directory / (stem + (".gz" if gz else "")), arrays[key], gz)
+    return directory
+
+
+def arrays_dict(tiny_arrays):
+    return dict(zip(["x_train", "y_train", "x_test", "y_test"], tiny_arrays))
+
+
+def test_digits_is_embedded_and_split_fixed():
+    ds = data.load("digits")
+    assert ds.x_train.shape == (1347, 8, 8, 1) and ds.x_test.shape == (450, 8, 8, 1)
+    assert ds.x_train.dtype == np.float32 and 0.0 <= ds.x_train.min() and ds.x_train.max() == 1.0
+    assert ds.num_classes == 10
+    np.testing.assert_array_equal(data.load("digits").y_test, ds.y_test)  # same split every time
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_idx_source(tmp_path, tiny_arrays, gz):
+    directory = write_idx_dir(tmp_path / "idx", arrays_dict(tiny_arrays), gz)
+    ds = data.load(f"idx:{directory}")
+    assert ds.spec.image_shape == (8, 8, 1) and ds.num_classes == 3
+    np.testing.assert_allclose(ds.x_train[..., 0] * 255, tiny_arrays[0], atol=1e-3)
+    np.testing.assert_array_equal(ds.y_test, tiny_arrays[3])
+
+
+def test_npz_source(tmp_path, tiny_arrays):
+    path = tmp_path / "d.npz"
+    np.savez(path, **arrays_dict(tiny_arrays), class_names=np.array(["h", "v", "dot"]))
+    ds = data.load(f"npz:{path}")
+    assert ds.class_names == ("h", "v", "dot") and len(ds.x_test) == 12
+
+
+def test_npz_rgb_float(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.random((20, 16, 12, 3)).astype(np.float32)
+    y = np.arange(20) % 2
+    np.savez(tmp_path / "rgb.npz", x_train=x, y_train=y, x_test=x[:4], y_test=y[:4])
+    ds = data.load(f"npz:{tmp_path / 'rgb.npz'}")
+    assert ds.spec.image_shape == (16, 12, 3)
+    np.testing.assert_allclose(ds.x_train, x)
+
+
+def test_folder_source(tmp_path, tiny_arrays):
+    x, y = tiny_arrays[0], tiny_arrays[1]
+    for i, (image, label) in enumerate(zip(x, y)):
+        folder = tmp_path / "imgs" / ["bar", "column", "dot"][label]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / f"{i}.png")
+    ds = data.load(f"folder:{tmp_path / 'imgs'}")
+    assert ds.class_names == ("bar", "column", "dot")
+    assert len(ds.x_train) + len(ds.x_test) == 30 and len(ds.x_test) == 6
+    assert ds.spec.image_shape == (8, 8, 1)
+
+
+def test_training_pipeline_batches(tiny_arrays):
+    ds = data.make_dataset(*tiny_arrays, "t", "t")
+    x, y = next(iter(data.training_pipeline(ds.x_train, ds.y_train, 4, seed=0)))
+    assert x.shape == (4, 8, 8, 1) and y.shape == (4,)
+
+
+# ------------------------------------------------------------------ malformed input
+
+
+def expect_error(source, *fragments):
+    with pytest.raises(DataError) as info:
+        data.load(source)
+    message = str(info.value)
+    assert "\n" not in message
+    for fragment in fragments:
+        assert fragment in message, message
+    return message
+
+
+def test_unknown_source():
+    expect_error("mnist", "unknown data source")
+    expect_error("ftp:x", "unknown data source kind")
+
+
+def test_idx_missing_file(tmp_path, tiny_arrays):
+    directory = write_idx_dir(tmp_path / "idx", arrays_dict(tiny_arrays))
+    (directory / "t10k-labels-idx1-ubyte").unlink()
+    expect_error(f"idx:{directory}", "t10k-labels-idx1-ubyte", "not found")
+
+
+def test_idx_truncated(tmp_path, tiny_arrays):
+    directory = write_idx_dir(tmp_path / "idx", arrays_dict(tiny_arrays))
+    path = directory / "train-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:100])
+    expect_error(f"idx:{directory}", "train-images-idx3-ubyte", "truncated")
+
+
+def test_idx_wrong_magic(tmp_path, tiny_arrays):
+    directory = write_idx_dir(tmp_path / "idx", arrays_dict(tiny_arrays))
+    (directory / "train-labels-idx1-ubyte").write_bytes(b"\x12\x34\x56\x78" + bytes(30))
+    expect_error(f"idx:{directory}", "train-labels-idx1-ubyte", "magic")
+
+
+def test_idx_header_claiming_too_many_images_is_refused(tmp_path):
+    path = tmp_path / "huge"
+    path.write_bytes(struct.pack(">HBBIII", 0, 8, 3, 10 ** 9, 28, 28) + bytes(1000))
+    with pytest.raises(DataError, match="truncated"):
+        data.read_idx(path)
+
+
+def test_idx_count_mismatch(tmp_path, tiny_arrays):
+    arrays = arrays_dict(tiny_arrays)
+    arrays["y_train"] = arrays["y_train"][:-1]
+    directory = write_idx_dir(tmp_path / "idx", arrays)
+    expect_error(f"idx:{directory}", "train-labels-idx1-ubyte", "29 labels", "30 images")
+
+
+def test_npz_missing_arrays(tmp_path, tiny_arrays):
+    np.savez(tmp_path / "bad.npz", x_train=tiny_arrays[0], y_train=tiny_arrays[1])
+    expect_error(f"npz:{tmp_path / 'bad.npz'}", "bad.npz", "missing", "x_test", "y_test")
+
+
+def test_npz_object_arrays_refused(tmp_path, tiny_arrays):
+    arrays = arrays_dict(tiny_arrays)
+    arrays["y_train"] = np.array([object()] * 30, dtype=object)
+    np.savez(tmp_path / "obj.npz", **arrays)
+    expect_error(f"npz:{tmp_path / 'obj.npz'}", "obj.npz", "object arrays")
+
+
+def test_npz_not_a_zip(tmp_path):
+    (tmp_path / "junk.npz").write_bytes(b"not a zip file at all")
+    expect_error(f"npz:{tmp_path / 'junk.npz'}", "junk.npz", "not a valid .npz")
+
+
+@pytest.mark.parametrize("mutate, fragment", [
+    (lambda a: a.update(y_train=a["y_train"].astype(np.float32) + 0.5), "integers"),
+    (lambda a: a.update(y_test=-np.ones_like(a["y_test"], dtype=np.int64)), ">= 0"),
+    (lambda a: a.update(x_train=np.zeros((30, 4, 4))), "outside the supported"),
+    (lambda a: a.update(x_train=np.zeros((30, 8, 8, 2))), "channels"),
+    (lambda a: a.update(x_train=np.zeros((30, 8))), "shape"),
+    (lambda a: a.update(y_train=np.where(a["y_train"] == 1, 0, a["y_train"])), "no training images"),
+    (lambda a: a.update(x_test=np.zeros((12, 9, 9))), "test images"),
+])
+def test_npz_bad_contents(tmp_path, tiny_arrays, mutate, fragment):
+    arrays = arrays_dict(tiny_arrays)
+    mutate(arrays)
+    np.savez(tmp_path / "d.npz", **arrays)
+    expect_error(f"npz:{tmp_path / 'd.npz'}", "d.npz", fragment)
+
+
+def test_folder_errors(tmp_path):
+    expect_error(f"folder:{tmp_path / 'nope'}", "nope", "not a folder")
+    (tmp_path / "one" / "a").mkdir(parents=True)
+    expect_error(f"folder:{tmp_path / 'one'}", "at least 2 class")
+    root = tmp_path / "mixed"
+    for cls in "ab":
+        (root / cls).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(np.zeros((8, 8), np.uint8)).save(root / cls / f"{i}.png")
+    Image.fromarray(np.zeros((10, 10), np.uint8)).save(root / "b" / "2.png")
+    expect_error(f"folder:{root}", "2.png", "10x10")
+    (root / "b" / "2.png").write_bytes(b"garbage")
+    expect_error(f"folder:{root}", "2.png", "not a readable image")

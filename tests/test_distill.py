@@ -1,0 +1,54 @@
+"""Distillation on generator samples: trains the student, and cannot see real data."""
+
+import inspect
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfgan_compress import distill, networks
+from tfgan_compress.config import ClassifierConfig, DistillConfig
+
+SHAPE, CLASSES, NOISE = (8, 8, 1), 3, 4
+SMALL = ClassifierConfig(conv_filters=(2, 4), dense_units=(8, 8))
+
+
+def parts():
+    keras.utils.set_random_seed(0)
+    teacher = networks.build_classifier(SHAPE, CLASSES, SMALL, "teacher")
+    generator = networks.build_generator(SHAPE, CLASSES, NOISE, width=4)
+    student = networks.build_classifier(SHAPE, CLASSES, SMALL, "student")
+    return teacher, generator, student
+
+
+def test_distillation_trains_only_the_student():
+    teacher, generator, student = parts()
+    frozen = [w.numpy().copy() for w in teacher.weights + generator.weights]
+    before = [w.numpy().copy() for w in student.weights]
+    history = distill.distill_on_generator(
+        teacher, generator, student, DistillConfig(network=SMALL, epochs=2, steps_per_epoch=3, batch_size=8),
+        verbose=0)
+    assert {"distill_loss", "teacher_agreement", "generator_label_accuracy"} <= set(history.history)
+    assert len(history.history["distill_loss"]) == 2
+    assert any(not np.allclose(a, w.numpy()) for a, w in zip(before, student.weights))
+    assert all(np.allclose(a, w.numpy()) for a, w in zip(frozen, teacher.weights + generator.weights))
+
+
+def test_distill_has_no_parameter_for_real_data():
+    # Structural guarantee: the only inputs are models and a config; fit sees class labels only.
+    params = set(inspect.signature(distill.distill_on_generator).parameters)
+    assert params == {"teacher", "generator", "student", "config", "seed", "callbacks", "verbose"}
+    labels = next(iter(distill.label_batches(CLASSES, 16, seed=0)))
+    assert labels.dtype == tf.int32 and labels.shape == (16,)
+    assert 0 <= int(tf.reduce_min(labels)) and int(tf.reduce_max(labels)) < CLASSES
+
+
+def test_synthesized_batch_mixes_half_the_images():
+    teacher, generator, student = parts()
+    model = distill.GeneratorDistiller(teacher, generator, student, NOISE, mixup=False)
+    labels = tf.constant([0, 1, 2, 0], tf.int32)
+    pure = model.synthesize(labels)
+    assert pure.shape == (4, *SHAPE)
+    mixed = distill.GeneratorDistiller(teacher, generator, student, NOISE, mixup=True).synthesize(labels)
+    assert mixed.shape == (4, *SHAPE)
+    assert float(tf.reduce_min(mixed)) >= 0.0 and float(tf.reduce_max(mixed)) <= 1.0

@@ -1,0 +1,25 @@
+"""Metrics by hand."""
+
+import math
+
+import numpy as np
+import pytest
+
+from tfgan_compress import evaluate
+
+
+def test_classification_metrics_by_hand():
+    probs = np.array([[0.5, 0.5, 0.0], [0.25, 0.75, 0.0], [0.0, 0.0, 1.0], [0.9, 0.1, 0.0]])
+    labels = np.array([0, 1, 2, 1])
+    teacher = np.array([0, 1, 2, 0])
+    m = evaluate.classification_metrics(probs, labels, teacher)
+    assert m["accuracy"] == pytest.approx(0.75)  # argmax [0, 1, 2, 0]
+    # bits: -log2 of [0.5, 0.75, 1.0, 0.1]
+    expected_bits = (1 + -math.log2(0.75) + 0 + -math.log2(0.1)) / 4
+    assert m["bits_per_example"] == pytest.approx(expected_bits)
+    assert m["agreement_with_teacher"] == pytest.approx(1.0)
+
+
+def test_zero_probability_costs_twenty_bits_not_infinity():
+    m = evaluate.classification_metrics(np.array([[1.0, 0.0]]), np.array([1]))
+    assert m["bits_per_example"] == pytest.approx(20.0)

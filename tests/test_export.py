@@ -1,0 +1,85 @@
+"""TFLite export: every variant loads in LiteRT and predicts the right shape and dtype."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from tfgan_compress import export, networks
+from tfgan_compress.config import ClassifierConfig
+from tfgan_compress.errors import ExportError
+from tfgan_compress.litert import TFLiteClassifier, dequantize, quantize
+
+SHAPE, CLASSES = (8, 8, 1), 3
+
+
+@pytest.fixture(scope="module")
+def student():
+    keras.utils.set_random_seed(0)
+    return networks.build_classifier(SHAPE, CLASSES, ClassifierConfig((2, 4), (8, 8)), "student")
+
+
+@pytest.fixture(scope="module")
+def images():
+    return np.random.default_rng(0).random((40, *SHAPE)).astype(np.float32)
+
+
+def test_every_variant_loads_and_predicts(tmp_path_factory, student, images):
+    out = tmp_path_factory.mktemp("tflite")
+    exported = export.export_classifier(student, out, "student", images, images,
+                                        agreement_bars={"dynamic": 0.0, "int8": 0.0}, progress=lambda _: None)
+    assert [f.variant for f in exported] == list(export.VARIANTS)
+    for f in exported:
+        runner = TFLiteClassifier(model_path=f.path)
+        assert runner.input_shape == SHAPE
+        assert runner.input_dtype == np.float32 and runner.output_dtype == np.float32
+        probs = runner.predict(images[:5])
+        assert probs.shape == (5, CLASSES) and probs.dtype == np.float32
+        np.testing.assert_allclose(probs.sum(-1), 1.0, atol=0.02)
+    ops = {v: _op_names(out / f"student_{v}.tflite") for v in export.VARIANTS}
+    assert not any("Flex" in name for names in ops.values() for name in names)
+    assert "CONV_2D" in ops["int8"]
+    export.write_labels_and_card(out, ["a", "b", "c"], SHAPE, exported)
+    assert (out / "labels.txt").read_text() == "a\nb\nc\n"
+    card = json.loads((out / "model_card.json").read_text())
+    assert {f["file"]: f["sha256"] for f in card["files"]} == {
+        f.path.name: export.sha256(f.path) for f in exported}
+
+
+def _op_names(path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    return {op["op_name"] for op in interpreter._get_ops_details()}
+
+
+def test_int8_file_has_int8_weights_and_activations(student, images):
+    from ai_edge_litert.interpreter import Interpreter
+
+    int8 = export.convert(export.probability_model(student), "int8", images)
+    interpreter = Interpreter(model_content=int8)
+    dtypes = {np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()}
+    assert "int8" in dtypes and "float16" not in dtypes
+    with pytest.raises(ValueError, match="calibration"):
+        export.convert(export.probability_model(student), "int8", None)
+
+
+def test_export_below_its_agreement_bar_fails_and_keeps_no_file(tmp_path, student, images):
+    # Calibrating on blank images leaves the int8 activations badly scaled for real inputs,
+    # and a bar of 100% + epsilon cannot be met by any file: the export must refuse.
+    with pytest.raises(ExportError, match="below the required"):
+        export.export_classifier(student, tmp_path, "student", np.zeros_like(images[:4]), images,
+                                 variants=("float32", "int8"), agreement_bars={"int8": 1.01},
+                                 progress=lambda _: None)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_quantize_dequantize_round_trip():
+    detail = {"dtype": np.int8, "quantization": (1 / 255, -128)}
+    x = np.linspace(0, 1, 256, dtype=np.float32)
+    q = quantize(x, detail)
+    assert q.dtype == np.int8 and q.min() == -128 and q.max() == 127
+    np.testing.assert_allclose(dequantize(q, detail), x, atol=0.5 / 255 + 1e-6)
+    float_detail = {"dtype": np.float32, "quantization": (0.0, 0)}
+    np.testing.assert_array_equal(dequantize(quantize(x, float_detail), float_detail), x)

@@ -1,0 +1,63 @@
+"""Loss values against hand-computed numbers on 4-element tensors."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfgan_compress import losses
+
+REAL = tf.constant([1.0, -1.0, 0.5, 2.0])
+FAKE = tf.constant([-1.0, 0.0, 2.0, -3.0])
+
+
+def softplus(x):
+    return math.log1p(math.exp(x))
+
+
+def test_hinge():
+    # relu(1 - real) = [0, 2, 0.5, 0]; relu(1 + fake) = [0, 1, 3, 0]
+    np.testing.assert_allclose(losses.hinge_discriminator_loss(REAL, FAKE), [0.0, 3.0, 3.5, 0.0])
+    np.testing.assert_allclose(losses.hinge_generator_loss(FAKE), [1.0, 0.0, -2.0, 3.0])
+
+
+def test_non_saturating():
+    expected_d = [softplus(-r) + softplus(f) for r, f in zip([1, -1, 0.5, 2], [-1, 0, 2, -3])]
+    np.testing.assert_allclose(losses.non_saturating_discriminator_loss(REAL, FAKE), expected_d, rtol=1e-6)
+    # -log(sigmoid(0)) = log 2
+    np.testing.assert_allclose(losses.non_saturating_generator_loss(tf.zeros(4)), [math.log(2)] * 4, rtol=1e-6)
+
+
+def test_wasserstein():
+    np.testing.assert_allclose(losses.wasserstein_discriminator_loss(REAL, FAKE), [-2.0, 1.0, 1.5, -5.0])
+    np.testing.assert_allclose(losses.wasserstein_generator_loss(FAKE), [1.0, 0.0, -2.0, 3.0])
+
+
+@pytest.mark.parametrize("weight, expected", [(0.5, 0.0), (1.0, 1.0), (0.25, 0.25)])
+def test_gradient_penalty_of_a_linear_critic(weight, expected):
+    # D(x) = w * sum(x) on 2x2x1 images: grad = w everywhere, ||grad|| = 2w, penalty (2w - 1)^2.
+    def critic(images, labels):
+        return weight * tf.reduce_sum(images, axis=[1, 2, 3])
+
+    real = tf.random.uniform([4, 2, 2, 1])
+    fake = tf.random.uniform([4, 2, 2, 1])
+    penalty = losses.gradient_penalty(critic, real, fake, tf.zeros([4], tf.int32), seed=[1, 2])
+    np.testing.assert_allclose(penalty, [expected] * 4, atol=1e-5)
+
+
+def test_distillation_loss_by_hand():
+    # teacher p = [0.5, 0.5], student q = [0.25, 0.75]: KL = 0.5 ln(0.5/0.25) + 0.5 ln(0.5/0.75) = 0.5 ln(4/3)
+    teacher = tf.constant([[0.0, 0.0]] * 4)
+    student = tf.constant([[0.0, math.log(3.0)]] * 4)
+    np.testing.assert_allclose(losses.distillation_loss(teacher, student, 1.0), [0.5 * math.log(4 / 3)] * 4,
+                               rtol=1e-5)
+    # At T = 2, logits scaled by 2 give the same distributions, and the loss is multiplied by T^2 = 4.
+    np.testing.assert_allclose(losses.distillation_loss(teacher, 2 * student, 2.0), [2 * math.log(4 / 3)] * 4,
+                               rtol=1e-5)
+    np.testing.assert_allclose(losses.distillation_loss(student, student, 3.0), [0.0] * 4, atol=1e-6)
+
+
+def test_average_over_global_batch():
+    assert float(losses.average_over_global_batch(tf.constant([1.0, 2.0, 3.0, 6.0]))) == pytest.approx(3.0)
+    assert float(losses.average_over_global_batch(tf.constant([1.0, 2.0, 3.0, 6.0]), 8)) == pytest.approx(1.5)
