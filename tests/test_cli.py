@@ -4,8 +4,9 @@ import json
 import shutil
 import subprocess
 import sys
+import zipfile
 
-import numpy as np
+import h5py
 import pytest
 import tensorflow as tf
 
@@ -53,6 +54,8 @@ def test_run_writes_every_artifact(tiny_run):
     assert report["real_training_images_seen_by_student"] == 0
     assert "| student_int8 | tflite |" in (out / "report.md").read_text()
     assert not list(out.rglob("*.tmp*")), "temporary files left behind"
+    with zipfile.ZipFile(out / "teacher.keras") as archive, archive.open("model.weights.h5") as weights:
+        assert "optimizer" not in h5py.File(weights, "r"), "teacher.keras carries optimizer state"
 
 
 @pytest.mark.slow

@@ -178,3 +178,15 @@ def test_folder_errors(tmp_path):
     expect_error(f"folder:{root}", "2.png", "10x10")
     (root / "b" / "2.png").write_bytes(b"garbage")
     expect_error(f"folder:{root}", "2.png", "not a readable image")
+
+
+def test_unknown_tfds_name_is_a_clear_error():
+    expect_error("tfds:no_such_dataset_xyz", "tfds:no_such_dataset_xyz", "cannot load")
+
+
+def test_uint8_images_are_scaled_by_255(tiny_arrays):
+    ds = data.make_dataset(*tiny_arrays, "t", "t")
+    np.testing.assert_allclose(ds.x_train[..., 0], tiny_arrays[0] / 255.0, atol=1e-6)
+    dark = np.zeros((4, 8, 8), np.uint8)
+    dark[:, 0, 0] = 1  # integer pixels with max 1 are still 8-bit values
+    assert data.make_dataset(dark, [0, 1, 0, 1], dark, [0, 1, 0, 1], "t", "t").x_train.max() == pytest.approx(1 / 255)

@@ -236,7 +236,6 @@ def _mnist() -> RunConfig:
     lenet5_half = ClassifierConfig(conv_filters=(3, 8), dense_units=(60, 42), kernel_size=5)
     return RunConfig(
         preset="mnist",
-        data="idx:../shared/data/mnist",
         teacher=TeacherConfig(network=lenet5, epochs=12, batch_size=128, learning_rate=1e-3),
         gan=GANConfig(noise_dim=64, generator_width=64, discriminator_width=64, epochs=8,
                       steps_per_epoch=0, batch_size=128, log_every_steps=50),

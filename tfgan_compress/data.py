@@ -14,9 +14,11 @@ A source is a string:
 * ``folder:DIR``: one sub-folder per class holding image files (PNG, JPEG, BMP, GIF), all
   of one size; split 80/20 per class with seed 0.
 
-Images come out as float32 in [0, 1] with shape (N, H, W, C), C in {1, 3}, 8 <= H, W <= 64;
-labels as int32 in [0, num_classes). Anything else raises :class:`DataError` with a
-one-line message that names the file and the problem.
+Pixels are scaled to [0, 1]: integer arrays and arrays with values above 1 are divided
+by 255; float arrays already in [0, 1] are kept. Images come out as float32 with shape
+(N, H, W, C), C in {1, 3}, 8 <= H, W <= 64; labels as int32 in [0, num_classes).
+Anything else raises :class:`DataError` with a one-line message that names the file and
+the problem.
 """
 
 from __future__ import annotations
@@ -143,18 +145,17 @@ def _as_images(x, where: str) -> np.ndarray:
         raise DataError(f"{where}: images must have 1 (grey) or 3 (RGB) channels, got {c}")
     if not (MIN_SIZE <= h <= MAX_SIZE and MIN_SIZE <= w <= MAX_SIZE):
         raise DataError(f"{where}: image size {h}x{w} is outside the supported {MIN_SIZE}..{MAX_SIZE} pixels")
+    raw_dtype = x.dtype
     x = x.astype(np.float32)
     if not np.all(np.isfinite(x)):
         raise DataError(f"{where}: images contain NaN or infinite values")
     lo, hi = float(x.min()), float(x.max())
     if lo < 0:
         raise DataError(f"{where}: pixel values must not be negative (min {lo})")
-    if hi > 1.0:
-        # Integer-valued pixels: 0..255 images, or 0..16 like scikit-learn's digits.
-        scale = 255.0 if hi > 16.0 else 16.0
-        if hi > 255.0:
-            raise DataError(f"{where}: pixel values above 255 (max {hi}); expected [0, 1] or 0..255")
-        x = x / scale
+    if hi > 255.0:
+        raise DataError(f"{where}: pixel values above 255 (max {hi}); expected [0, 1] or 0..255")
+    if hi > 1.0 or np.issubdtype(raw_dtype, np.integer):
+        x = x / 255.0  # 8-bit pixels
     return x
 
 

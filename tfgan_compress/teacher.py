@@ -43,7 +43,7 @@ def train_teacher(dataset: Dataset, config: TeacherConfig, seed: int = 0, callba
 
 def without_training_state(model: keras.Model) -> keras.Model:
     """An uncompiled copy with the same weights, so the saved file holds no optimizer state."""
-    clean = keras.models.clone_model(model)
+    clean = model.__class__.from_config(model.get_config())  # clone_model would copy the compile state
     clean.set_weights(model.get_weights())
     return clean
 
