@@ -47,8 +47,18 @@ def test_synthesized_batch_mixes_half_the_images():
     teacher, generator, student = parts()
     model = distill.GeneratorDistiller(teacher, generator, student, NOISE, mixup=False)
     labels = tf.constant([0, 1, 2, 0], tf.int32)
-    pure = model.synthesize(labels)
-    assert pure.shape == (4, *SHAPE)
-    mixed = distill.GeneratorDistiller(teacher, generator, student, NOISE, mixup=True).synthesize(labels)
-    assert mixed.shape == (4, *SHAPE)
+    pure, unmixed = model.synthesize(labels)
+    assert pure.shape == (4, *SHAPE) and list(unmixed.numpy()) == [1, 1, 1, 1]
+    mixed, unmixed = distill.GeneratorDistiller(teacher, generator, student, NOISE, mixup=True).synthesize(
+        tf.zeros([256], tf.int32))
+    assert mixed.shape == (256, *SHAPE) and 0.3 < float(tf.reduce_mean(unmixed)) < 0.7
     assert float(tf.reduce_min(mixed)) >= 0.0 and float(tf.reduce_max(mixed)) <= 1.0
+
+
+def test_distillation_on_real_images_reference():
+    teacher, _, student = parts()
+    images = np.random.default_rng(0).random((32, *SHAPE)).astype(np.float32)
+    history = distill.distill_on_images(teacher, student, images,
+                                        DistillConfig(network=SMALL, epochs=1, steps_per_epoch=2, batch_size=8),
+                                        verbose=0)
+    assert set(history.history) == {"distill_loss", "teacher_agreement"}

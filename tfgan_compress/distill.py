@@ -21,57 +21,41 @@ import tensorflow as tf
 
 from . import losses
 from .config import DistillConfig
+from .gan import per_replica_seed
 
 
-@keras.saving.register_keras_serializable(package="tfgan_compress")
-class GeneratorDistiller(keras.Model):
-    """Student trained on teacher soft labels of generator samples (``fit`` on label batches)."""
+class _Distiller(keras.Model):
+    """Shared ``train_step``: teacher logits -> student loss ``T^2 KL`` -> student update.
 
-    def __init__(self, teacher, generator, student, noise_dim: int, temperature: float = 4.0,
-                 mixup: bool = True, seed: int = 0, **kwargs):
+    Subclasses say where a step's images come from (:meth:`step_images`, which also returns
+    a context handed to :meth:`update_extra_metrics`).
+    """
+
+    def __init__(self, teacher, student, temperature: float = 4.0, **kwargs):
         super().__init__(**kwargs)
         self.teacher = teacher
-        self.generator = generator
         self.student = student
         self.teacher.trainable = False
-        self.generator.trainable = False
-        self.noise_dim = noise_dim
         self.temperature = temperature
-        self.mixup = mixup
-        self.seed_generator = keras.random.SeedGenerator(seed)
         self.loss_tracker = keras.metrics.Mean(name="distill_loss")
         self.agreement_tracker = keras.metrics.Mean(name="teacher_agreement")
-        self.conditioning_tracker = keras.metrics.Mean(name="generator_label_accuracy")
         self.built = True  # all parts are built functional models (BackupAndRestore needs it)
 
     @property
     def metrics(self):
-        return [self.loss_tracker, self.agreement_tracker, self.conditioning_tracker]
+        return [self.loss_tracker, self.agreement_tracker]
 
     def call(self, images, training=False):
         return self.student(images, training=training)
 
-    def synthesize(self, labels):
-        """A batch of generator images for ``labels`` (half mixed when ``mixup``)."""
-        batch = tf.shape(labels)[0]
-        seed = tf.cast(self.seed_generator.next(), tf.int64)
-        replica = tf.distribute.get_replica_context()
-        if replica is not None:
-            seed = seed + tf.stack([tf.cast(replica.replica_id_in_sync_group, tf.int64) * 1_000_003, 0])
-        noise = tf.random.stateless_normal((batch, self.noise_dim), seed=seed)
-        images = self.generator([noise, labels], training=False)
-        if self.mixup:
-            lam = tf.random.stateless_uniform((batch, 1, 1, 1), seed=seed + [0, 7])
-            use_mix = tf.cast(tf.random.stateless_uniform((batch, 1, 1, 1), seed=seed + [0, 13]) < 0.5,
-                              images.dtype)
-            lam = use_mix * lam + (1.0 - use_mix)
-            partner = tf.argsort(tf.random.stateless_uniform((batch,), seed=seed + [0, 17]))
-            images = lam * images + (1.0 - lam) * tf.gather(images, partner)
-        return images
+    def step_images(self, data):
+        raise NotImplementedError
+
+    def update_extra_metrics(self, context, teacher_classes):
+        pass
 
     def train_step(self, data):
-        labels = tf.cast(tf.reshape(data, [-1]), tf.int32)
-        images = self.synthesize(labels)
+        images, context = self.step_images(data)
         teacher_logits = self.teacher(images, training=False)
         with tf.GradientTape() as tape:
             student_logits = self.student(images, training=True)
@@ -79,12 +63,68 @@ class GeneratorDistiller(keras.Model):
             loss = losses.average_over_global_batch(per_example)
         grads = tape.gradient(loss, self.student.trainable_variables)
         self.optimizer.apply(grads, self.student.trainable_variables)
-        teacher_class = tf.argmax(teacher_logits, axis=-1, output_type=tf.int32)
+        teacher_classes = tf.argmax(teacher_logits, axis=-1, output_type=tf.int32)
         self.loss_tracker.update_state(tf.reduce_mean(per_example))
-        self.agreement_tracker.update_state(
-            tf.cast(tf.equal(tf.argmax(student_logits, axis=-1, output_type=tf.int32), teacher_class), tf.float32))
-        self.conditioning_tracker.update_state(tf.cast(tf.equal(teacher_class, labels), tf.float32))
+        self.agreement_tracker.update_state(tf.cast(
+            tf.equal(tf.argmax(student_logits, axis=-1, output_type=tf.int32), teacher_classes), tf.float32))
+        self.update_extra_metrics(context, teacher_classes)
         return {m.name: m.result() for m in self.metrics}
+
+
+@keras.saving.register_keras_serializable(package="tfgan_compress")
+class GeneratorDistiller(_Distiller):
+    """Student trained on teacher soft labels of generator samples (``fit`` on label batches)."""
+
+    def __init__(self, teacher, generator, student, noise_dim: int, temperature: float = 4.0,
+                 mixup: bool = True, seed: int = 0, **kwargs):
+        super().__init__(teacher, student, temperature, **kwargs)
+        self.generator = generator
+        self.generator.trainable = False
+        self.noise_dim = noise_dim
+        self.mixup = mixup
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.conditioning_tracker = keras.metrics.Mean(name="generator_label_accuracy")
+
+    @property
+    def metrics(self):
+        return super().metrics + [self.conditioning_tracker]
+
+    def synthesize(self, labels):
+        """Generator images for ``labels`` and a 0/1 mask of those left unmixed.
+
+        With ``mixup``, about half the images become ``lam * x_i + (1 - lam) * x_j``,
+        ``lam ~ U(0, 1)``, ``j`` a random partner from the batch.
+        """
+        batch = tf.shape(labels)[0]
+        seed = per_replica_seed(self.seed_generator)
+        noise = tf.random.stateless_normal((batch, self.noise_dim), seed=seed)
+        images = self.generator([noise, labels], training=False)
+        if not self.mixup:
+            return images, tf.ones([batch])
+        lam = tf.random.stateless_uniform((batch,), seed=seed + [0, 7])
+        mixed = tf.cast(tf.random.stateless_uniform((batch,), seed=seed + [0, 13]) < 0.5, images.dtype)
+        lam = mixed * lam + (1.0 - mixed)
+        partner = tf.argsort(tf.random.stateless_uniform((batch,), seed=seed + [0, 17]))
+        lam4 = tf.reshape(lam, [-1, 1, 1, 1])
+        return lam4 * images + (1.0 - lam4) * tf.gather(images, partner), 1.0 - mixed
+
+    def step_images(self, data):
+        labels = tf.cast(tf.reshape(data, [-1]), tf.int32)
+        images, unmixed = self.synthesize(labels)
+        return images, (labels, unmixed)
+
+    def update_extra_metrics(self, context, teacher_classes):
+        # How often the teacher sees the class the generator was asked for (unmixed images only).
+        labels, unmixed = context
+        self.conditioning_tracker.update_state(tf.cast(tf.equal(teacher_classes, labels), tf.float32),
+                                               sample_weight=unmixed)
+
+
+class ImageDistiller(_Distiller):
+    """Student trained on teacher soft labels of given images: the real-data reference."""
+
+    def step_images(self, data):
+        return (data[0] if isinstance(data, (tuple, list)) else data), None
 
 
 def label_batches(num_classes: int, batch_size: int, seed: int):
@@ -97,16 +137,31 @@ def distill_on_generator(teacher: keras.Model, generator: keras.Model, student: 
                          config: DistillConfig, seed: int = 0, callbacks=(), verbose="auto") -> keras.callbacks.History:
     """Train ``student`` in place on teacher soft labels of fresh generator samples.
 
-    The learning rate follows a cosine decay over all steps (Loshchilov & Hutter, 2017).
     Returns the ``fit`` history.
     """
     num_classes = int(teacher.output_shape[-1])
     noise_dim = int(generator.inputs[0].shape[-1])
     distiller = GeneratorDistiller(teacher, generator, student, noise_dim=noise_dim,
                                    temperature=config.temperature, mixup=config.mixup, seed=seed)
+    return _fit(distiller, label_batches(num_classes, config.batch_size, seed), config, callbacks, verbose)
+
+
+def _fit(distiller: _Distiller, pipeline, config: DistillConfig, callbacks, verbose) -> keras.callbacks.History:
+    """Adam with a cosine-decayed learning rate over all steps (Loshchilov & Hutter, 2017)."""
     total_steps = config.epochs * config.steps_per_epoch
     schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, total_steps, alpha=0.01)
     distiller.compile(optimizer=keras.optimizers.Adam(schedule))
-    return distiller.fit(label_batches(num_classes, config.batch_size, seed), epochs=config.epochs,
-                         steps_per_epoch=config.steps_per_epoch, callbacks=list(callbacks), verbose=verbose,
-                         shuffle=False)
+    return distiller.fit(pipeline, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch,
+                         callbacks=list(callbacks), verbose=verbose, shuffle=False)
+
+
+def distill_on_images(teacher: keras.Model, student: keras.Model, images, config: DistillConfig, seed: int = 0,
+                      callbacks=(), verbose="auto") -> keras.callbacks.History:
+    """Reference method: the same distillation on given (real) images, shuffled every epoch.
+
+    Used by the benchmark to measure what the GAN-based path gives up; not by the pipeline.
+    """
+    distiller = ImageDistiller(teacher, student, temperature=config.temperature)
+    pipeline = tf.data.Dataset.from_tensor_slices(images).shuffle(len(images), seed=seed).repeat()
+    pipeline = pipeline.batch(config.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    return _fit(distiller, pipeline, config, callbacks, verbose)

@@ -25,6 +25,19 @@ import tensorflow as tf
 from . import losses
 
 
+def per_replica_seed(seed_generator: keras.random.SeedGenerator):
+    """Next ``[2]`` int64 seed for stateless random ops, offset by the replica id.
+
+    Under ``tf.distribute`` every replica holds the same seed state; the offset gives each
+    replica its own noise stream (outside a strategy the replica id is 0).
+    """
+    seed = tf.cast(seed_generator.next(), tf.int64)
+    replica = tf.distribute.get_replica_context()
+    if replica is not None:
+        seed = seed + tf.stack([tf.cast(replica.replica_id_in_sync_group, tf.int64) * 1_000_003, 0])
+    return seed
+
+
 @keras.saving.register_keras_serializable(package="tfgan_compress")
 class ConditionalGAN(keras.Model):
     def __init__(self, generator, discriminator, num_classes: int, noise_dim: int,
@@ -80,11 +93,7 @@ class ConditionalGAN(keras.Model):
 
     def sample_noise(self, batch_size):
         """Standard normal noise; a different stream on every replica of a strategy."""
-        seed = tf.cast(self.noise_seed.next(), tf.int64)
-        replica = tf.distribute.get_replica_context()
-        if replica is not None:
-            seed = seed + tf.stack([tf.cast(replica.replica_id_in_sync_group, tf.int64) * 1_000_003, 0])
-        return tf.random.stateless_normal((batch_size, self.noise_dim), seed=seed)
+        return tf.random.stateless_normal((batch_size, self.noise_dim), seed=per_replica_seed(self.noise_seed))
 
     def train_step(self, data):
         real_images, labels = data
