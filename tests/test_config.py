@@ -37,3 +37,21 @@ def test_bad_settings_are_refused(overrides, fragment):
 def test_unknown_preset():
     with pytest.raises(UsageError, match="unknown preset"):
         config.preset("huge")
+
+
+def test_default_preset_follows_the_image_size():
+    from tfgan_compress.data import ImageSpec
+
+    assert config.preset_for(ImageSpec((8, 8, 1), tuple("0123456789"))) == "digits"
+    assert config.preset_for(ImageSpec((28, 28, 1), tuple("0123456789"))) == "mnist"
+    assert config.preset_for(ImageSpec((32, 32, 3), ("cat", "dog"))) == "mnist"
+
+
+def test_cli_uses_the_preset_for_the_data_unless_told(tmp_path):
+    from tfgan_compress import cli
+
+    parser = cli.build_parser()
+    assert cli.resolve_config(parser.parse_args(["run"]), lambda: "mnist").preset == "mnist"
+    args = parser.parse_args(["run", "--preset", "tiny", "--seed", "7", "--data", "npz:x.npz"])
+    resolved = cli.resolve_config(args, lambda: pytest.fail("the preset was given"))
+    assert (resolved.preset, resolved.seed, resolved.data) == ("tiny", 7, "npz:x.npz")

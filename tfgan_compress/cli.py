@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Callable
 
 from .errors import TfganCompressError, UsageError
 
@@ -34,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_text in STAGE_HELP.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument("--data", help="digits (default), tfds:NAME, idx:DIR, npz:FILE or folder:DIR")
-        p.add_argument("--preset", help="named configuration: digits (default), tiny, mnist")
+        p.add_argument("--preset", help="named configuration: digits, mnist or tiny (default: digits for "
+                                        "images up to 16x16, mnist above)")
         p.add_argument("--config", metavar="FILE", help="JSON file of settings over the preset")
         p.add_argument("--out", metavar="DIR",
                        help="run directory (run: default runs/<preset>-<timestamp>; other stages: required)")
@@ -46,8 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def resolve_config(args):
-    """Preset (or the run directory's config.json), then --config, then the flags."""
+def resolve_config(args, default_preset: Callable[[], str]):
+    """Preset (or the run directory's config.json), then --config, then the flags.
+
+    ``default_preset()`` names the preset when neither --preset nor a saved config says.
+    """
     from . import config as cfg
 
     saved = Path(args.out) / "config.json" if args.out else None
@@ -57,7 +62,7 @@ def resolve_config(args):
         except json.JSONDecodeError as err:
             raise UsageError(f"{saved}: not valid JSON ({err})") from None
     else:
-        config = cfg.preset(args.preset or "digits")
+        config = cfg.preset(args.preset or default_preset())
     if args.config:
         path = Path(args.config)
         try:
@@ -80,17 +85,27 @@ def resolve_config(args):
 
 
 def execute(args) -> None:
-    from . import data, pipeline
+    from . import config as cfg, data, pipeline
 
-    config = resolve_config(args)
+    loaded = {}
+
+    def load(source: str):
+        if source not in loaded:
+            loaded[source] = data.load(source)
+        return loaded[source]
+
+    def preset_for_data() -> str:
+        return cfg.preset_for(load(args.data or cfg.RunConfig.data).spec)
+
+    config = resolve_config(args, preset_for_data)
     safe_mode = not args.unsafe_load
     if args.command == "run":
-        pipeline.run(config, args.out, safe_mode=safe_mode)
+        pipeline.run(config, args.out, safe_mode=safe_mode, dataset=load(config.data))
         return
     if not args.out:
         raise UsageError(f"{args.command} needs --out DIR (the run directory)")
-    needs_data = args.command in ("teacher", "gan", "evaluate") or config.export.calibration_source == "real"
-    dataset = data.load(config.data) if needs_data or args.command == "export" else None
+    needs_data = args.command in ("teacher", "gan", "export", "evaluate")
+    dataset = load(config.data) if needs_data else None
     run = pipeline.Run.create(config, args.out, safe_mode=safe_mode)
     if args.command == "teacher":
         run.teacher(dataset)

@@ -275,10 +275,15 @@ class Run:
         return result
 
 
-def run(config: RunConfig, out_dir=None, progress=print, safe_mode: bool = True) -> dict:
-    """All stages in order into one run directory; returns the report (also written as JSON)."""
+def run(config: RunConfig, out_dir=None, progress=print, safe_mode: bool = True,
+        dataset: Optional[data.Dataset] = None) -> dict:
+    """All stages in order into one run directory; returns the report (also written as JSON).
+
+    ``dataset``: the already loaded ``config.data``, if the caller has it.
+    """
     config.validate()
-    dataset = data.load(config.data)  # fails before anything is written
+    if dataset is None:
+        dataset = data.load(config.data)  # fails before anything is written
     if config.teacher_path:  # a teacher that does not fit the data also fails before anything is written
         load_classifier(config.teacher_path, dataset.spec, safe_mode=safe_mode)
     run_dir = Path(out_dir) if out_dir else default_run_dir(config.preset)
