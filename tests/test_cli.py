@@ -1,5 +1,6 @@
 """The command line: an end-to-end run of the tiny preset, and clear refusals of bad input."""
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ from tfgan_compress import cli
 REQUIRED_KEYS = {"name", "format", "accuracy", "bits_per_example", "agreement_with_teacher", "params", "bytes",
                  "latency_ms"}
 MODEL_NAMES = ["teacher", "student", "student_float32", "student_float16", "student_dynamic", "student_int8"]
+EXTRA_NAMES = ["teacher_float32", "student_int8_io"]
 
 
 @pytest.fixture(scope="module")
@@ -38,20 +40,28 @@ def test_run_writes_every_artifact(tiny_run):
     for name in ["config.json", "teacher.keras", "generator.keras", "student.keras", "report.md", "report.json",
                  "frontier.png", "samples.png", "tflite/labels.txt", "tflite/model_card.json"]:
         assert (out / name).is_file(), name
-    for variant in ["float32", "float16", "dynamic", "int8"]:
+    for variant in ["float32", "float16", "dynamic", "int8", "int8_io"]:
         assert (out / "tflite" / f"student_{variant}.tflite").stat().st_size > 0
+    for name in ["teacher_float32", "generator_float16", "generator_int8"]:
+        assert (out / "tflite" / f"{name}.tflite").stat().st_size > 0
     assert sorted(p.name for p in (out / "samples").glob("epoch_*.png")) == ["epoch_001.png", "epoch_002.png"]
     config = json.loads((out / "config.json").read_text())
     assert config["preset"] == "tiny" and config["seed"] == 3 and "gan" in config and "distill" in config
     assert {"batch_d_loss", "batch_g_loss", "epoch_d_loss", "epoch_g_loss"} <= event_tags(out / "logs" / "gan" / "train")
     assert "generator_samples_by_class" in event_tags(out / "logs" / "samples")
     report = json.loads((out / "report.json").read_text())
-    assert [m["name"] for m in report["models"]] == MODEL_NAMES
+    names = [m["name"] for m in report["models"]]
+    assert [n for n in names if n in MODEL_NAMES] == MODEL_NAMES and set(EXTRA_NAMES) <= set(names)
     for row in report["models"]:
         assert REQUIRED_KEYS <= set(row)
         assert 0.0 <= row["accuracy"] <= 1.0 and row["bits_per_example"] >= 0 and row["bytes"] > 0
     assert report["models"][0]["agreement_with_teacher"] == 1.0
     assert report["real_training_images_seen_by_student"] == 0
+    assert set(report["generator_files"]) == {"generator_float16.tflite", "generator_int8.tflite"}
+    card = json.loads((out / "tflite" / "model_card.json").read_text())
+    for entry in card["files"]:
+        assert entry["sha256"] == hashlib.sha256((out / "tflite" / entry["file"]).read_bytes()).hexdigest()
+        assert 0.0 <= entry["test"]["accuracy"] <= 1.0 and entry["test"]["latency_ms"] > 0
     assert "| student_int8 | tflite |" in (out / "report.md").read_text()
     assert not list(out.rglob("*.tmp*")), "temporary files left behind"
     with zipfile.ZipFile(out / "teacher.keras") as archive, archive.open("model.weights.h5") as weights:

@@ -28,12 +28,15 @@ def images():
 def test_every_variant_loads_and_predicts(tmp_path_factory, student, images):
     out = tmp_path_factory.mktemp("tflite")
     exported = export.export_classifier(student, out, "student", images, images,
-                                        agreement_bars={"dynamic": 0.0, "int8": 0.0}, progress=lambda _: None)
+                                        agreement_bars={"dynamic": 0.0, "int8": 0.0, "int8_io": 0.0},
+                                        progress=lambda _: None)
     assert [f.variant for f in exported] == list(export.VARIANTS)
     for f in exported:
         runner = TFLiteClassifier(model_path=f.path)
         assert runner.input_shape == SHAPE
-        assert runner.input_dtype == np.float32 and runner.output_dtype == np.float32
+        io_type = np.int8 if f.variant == "int8_io" else np.float32
+        assert runner.input_dtype == io_type and runner.output_dtype == io_type
+        assert (f.input_quantization is not None) == (f.variant == "int8_io")
         probs = runner.predict(images[:5])
         assert probs.shape == (5, CLASSES) and probs.dtype == np.float32
         np.testing.assert_allclose(probs.sum(-1), 1.0, atol=0.02)
@@ -45,6 +48,8 @@ def test_every_variant_loads_and_predicts(tmp_path_factory, student, images):
     card = json.loads((out / "model_card.json").read_text())
     assert {f["file"]: f["sha256"] for f in card["files"]} == {
         f.path.name: export.sha256(f.path) for f in exported}
+    int8_io = next(f for f in card["files"] if f["variant"] == "int8_io")
+    assert set(int8_io["input_quantization"]) == {"scale", "zero_point"}
 
 
 def _op_names(path):
@@ -83,3 +88,21 @@ def test_quantize_dequantize_round_trip():
     np.testing.assert_allclose(dequantize(q, detail), x, atol=0.5 / 255 + 1e-6)
     float_detail = {"dtype": np.float32, "quantization": (0.0, 0)}
     np.testing.assert_array_equal(dequantize(quantize(x, float_detail), float_detail), x)
+
+
+def test_generator_exports_as_a_tflite_file(tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    keras.utils.set_random_seed(0)
+    generator = networks.build_generator(SHAPE, CLASSES, 4, width=4)
+    files = export.export_generator(generator, tmp_path, progress=lambda _: None)
+    assert [f["file"] for f in files] == ["generator_float16.tflite", "generator_int8.tflite"]
+    interpreter = Interpreter(model_path=str(tmp_path / "generator_int8.tflite"))
+    inputs = sorted(interpreter.get_input_details(), key=lambda d: d["name"])
+    assert [np.dtype(d["dtype"]).name for d in inputs] == ["int32", "float32"]  # label, noise
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(inputs[0]["index"], np.array([2], np.int32))
+    interpreter.set_tensor(inputs[1]["index"], np.zeros((1, 4), np.float32))
+    interpreter.invoke()
+    image = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    assert image.shape == (1, *SHAPE) and 0.0 <= image.min() and image.max() <= 1.0

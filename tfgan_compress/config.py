@@ -89,12 +89,13 @@ class DistillConfig:
 class ExportConfig:
     """TFLite conversion of the student."""
 
-    variants: tuple = ("float32", "float16", "dynamic", "int8")
+    variants: tuple = ("float32", "float16", "dynamic", "int8", "int8_io")
+    generator_variants: tuple = ("float16", "int8")  # the generator as TFLite, () to skip
     calibration_samples: int = 500
     calibration_source: str = "generator"  # or "real" (real training images)
     # Top-1 agreement with the Keras student on the test images, required of each file.
     min_agreement_float: float = 0.995  # float32, float16
-    min_agreement_quantized: float = 0.99  # dynamic, int8
+    min_agreement_quantized: float = 0.99  # dynamic, int8, int8_io
 
 
 @dataclass
@@ -125,9 +126,12 @@ class RunConfig:
             raise UsageError(f"gan.loss must be one of {', '.join(GAN_LOSSES)}, got {self.gan.loss!r}")
         if self.export.calibration_source not in ("generator", "real"):
             raise UsageError("export.calibration_source must be 'generator' or 'real'")
-        unknown = set(self.export.variants) - {"float32", "float16", "dynamic", "int8"}
+        unknown = set(self.export.variants) - {"float32", "float16", "dynamic", "int8", "int8_io"}
         if unknown:
             raise UsageError(f"export.variants has unknown variant(s): {', '.join(sorted(unknown))}")
+        unknown = set(self.export.generator_variants) - {"float16", "int8"}
+        if unknown:
+            raise UsageError(f"export.generator_variants has unknown variant(s): {', '.join(sorted(unknown))}")
         for name, value in [
             ("teacher.epochs", self.teacher.epochs),
             ("gan.epochs", self.gan.epochs),

@@ -5,7 +5,8 @@
   of the test labels under the model ("prediction is compression"; MacKay, 2003, ch. 4).
   Probabilities are floored at ``2^-20`` so a quantised zero costs 20 bits, not infinity;
 * agreement with the teacher: fraction of images with the teacher's top-1 class;
-* latency: median (and p90) of single-image invocations, 1 thread, after a warm-up.
+* latency: median (and p90) of single-image invocations, 1 thread, after a warm-up;
+* throughput (TFLite): images per second in batches of 64, 1 thread.
 """
 
 from __future__ import annotations
@@ -75,4 +76,5 @@ def evaluate_tflite(name: str, path, params: int, x_test, y_test, teacher_predic
     latency = runner.latency_ms(x_test[0], runs, warmup)
     return {"name": name, "format": "tflite", **metrics, "params": int(params),
             "bytes": Path(path).stat().st_size, "latency_ms": latency["median"], "latency_p90_ms": latency["p90"],
+            "throughput_images_per_s": runner.throughput(x_test), "input_dtype": np.dtype(runner.input_dtype).name,
             "file": str(Path(path).relative_to(Path(path).parent.parent))}

@@ -7,6 +7,8 @@
   activations int8, calibrated on a representative set, float input and output so that
   apps feed pixels directly. The calibration images are generator samples by default, so
   no real image is needed.
+* ``int8_io``: the same with int8 input and output tensors, for microcontrollers: the
+  app quantises pixels with the input's (scale, zero point) and dequantises the output.
 
 Only ``TFLITE_BUILTINS`` / ``TFLITE_BUILTINS_INT8`` ops are allowed (no Flex), so the files
 run on any LiteRT build. The exported graph ends in a softmax: outputs are probabilities.
@@ -35,8 +37,27 @@ from . import artifacts
 from .errors import ExportError
 from .litert import TFLiteClassifier
 
-VARIANTS = ("float32", "float16", "dynamic", "int8")
-AGREEMENT_BARS = {"float32": 0.995, "float16": 0.995, "dynamic": 0.99, "int8": 0.99}
+VARIANTS = ("float32", "float16", "dynamic", "int8", "int8_io")
+AGREEMENT_BARS = {"float32": 0.995, "float16": 0.995, "dynamic": 0.99, "int8": 0.99, "int8_io": 0.99}
+GENERATOR_VARIANTS = ("float16", "int8")
+
+
+def convert_generator(generator: keras.Model, variant: str) -> bytes:
+    """The generator as a TFLite file: (noise float32 [N, d], class int32 [N]) -> images [0, 1].
+
+    ``float16``: float16 weights; ``int8``: int8 weights with float activations (dynamic
+    range). "The dataset in a file": sample it with any class to get training images.
+    """
+    if variant not in GENERATOR_VARIANTS:
+        raise ValueError(f"unknown generator variant {variant!r}; choose from {GENERATOR_VARIANTS}")
+    noise_dim = int(generator.inputs[0].shape[-1])
+    converter = frozen_converter(generator, [tf.TensorSpec([None, noise_dim], tf.float32, name="noise"),
+                                             tf.TensorSpec([None], tf.int32, name="label")])
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if variant == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    with quiet_converter():
+        return converter.convert()
 
 
 @dataclass
@@ -47,6 +68,16 @@ class ExportedFile:
     agreement_with_keras: float
     input_dtype: str
     output_dtype: str
+    input_quantization: dict | None = None  # {"scale": s, "zero_point": z} for integer tensors
+    output_quantization: dict | None = None
+
+
+def quantization_of(detail: dict) -> dict | None:
+    """``{"scale", "zero_point"}`` of an integer tensor (``q = round(x / scale) + zero_point``)."""
+    if not np.issubdtype(detail["dtype"], np.integer):
+        return None
+    scale, zero_point = detail["quantization"]
+    return {"scale": float(scale), "zero_point": int(zero_point)}
 
 
 def probability_model(classifier: keras.Model) -> keras.Model:
@@ -56,29 +87,36 @@ def probability_model(classifier: keras.Model) -> keras.Model:
     return keras.Model(inputs, probs, name=f"{classifier.name}_probabilities")
 
 
+def frozen_converter(model: keras.Model, input_signature) -> tf.lite.TFLiteConverter:
+    """A converter for ``model`` called on ``input_signature``, built-in ops only.
+
+    The weights are frozen into constants first: the converter would otherwise keep them
+    as resource variables (READ_VARIABLE ops), which quantisation cannot calibrate.
+    """
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    @tf.function(input_signature=input_signature)
+    def serve(*inputs):
+        return model(list(inputs) if len(inputs) > 1 else inputs[0], training=False)
+
+    frozen = convert_variables_to_constants_v2(serve.get_concrete_function())
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], model)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    return converter
+
+
 def convert(model: keras.Model, variant: str, calibration_images: np.ndarray | None = None) -> bytes:
     """Convert ``model`` (float input in [0, 1]) to a TFLite flatbuffer of ``variant``."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose from {VARIANTS}")
     input_shape = [None, *model.inputs[0].shape[1:]]
-
-    @tf.function(input_signature=[tf.TensorSpec(input_shape, tf.float32, name="image")])
-    def serve(image):
-        return model(image, training=False)
-
-    # Freeze the weights into constants: the converter would otherwise keep them as
-    # resource variables (READ_VARIABLE ops), which quantisation cannot calibrate.
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-
-    frozen = convert_variables_to_constants_v2(serve.get_concrete_function())
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], model)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    converter = frozen_converter(model, [tf.TensorSpec(input_shape, tf.float32, name="image")])
     if variant == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
     elif variant == "dynamic":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif variant == "int8":
+    elif variant in ("int8", "int8_io"):
         if calibration_images is None or len(calibration_images) == 0:
             raise ValueError("int8 export needs calibration images")
         images = np.asarray(calibration_images, np.float32)
@@ -90,8 +128,9 @@ def convert(model: keras.Model, variant: str, calibration_images: np.ndarray | N
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative_dataset
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.float32
-        converter.inference_output_type = tf.float32
+        io_type = tf.int8 if variant == "int8_io" else tf.float32
+        converter.inference_input_type = io_type
+        converter.inference_output_type = io_type
     with quiet_converter():
         return converter.convert()
 
@@ -166,7 +205,8 @@ def export_classifier(classifier: keras.Model, out_dir, name: str, calibration_i
     for variant, content, agreement, runner in converted:
         path = artifacts.write_bytes(Path(out_dir) / f"{name}_{variant}.tflite", content)
         results.append(ExportedFile(variant, path, len(content), agreement,
-                                    np.dtype(runner.input_dtype).name, np.dtype(runner.output_dtype).name))
+                                    np.dtype(runner.input_dtype).name, np.dtype(runner.output_dtype).name,
+                                    quantization_of(runner.input_detail), quantization_of(runner.output_detail)))
     return results
 
 
@@ -174,19 +214,73 @@ def sha256(path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def check_generator(content: bytes, generator: keras.Model, variant: str, samples: int = 64) -> float:
+    """Load a generator file with LiteRT, compare its images with Keras; return the mean
+    absolute pixel difference (raises :class:`ExportError` above 0.1 or on a bad shape)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    noise_dim = int(generator.inputs[0].shape[-1])
+    num_classes = int(generator.get_layer("label_embedding").input_dim)
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal((samples, noise_dim)).astype(np.float32)
+    labels = (np.arange(samples) % num_classes).astype(np.int32)
+    interpreter = Interpreter(model_content=content, num_threads=1)
+    details = {d["name"]: d for d in interpreter.get_input_details()}
+    noise_in = next(d for name, d in details.items() if "noise" in name)
+    label_in = next(d for name, d in details.items() if "label" in name)
+    interpreter.resize_tensor_input(noise_in["index"], [samples, noise_dim])
+    interpreter.resize_tensor_input(label_in["index"], [samples])
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(noise_in["index"], noise)
+    interpreter.set_tensor(label_in["index"], labels)
+    interpreter.invoke()
+    images = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    expected = np.asarray(generator([noise, labels], training=False))
+    if images.shape != expected.shape:
+        raise ExportError(f"generator_{variant}: output shape {images.shape}, expected {expected.shape}")
+    difference = float(np.mean(np.abs(images - expected)))
+    if difference > 0.1:
+        raise ExportError(f"generator_{variant}: images differ from Keras by {difference:.3f} on average")
+    return difference
+
+
+def export_generator(generator: keras.Model, out_dir, variants=GENERATOR_VARIANTS, progress=print) -> list[dict]:
+    """``generator_<variant>.tflite`` for each variant, each checked against Keras."""
+    converted = []
+    for variant in variants:
+        content = convert_generator(generator, variant)
+        difference = check_generator(content, generator, variant)
+        converted.append((variant, content, difference))
+        progress(f"  generator_{variant}.tflite: {len(content):,} bytes, mean |pixel - Keras| {difference:.4f}")
+    files = []
+    for variant, content, difference in converted:
+        path = artifacts.write_bytes(Path(out_dir) / f"generator_{variant}.tflite", content)
+        files.append({"file": path.name, "variant": variant, "bytes": len(content), "sha256": sha256(path),
+                      "mean_abs_difference_from_keras": difference})
+    return files
+
+
+def model_card(class_names, image_shape, exported: list[ExportedFile], extra: dict | None = None) -> dict:
+    """What a device app needs: input layout and range, classes, files, quantisation, hashes."""
+    return {
+        "input": {"shape": [1, *image_shape], "layout": "NHWC", "dtype": "float32 (int8 for *_int8_io files)",
+                  "range": [0.0, 1.0],
+                  "normalisation": "x = pixel / 255 for 8-bit images (grey or RGB as in training); "
+                                   "int8 input: q = round(x / scale) + zero_point"},
+        "output": {"shape": [1, len(class_names)], "meaning": "class probabilities (softmax), in labels.txt order",
+                   "int8_output": "p = (q - zero_point) * scale"},
+        "class_names": list(class_names),
+        "files": [{"file": f.path.name, "variant": f.variant, "bytes": f.bytes, "sha256": sha256(f.path),
+                   "input_dtype": f.input_dtype, "output_dtype": f.output_dtype,
+                   "input_quantization": f.input_quantization, "output_quantization": f.output_quantization,
+                   "agreement_with_keras": f.agreement_with_keras} for f in exported],
+        **(extra or {}),
+    }
+
+
 def write_labels_and_card(out_dir, class_names, image_shape, exported: list[ExportedFile],
                           extra: dict | None = None) -> None:
     """``labels.txt`` (one class name per line, index order) and ``model_card.json``."""
     out_dir = Path(out_dir)
     artifacts.write_text(out_dir / "labels.txt", "".join(f"{c}\n" for c in class_names))
-    card = {
-        "input": {"shape": [1, *image_shape], "dtype": "float32", "range": [0.0, 1.0],
-                  "normalisation": "pixel / 255 (grey or RGB as in training), NHWC"},
-        "output": {"shape": [1, len(class_names)], "meaning": "class probabilities (softmax)"},
-        "class_names": list(class_names),
-        "files": [{"file": f.path.name, "variant": f.variant, "bytes": f.bytes, "sha256": sha256(f.path),
-                   "input_dtype": f.input_dtype, "output_dtype": f.output_dtype,
-                   "agreement_with_keras": f.agreement_with_keras} for f in exported],
-        **(extra or {}),
-    }
-    artifacts.write_text(out_dir / "model_card.json", json.dumps(card, indent=2) + "\n")
+    artifacts.write_json(out_dir / "model_card.json", model_card(class_names, image_shape, exported, extra))

@@ -79,6 +79,14 @@ class TFLiteClassifier:
             outputs.append(dequantize(self.predict_raw(chunk), self.output_detail))
         return np.concatenate(outputs)
 
+    def throughput(self, images: np.ndarray, batch_size: int = 64, max_images: int = 2048) -> float:
+        """Images per second through ``predict`` in batches of ``batch_size`` (quantisation included)."""
+        images = np.asarray(images[:max_images], np.float32)
+        self.predict(images[:batch_size], batch_size)  # warm-up and allocation
+        start = time.perf_counter()
+        self.predict(images, batch_size)
+        return len(images) / (time.perf_counter() - start)
+
     def latency_ms(self, image: np.ndarray, runs: int = 200, warmup: int = 20) -> dict:
         """Single-image latency over ``runs`` invocations: median, p90 (milliseconds)."""
         self._set_batch(1)

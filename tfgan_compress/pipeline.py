@@ -223,44 +223,64 @@ class Run:
         return np.asarray(generator.predict([noise, labels], batch_size=256, verbose=0))
 
     def export(self, student: keras.Model, generator: keras.Model, class_names, check_images: np.ndarray,
-               dataset: Optional[data.Dataset] = None) -> list:
-        """TFLite variants of the student, checked against Keras on ``check_images``."""
+               dataset: Optional[data.Dataset] = None, teacher: Optional[keras.Model] = None) -> list:
+        """TFLite variants of the student (and the teacher's float32 file, for latency ratios,
+        and the generator), each checked with LiteRT against Keras on ``check_images``."""
         cfg = self.config.export
-        if all(self.tflite_path(v).is_file() for v in cfg.variants) and (self.tflite_dir / "model_card.json").is_file():
+        if (self.tflite_dir / "model_card.json").is_file():
             self._announce("export", f"using {self.tflite_dir}")
             return []
         self._announce("export", f"TFLite {', '.join(cfg.variants)}; int8 calibrated on "
                                  f"{cfg.calibration_samples} {cfg.calibration_source} samples")
         start = time.time()
         calibration = self.calibration_images(generator, len(class_names), dataset)
-        bars = {"float32": cfg.min_agreement_float, "float16": cfg.min_agreement_float,
-                "dynamic": cfg.min_agreement_quantized, "int8": cfg.min_agreement_quantized}
+        bars = {v: cfg.min_agreement_float if v in ("float32", "float16") else cfg.min_agreement_quantized
+                for v in export.VARIANTS}
         exported = export.export_classifier(student, self.tflite_dir, "student", calibration, check_images,
                                             cfg.variants, agreement_bars=bars, progress=self.progress)
-        export.write_labels_and_card(
-            self.tflite_dir, class_names, tuple(student.inputs[0].shape[1:]), exported,
-            {"calibration": {"source": cfg.calibration_source, "samples": int(len(calibration))},
-             "agreement_checked_on": f"{len(check_images)} images of the test split"})
+        if teacher is not None:
+            export.export_classifier(as_logits(teacher), self.tflite_dir, "teacher", calibration, check_images,
+                                     ("float32",), agreement_bars=bars, progress=self.progress)
+        generator_files = export.export_generator(generator, self.tflite_dir, cfg.generator_variants,
+                                                  progress=self.progress)
+        extra = {"calibration": {"source": cfg.calibration_source, "samples": int(len(calibration))},
+                 "agreement_checked_on": f"{len(check_images)} images of the test split",
+                 "generator": {"files": generator_files, "noise_dim": int(generator.inputs[0].shape[-1]),
+                               "inputs": "noise float32 [N, noise_dim] ~ N(0, 1), label int32 [N]",
+                               "output": "images float32 [N, H, W, C] in [0, 1]"}}
+        # The card is written last: its presence marks the stage as finished.
+        export.write_labels_and_card(self.tflite_dir, class_names, tuple(student.inputs[0].shape[1:]), exported,
+                                     extra)
         self._record_time("export", time.time() - start)
         return exported
 
     def evaluate(self, dataset: data.Dataset) -> dict:
-        """Every model and export on the real test split -> report.json / report.md / frontier.png."""
+        """Every model and export on the real test split -> report.json / report.md / frontier.png;
+        the test figures are also added to ``tflite/model_card.json``."""
         cfg = self.config.evaluate
         self._announce("evaluate", f"{len(dataset.x_test)} real test images; latency over {cfg.latency_runs} "
                                    f"single-image runs, 1 thread")
         start = time.time()
-        teacher = load_classifier(self.teacher_path, dataset.spec)
+        teacher = as_logits(load_classifier(self.teacher_path, dataset.spec))
         student = keras.models.load_model(self.student_path, compile=False)
         x, y = dataset.x_test, dataset.y_test
-        teacher_logits = as_logits(teacher)
-        teacher_predictions = np.argmax(evaluate.keras_probabilities(teacher_logits, x), -1)
+        teacher_predictions = np.argmax(evaluate.keras_probabilities(teacher, x), -1)
         args = (x, y, teacher_predictions, cfg.latency_runs, cfg.latency_warmup)
-        rows = [evaluate.evaluate_keras("teacher", teacher_logits, self.teacher_path, *args),
-                evaluate.evaluate_keras("student", student, self.student_path, *args)]
+        rows = [evaluate.evaluate_keras("teacher", teacher, self.teacher_path, *args)]
+        teacher_tflite = self.tflite_dir / "teacher_float32.tflite"
+        if teacher_tflite.is_file():
+            rows.append(evaluate.evaluate_tflite("teacher_float32", teacher_tflite, teacher.count_params(), *args))
+        rows.append(evaluate.evaluate_keras("student", student, self.student_path, *args))
         for variant in self.config.export.variants:
             rows.append(evaluate.evaluate_tflite(f"student_{variant}", self.tflite_path(variant),
                                                  student.count_params(), *args))
+        if teacher_tflite.is_file():
+            for row in rows:
+                if row["format"] == "tflite":
+                    row["speedup_vs_teacher_float32"] = rows[1]["latency_ms"] / row["latency_ms"]
+        card_path = self.tflite_dir / "model_card.json"
+        card = json.loads(card_path.read_text())
+        generator_files = card.get("generator", {}).get("files", [])
         self._record_time("evaluate", time.time() - start)
         info = {
             "data": dataset.source, "preset": self.config.preset, "seed": self.config.seed,
@@ -268,12 +288,22 @@ class Run:
             "image_shape": list(dataset.spec.image_shape),
             "student_teacher_param_ratio": student.count_params() / teacher.count_params(),
             "real_training_images_seen_by_student": 0,
+            "generator_files": {f["file"]: f["bytes"] for f in generator_files},
+            # uint8 pixels + one label byte per image: what the generator file stands in for
+            "training_set_bytes": int(dataset.x_train[0].size + 1) * len(dataset.x_train),
             "stage_seconds": self._timings(),
         }
         result = report.write_report(self.run_dir, rows, info)
+        by_file = {Path(row["file"]).name: row for row in rows if row["format"] == "tflite"}
+        for entry in card["files"]:
+            row = by_file.get(entry["file"])
+            if row is not None:
+                entry["test"] = {k: row[k] for k in ("accuracy", "bits_per_example", "agreement_with_teacher",
+                                                     "latency_ms", "latency_p90_ms", "throughput_images_per_s")}
+        card["test_split"] = {"data": dataset.source, "images": len(x)}
+        artifacts.write_json(card_path, card)
         self.progress(report.markdown_table(rows))
         return result
-
 
 def run(config: RunConfig, out_dir=None, progress=print, safe_mode: bool = True,
         dataset: Optional[data.Dataset] = None) -> dict:
@@ -294,7 +324,7 @@ def run(config: RunConfig, out_dir=None, progress=print, safe_mode: bool = True,
     teacher = this.teacher(dataset)
     generator = this.gan(dataset, teacher)
     student = this.distill(teacher, generator)
-    this.export(student, generator, dataset.class_names, dataset.x_test, dataset)
+    this.export(student, generator, dataset.class_names, dataset.x_test, dataset, teacher)
     result = this.evaluate(dataset)
     progress(f"done in {time.time() - start:.0f} s: {run_dir / 'report.md'}")
     return result

@@ -15,6 +15,9 @@ COLUMNS = [
     ("params", "params", "{:,}"),
     ("bytes", "bytes", "{:,}"),
     ("latency_ms", "latency ms (median, 1 thread)", "{:.3f}"),
+    ("latency_p90_ms", "p90 ms", "{:.3f}"),
+    ("throughput_images_per_s", "images/s (batch 64)", "{:,.0f}"),
+    ("speedup_vs_teacher_float32", "latency vs teacher TFLite", "{:.2f}x faster"),
 ]
 
 
@@ -75,6 +78,10 @@ def write_report(run_dir, rows: list[dict], info: dict) -> dict:
         "bits/example: test cross-entropy in bits, the code length of the test labels under the model.",
         "",
         f"Student parameters / teacher parameters: {info.get('student_teacher_param_ratio', float('nan')):.3f}.",
+        "",
+        "The dataset in a file: the generator as TFLite "
+        + ", ".join(f"`{name}` {size:,} bytes" for name, size in info.get("generator_files", {}).items())
+        + f", against {info.get('training_set_bytes', 0):,} bytes of training images and labels (8-bit).",
         "",
         "![accuracy against size](frontier.png)",
         "",

@@ -1,0 +1,58 @@
+"""export/predict.py: the stand-alone runner (no TensorFlow) on every exported variant."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from tfgan_compress import export, networks
+from tfgan_compress.config import ClassifierConfig
+from tfgan_compress.litert import TFLiteClassifier
+
+RUNNER = Path(__file__).resolve().parent.parent / "export" / "predict.py"
+SHAPE, CLASSES = (8, 8, 1), 3
+# Runs predict.py with TensorFlow made unimportable, as on a device that only has LiteRT.
+NO_TF = ("import runpy, sys; sys.modules['tensorflow'] = None; sys.argv = sys.argv[1:]; "
+         "runpy.run_path(sys.argv[0], run_name='__main__')")
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    keras.utils.set_random_seed(0)
+    out = tmp_path_factory.mktemp("tflite")
+    student = networks.build_classifier(SHAPE, CLASSES, ClassifierConfig((2, 4), (8, 8)), "student")
+    images = np.random.default_rng(0).random((32, *SHAPE)).astype(np.float32)
+    files = export.export_classifier(student, out, "student", images, images,
+                                     agreement_bars={v: 0.0 for v in export.VARIANTS}, progress=lambda _: None)
+    export.write_labels_and_card(out, ["bar", "column", "dot"], SHAPE, files)
+    return out, files
+
+
+def run_runner(*args):
+    result = subprocess.run([sys.executable, "-c", NO_TF, str(RUNNER), *map(str, args)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return [line.split("\t") for line in result.stdout.strip().splitlines()]
+
+
+@pytest.mark.parametrize("variant", export.VARIANTS)
+def test_runner_matches_the_library_on_every_variant(tmp_path, exported, variant):
+    out, _ = exported
+    pixels = np.random.default_rng(1).integers(0, 256, size=(4, 8, 8), dtype=np.uint8)
+    np.savez(tmp_path / "x.npz", x_test=pixels)
+    paths = []
+    for i, image in enumerate(pixels):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(image).save(paths[-1])
+    model = out / f"student_{variant}.tflite"
+    expected = TFLiteClassifier(model_path=model).predict(pixels[..., None].astype(np.float32) / 255.0).argmax(-1)
+    names = ["bar", "column", "dot"]
+    from_npz = run_runner(model, "--npz", tmp_path / "x.npz", "--limit", 4)
+    from_png = run_runner(model, *paths)
+    assert [row[1] for row in from_npz] == [names[i] for i in expected]
+    assert [row[1] for row in from_png] == [names[i] for i in expected]
+    assert all(0.0 <= float(row[2]) <= 1.0 for row in from_npz)
