@@ -7,6 +7,8 @@
   the fraction of samples that the teacher classifies as the class they were generated
   for (``teacher_label_accuracy``), and the teacher's mean confidence. Both go into the
   epoch ``logs``, so the TensorBoard callback placed after it records them.
+* :class:`DivergenceMonitor` stops a stage with a clear message on NaN/Inf losses or when
+  the discriminator wins outright.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import artifacts
+from .errors import TrainingDiverged
 
 
 def image_grid(images: np.ndarray, rows: int, min_cell_px: int = 32) -> np.ndarray:
@@ -102,3 +105,48 @@ class TeacherScore(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs.update(self.score())
+
+
+class DivergenceMonitor(keras.callbacks.Callback):
+    """Stops a stage with a clear message when training has gone wrong.
+
+    * a non-finite value in any logged loss or metric (checked every step);
+    * for GANs, a discriminator that wins outright: epoch-mean ``d_loss`` below
+      ``win_threshold`` for ``patience`` epochs in a row (hinge and non-saturating losses are
+      ~0 only when real and fake are perfectly separated, so the generator gets no signal).
+
+    The exception is raised before the epoch's backup is written, so the per-epoch backup
+    (BackupAndRestore) keeps the last good epoch.
+    """
+
+    def __init__(self, stage: str, hint: str, watch_discriminator: bool = False,
+                 win_threshold: float = 0.05, patience: int = 3):
+        super().__init__()
+        self.stage = stage
+        self.hint = hint
+        self.watch_discriminator = watch_discriminator
+        self.win_threshold = win_threshold
+        self.patience = patience
+        self.epoch = 0
+        self.winning_epochs = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        for name, value in (logs or {}).items():
+            if not np.isfinite(float(value)):
+                raise TrainingDiverged(
+                    f"{self.stage}: {name} became {float(value)} at epoch {self.epoch + 1}, step {batch + 1}; "
+                    f"the last good epoch is kept in checkpoints/{self.stage}. {self.hint}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.watch_discriminator or "d_loss" not in (logs or {}):
+            return
+        d_loss = float(logs["d_loss"])
+        self.winning_epochs = self.winning_epochs + 1 if d_loss < self.win_threshold else 0
+        if self.winning_epochs >= self.patience:
+            raise TrainingDiverged(
+                f"{self.stage}: the discriminator wins outright (d_loss {d_loss:.3g} < {self.win_threshold} for "
+                f"{self.patience} epochs), so the generator gets no signal (collapse); "
+                f"the last good epoch is kept in checkpoints/{self.stage}. {self.hint}")

@@ -19,3 +19,8 @@ class ModelError(TfganCompressError):
 
 class ExportError(TfganCompressError):
     """A TFLite export that failed its checks."""
+
+
+class TrainingDiverged(Exception):
+    """Training went wrong (NaN/Inf losses, a discriminator that wins outright); the message
+    says which setting to change. Not a usage error: the CLI exits with status 1."""

@@ -108,7 +108,12 @@ class Run:
 
     def _backup(self, name: str) -> keras.callbacks.BackupAndRestore:
         """Per-epoch backup, so an interrupted stage resumes from its last finished epoch."""
-        return keras.callbacks.BackupAndRestore(str(self.run_dir / "checkpoints" / name), delete_checkpoint=True)
+        metadata = self.run_dir / "checkpoints" / name / "training_metadata.json"
+        if metadata.is_file():
+            done = json.loads(metadata.read_text()).get("epoch", 0)
+            self.progress(f"  resuming {name} after epoch {done} from {metadata.parent}")
+        return keras.callbacks.BackupAndRestore(str(self.run_dir / "checkpoints" / name), delete_checkpoint=True,
+                                                double_checkpoint=True)
 
     def _tensorboard(self, name: str, update_freq="epoch") -> keras.callbacks.TensorBoard:
         return keras.callbacks.TensorBoard(str(self.logs_dir / name), update_freq=update_freq,
@@ -131,8 +136,9 @@ class Run:
         cfg = self.config.teacher
         self._announce("teacher", f"training on {len(dataset.x_train)} real images, {cfg.epochs} epochs")
         start = time.time()
+        monitor = callbacks.DivergenceMonitor("teacher", "Lower teacher.learning_rate.")
         model = train_teacher(dataset, cfg, seed=self._seed("teacher"),
-                              callbacks=[keras.callbacks.TerminateOnNaN(), self._tensorboard("teacher")],
+                              callbacks=[monitor, self._backup("teacher"), self._tensorboard("teacher")],
                               verbose=fit_verbosity())
         artifacts.save_keras(model, self.teacher_path)
         self._record_time("teacher", time.time() - start)
@@ -163,7 +169,11 @@ class Run:
         )
         pipeline = data.training_pipeline(dataset.x_train, dataset.y_train, min(cfg.batch_size, len(dataset.x_train)),
                                           seed).repeat()
-        fit_callbacks = [keras.callbacks.TerminateOnNaN(), self._backup("gan")]
+        monitor = callbacks.DivergenceMonitor(
+            "gan", "Lower gan.discriminator_learning_rate (or raise gan.generator_learning_rate), keep "
+                   "gan.spectral_norm on, or try gan.loss = wasserstein_gp.",
+            watch_discriminator=cfg.loss in ("hinge", "non_saturating"))
+        fit_callbacks = [monitor, self._backup("gan")]
         if teacher is not None:
             fit_callbacks.append(callbacks.TeacherScore(as_logits(teacher), spec.num_classes))
         fit_callbacks += [
@@ -200,8 +210,8 @@ class Run:
                                   f"T={cfg.temperature}")
         start = time.time()
         distill.distill_on_generator(as_logits(teacher), generator, student, cfg, seed=self._seed("distill"),
-                                     callbacks=[keras.callbacks.TerminateOnNaN(), self._backup("distill"),
-                                                self._tensorboard("distill")],
+                                     callbacks=[callbacks.DivergenceMonitor("distill", "Lower distill.learning_rate."),
+                                                self._backup("distill"), self._tensorboard("distill")],
                                      verbose=fit_verbosity())
         artifacts.save_keras(student, self.student_path)
         self._record_time("distill", time.time() - start)

@@ -1,0 +1,36 @@
+"""Divergence is caught with a message that names the setting to change."""
+
+import pytest
+
+from tfgan_compress.callbacks import DivergenceMonitor
+from tfgan_compress.errors import TrainingDiverged
+
+
+def test_nan_loss_stops_with_a_clear_message():
+    monitor = DivergenceMonitor("gan", "Lower gan.discriminator_learning_rate.")
+    monitor.on_epoch_begin(2)
+    monitor.on_train_batch_end(0, {"d_loss": 1.2, "g_loss": 0.3})
+    with pytest.raises(TrainingDiverged, match=r"gan: g_loss became nan at epoch 3, step 5.*checkpoints/gan.*"
+                                               r"gan.discriminator_learning_rate"):
+        monitor.on_train_batch_end(4, {"d_loss": 1.2, "g_loss": float("nan")})
+    with pytest.raises(TrainingDiverged, match="inf"):
+        monitor.on_train_batch_end(5, {"d_loss": float("inf")})
+
+
+def test_a_discriminator_that_wins_for_several_epochs_stops_the_gan():
+    monitor = DivergenceMonitor("gan", "Lower gan.discriminator_learning_rate.", watch_discriminator=True,
+                                win_threshold=0.05, patience=3)
+    monitor.on_epoch_end(0, {"d_loss": 0.01})
+    monitor.on_epoch_end(1, {"d_loss": 0.5})  # recovers: the count starts again
+    monitor.on_epoch_end(2, {"d_loss": 0.01})
+    monitor.on_epoch_end(3, {"d_loss": 0.02})
+    with pytest.raises(TrainingDiverged, match="discriminator wins outright.*3 epochs"):
+        monitor.on_epoch_end(4, {"d_loss": 0.0})
+
+
+def test_healthy_training_passes():
+    monitor = DivergenceMonitor("distill", "Lower distill.learning_rate.", watch_discriminator=False)
+    for epoch in range(5):
+        monitor.on_epoch_begin(epoch)
+        monitor.on_train_batch_end(0, {"distill_loss": 0.1})
+        monitor.on_epoch_end(epoch, {"d_loss": 0.0})  # ignored when not watching a discriminator
