@@ -24,6 +24,7 @@ the problem.
 from __future__ import annotations
 
 import gzip
+import math
 import struct
 import zipfile
 from dataclasses import dataclass
@@ -223,7 +224,8 @@ def read_idx(path) -> np.ndarray:
         raise DataError(f"{path}: truncated header")
     dims = struct.unpack(f">{rank}I", raw[4:header])
     dtype = np.dtype(_IDX_DTYPES[dtype_code])
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    count = math.prod(dims)  # Python int: no overflow for absurd headers
+    expected = count * dtype.itemsize
     actual = len(raw) - header
     if actual < expected:
         raise DataError(
@@ -231,7 +233,7 @@ def read_idx(path) -> np.ndarray:
         )
     if actual > expected:
         raise DataError(f"{path}: {actual - expected} unexpected bytes after the data")
-    return np.frombuffer(raw, dtype=dtype, count=int(np.prod(dims)), offset=header).reshape(dims)
+    return np.frombuffer(raw, dtype=dtype, count=count, offset=header).reshape(dims)
 
 
 def _find_idx(directory: Path, stem: str) -> Path:
