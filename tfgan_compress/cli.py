@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", metavar="DIR",
                        help="run directory (run: default runs/<preset>-<timestamp>; other stages: required)")
         p.add_argument("--seed", type=int, help="random seed (default 0)")
+        p.add_argument("--strategy", choices=["default", "mirrored", "multi-worker", "tpu"],
+                       help="tf.distribute strategy for training (default: one device); multi-worker reads TF_CONFIG")
         p.add_argument("--teacher", metavar="PATH", help="use this .keras classifier as the teacher")
         p.add_argument("--unsafe-load", action="store_true",
                        help="allow --teacher files that contain Python code (Lambda layers); only for files you trust")
@@ -81,6 +83,8 @@ def resolve_config(args, default_preset: Callable[[], str]):
         config.seed = args.seed
     if args.teacher:
         config.teacher_path = args.teacher
+    if args.strategy:
+        config.strategy = args.strategy
     return config.validate()
 
 

@@ -83,6 +83,7 @@ class DistillConfig:
     temperature: float = 4.0
     learning_rate: float = 3e-3
     mixup: bool = True  # also distil on convex mixes of generator samples
+    augment_shift: int = 0  # random translation of generator samples, in pixels
 
 
 @dataclass
@@ -113,6 +114,7 @@ class RunConfig:
     preset: str = "digits"
     data: str = "digits"
     seed: int = 0
+    strategy: str = "default"  # default, mirrored, multi-worker, tpu (tfgan_compress.distribute)
     teacher_path: Optional[str] = None
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     gan: GANConfig = field(default_factory=GANConfig)
@@ -124,6 +126,8 @@ class RunConfig:
         """Raise :class:`UsageError` on values no stage can work with."""
         if self.gan.loss not in GAN_LOSSES:
             raise UsageError(f"gan.loss must be one of {', '.join(GAN_LOSSES)}, got {self.gan.loss!r}")
+        if self.strategy not in ("default", "mirrored", "multi-worker", "tpu"):
+            raise UsageError(f"strategy must be default, mirrored, multi-worker or tpu, got {self.strategy!r}")
         if self.export.calibration_source not in ("generator", "real"):
             raise UsageError("export.calibration_source must be 'generator' or 'real'")
         unknown = set(self.export.variants) - {"float32", "float16", "dynamic", "int8", "int8_io"}

@@ -21,10 +21,10 @@ import tensorflow as tf
 
 from . import losses
 from .config import DistillConfig
-from .gan import per_replica_seed
+from .gan import PrebuiltModel, per_replica_seed
 
 
-class _Distiller(keras.Model):
+class _Distiller(PrebuiltModel):
     """Shared ``train_step``: teacher logits -> student loss ``T^2 KL`` -> student update.
 
     Subclasses say where a step's images come from (:meth:`step_images`, which also returns
@@ -44,6 +44,11 @@ class _Distiller(keras.Model):
     @property
     def metrics(self):
         return [self.loss_tracker, self.agreement_tracker]
+
+    def compile(self, optimizer="adam", **kwargs):
+        """As ``keras.Model.compile``; the optimizer is built for the student's weights here."""
+        super().compile(optimizer=optimizer, **kwargs)
+        self.optimizer.build(self.student.trainable_variables)
 
     def call(self, images, training=False):
         return self.student(images, training=training)
@@ -68,7 +73,7 @@ class _Distiller(keras.Model):
         self.agreement_tracker.update_state(tf.cast(
             tf.equal(tf.argmax(student_logits, axis=-1, output_type=tf.int32), teacher_classes), tf.float32))
         self.update_extra_metrics(context, teacher_classes)
-        return {m.name: m.result() for m in self.metrics}
+        return self.step_logs()
 
 
 @keras.saving.register_keras_serializable(package="tfgan_compress")
@@ -76,12 +81,16 @@ class GeneratorDistiller(_Distiller):
     """Student trained on teacher soft labels of generator samples (``fit`` on label batches)."""
 
     def __init__(self, teacher, generator, student, noise_dim: int, temperature: float = 4.0,
-                 mixup: bool = True, seed: int = 0, **kwargs):
+                 mixup: bool = True, augment_shift: int = 0, seed: int = 0, **kwargs):
         super().__init__(teacher, student, temperature, **kwargs)
         self.generator = generator
         self.generator.trainable = False
         self.noise_dim = noise_dim
         self.mixup = mixup
+        self.augment_shift = augment_shift
+        height, width = generator.outputs[0].shape[1:3]
+        self.augmenter = keras.layers.RandomTranslation(
+            augment_shift / height, augment_shift / width, fill_mode="constant", seed=seed) if augment_shift else None
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.conditioning_tracker = keras.metrics.Mean(name="generator_label_accuracy")
 
@@ -99,6 +108,8 @@ class GeneratorDistiller(_Distiller):
         seed = per_replica_seed(self.seed_generator)
         noise = tf.random.stateless_normal((batch, self.noise_dim), seed=seed)
         images = self.generator([noise, labels], training=False)
+        if self.augmenter is not None:
+            images = self.augmenter(images, training=True)
         if not self.mixup:
             return images, tf.ones([batch])
         lam = tf.random.stateless_uniform((batch,), seed=seed + [0, 7])
@@ -142,7 +153,8 @@ def distill_on_generator(teacher: keras.Model, generator: keras.Model, student: 
     num_classes = int(teacher.output_shape[-1])
     noise_dim = int(generator.inputs[0].shape[-1])
     distiller = GeneratorDistiller(teacher, generator, student, noise_dim=noise_dim,
-                                   temperature=config.temperature, mixup=config.mixup, seed=seed)
+                                   temperature=config.temperature, mixup=config.mixup,
+                                   augment_shift=config.augment_shift, seed=seed)
     return _fit(distiller, label_batches(num_classes, config.batch_size, seed), config, callbacks, verbose)
 
 

@@ -38,8 +38,34 @@ def per_replica_seed(seed_generator: keras.random.SeedGenerator):
     return seed
 
 
+class PrebuiltModel(keras.Model):
+    """A ``keras.Model`` whose parts are built before ``fit`` (functional sub-networks,
+    optimizers built in ``compile``, metric trackers made in ``__init__``).
+
+    Keras 3's ``fit`` otherwise runs a "symbolic build" that first reduces a distributed
+    batch eagerly with ``strategy.reduce``, which fails under
+    ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585). Nothing here needs that build,
+    so it is skipped; everything else in ``fit`` is unchanged.
+    """
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        return
+
+    def step_logs(self) -> dict:
+        """``{name: result}`` of the tracked metrics, as ``train_step`` returns them.
+
+        Under ``MultiWorkerMirroredStrategy`` Keras reduces step logs with
+        ``strategy.reduce("MEAN", value, axis=0)``, which needs a leading axis; scalars get
+        one there (and lose it again in the reduction).
+        """
+        logs = {m.name: m.result() for m in self.metrics}
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
+
+
 @keras.saving.register_keras_serializable(package="tfgan_compress")
-class ConditionalGAN(keras.Model):
+class ConditionalGAN(PrebuiltModel):
     def __init__(self, generator, discriminator, num_classes: int, noise_dim: int,
                  loss: str = "hinge", gradient_penalty_weight: float = 10.0,
                  ema_decay: float = 0.999, seed: int = 0, **kwargs):
@@ -96,12 +122,20 @@ class ConditionalGAN(keras.Model):
         return tf.random.stateless_normal((batch_size, self.noise_dim), seed=per_replica_seed(self.noise_seed))
 
     def train_step(self, data):
-        real_images, labels = data
+        """``data`` is ``(images, labels)``, or ``(images, labels, noise)`` with ``noise`` of
+        shape ``[batch, 2, noise_dim]`` (discriminator and generator step) for reproducible
+        steps; otherwise the noise is drawn here."""
+        if len(data) == 3:
+            real_images, labels, given_noise = data
+            d_noise, g_noise = given_noise[:, 0], given_noise[:, 1]
+        else:
+            real_images, labels = data
+            batch = tf.shape(real_images)[0]
+            d_noise, g_noise = self.sample_noise(batch), self.sample_noise(batch)
         labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
-        batch = tf.shape(real_images)[0]
 
         # 1. discriminator step
-        noise = self.sample_noise(batch)
+        noise = d_noise
         with tf.GradientTape() as tape:
             fake_images = self.generator([noise, labels], training=True)
             real_logits = self.discriminator([real_images, labels], training=True)
@@ -117,7 +151,7 @@ class ConditionalGAN(keras.Model):
         self.discriminator_optimizer.apply(grads, self.discriminator.trainable_variables)
 
         # 2. generator step, fresh noise
-        noise = self.sample_noise(batch)
+        noise = g_noise
         with tf.GradientTape() as tape:
             fake_images = self.generator([noise, labels], training=True)
             g_logits = self.discriminator([fake_images, labels], training=True)
@@ -135,7 +169,7 @@ class ConditionalGAN(keras.Model):
         self.fake_logit_tracker.update_state(tf.reduce_mean(fake_logits))
         if self.loss_name == "wasserstein_gp":
             self.gp_tracker.update_state(tf.reduce_mean(penalty))
-        return {m.name: m.result() for m in self.metrics}
+        return self.step_logs()
 
     @staticmethod
     def _replica_mean(global_average):

@@ -51,6 +51,8 @@ def upsampling_stages(height: int, width: int) -> int:
 def build_generator(image_shape, num_classes: int, noise_dim: int, width: int) -> keras.Model:
     """``G(z, y)``: embed(y) ++ z -> dense -> (transposed conv x2, BN, ReLU)* -> tanh -> [0, 1].
 
+    Batch normalisation is synchronised across replicas under ``tf.distribute`` (statistics
+    of the global batch), so a step does not depend on how the batch is split.
     The last layer maps tanh's [-1, 1] to [0, 1], the pixel range every model here uses;
     a centre crop trims the output when the image size is not a multiple of the
     upsampling factor.
@@ -66,13 +68,13 @@ def build_generator(image_shape, num_classes: int, noise_dim: int, width: int) -
     embedded = layers.Embedding(num_classes, noise_dim, name="label_embedding")(label)
     x = layers.Concatenate(name="condition")([noise, embedded])
     x = layers.Dense(base_h * base_w * top, use_bias=False, name="project")(x)
-    x = layers.BatchNormalization(name="project_bn")(x)
+    x = layers.BatchNormalization(synchronized=True, name="project_bn")(x)
     x = layers.ReLU(name="project_relu")(x)
     x = layers.Reshape((base_h, base_w, top), name="reshape")(x)
     for i in range(stages - 1):
         filters = top // 2 ** (i + 1)
         x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False, name=f"up{i + 1}")(x)
-        x = layers.BatchNormalization(name=f"up{i + 1}_bn")(x)
+        x = layers.BatchNormalization(synchronized=True, name=f"up{i + 1}_bn")(x)
         x = layers.ReLU(name=f"up{i + 1}_relu")(x)
     x = layers.Conv2DTranspose(channels, 4, strides=2, padding="same", activation="tanh", name="to_image")(x)
     x = layers.Rescaling(0.5, offset=0.5, name="to_unit_range")(x)

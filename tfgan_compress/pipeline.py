@@ -15,8 +15,10 @@ command after an interruption continues with the first unfinished stage.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +27,7 @@ from typing import Callable, Optional
 import keras
 import numpy as np
 
-from . import artifacts, callbacks, data, distill, evaluate, export, networks, report
+from . import artifacts, callbacks, data, distill, distribute, evaluate, export, networks, report
 from .config import RunConfig
 from .errors import UsageError
 from .gan import ConditionalGAN
@@ -89,6 +91,11 @@ class Run:
         artifacts.write_json(run_dir / "config.json", config.to_dict())
         return cls(config, run_dir, progress, safe_mode)
 
+    @functools.cached_property
+    def strategy(self):
+        """The ``tf.distribute`` strategy every training stage runs under (``config.strategy``)."""
+        return distribute.make_strategy(self.config.strategy)
+
     def _timings(self) -> dict:
         path = self.run_dir / "checkpoints" / "stage_seconds.json"
         return json.loads(path.read_text()) if path.is_file() else {}
@@ -137,9 +144,10 @@ class Run:
         self._announce("teacher", f"training on {len(dataset.x_train)} real images, {cfg.epochs} epochs")
         start = time.time()
         monitor = callbacks.DivergenceMonitor("teacher", "Lower teacher.learning_rate.")
-        model = train_teacher(dataset, cfg, seed=self._seed("teacher"),
-                              callbacks=[monitor, self._backup("teacher"), self._tensorboard("teacher")],
-                              verbose=fit_verbosity())
+        with self.strategy.scope():
+            model = train_teacher(dataset, cfg, seed=self._seed("teacher"),
+                                  callbacks=[monitor, self._backup("teacher"), self._tensorboard("teacher")],
+                                  verbose=fit_verbosity())
         artifacts.save_keras(model, self.teacher_path)
         self._record_time("teacher", time.time() - start)
         return model
@@ -155,18 +163,20 @@ class Run:
         steps = cfg.steps_per_epoch or len(dataset.x_train) // cfg.batch_size
         self._announce("gan", f"conditional GAN ({cfg.loss} loss), {cfg.epochs} epochs x {steps} steps, "
                               f"batch {cfg.batch_size}")
-        generator = networks.build_generator(spec.image_shape, spec.num_classes, cfg.noise_dim, cfg.generator_width)
-        discriminator = networks.build_discriminator(spec.image_shape, spec.num_classes,
-                                                     cfg.discriminator_width, cfg.spectral_norm)
-        model = ConditionalGAN(generator, discriminator, spec.num_classes, cfg.noise_dim, loss=cfg.loss,
-                               gradient_penalty_weight=cfg.gradient_penalty_weight, ema_decay=cfg.ema_decay,
-                               seed=seed)
-        model.compile(
-            generator_optimizer=keras.optimizers.Adam(cfg.generator_learning_rate, beta_1=cfg.beta_1,
-                                                      beta_2=cfg.beta_2),
-            discriminator_optimizer=keras.optimizers.Adam(cfg.discriminator_learning_rate, beta_1=cfg.beta_1,
+        with self.strategy.scope():
+            generator = networks.build_generator(spec.image_shape, spec.num_classes, cfg.noise_dim,
+                                                 cfg.generator_width)
+            discriminator = networks.build_discriminator(spec.image_shape, spec.num_classes,
+                                                         cfg.discriminator_width, cfg.spectral_norm)
+            model = ConditionalGAN(generator, discriminator, spec.num_classes, cfg.noise_dim, loss=cfg.loss,
+                                   gradient_penalty_weight=cfg.gradient_penalty_weight, ema_decay=cfg.ema_decay,
+                                   seed=seed)
+            model.compile(
+                generator_optimizer=keras.optimizers.Adam(cfg.generator_learning_rate, beta_1=cfg.beta_1,
                                                           beta_2=cfg.beta_2),
-        )
+                discriminator_optimizer=keras.optimizers.Adam(cfg.discriminator_learning_rate, beta_1=cfg.beta_1,
+                                                              beta_2=cfg.beta_2),
+            )
         pipeline = data.training_pipeline(dataset.x_train, dataset.y_train, min(cfg.batch_size, len(dataset.x_train)),
                                           seed).repeat()
         monitor = callbacks.DivergenceMonitor(
@@ -203,16 +213,21 @@ class Run:
         cfg = self.config.distill
         image_shape = tuple(teacher.inputs[0].shape[1:])
         num_classes = int(teacher.outputs[0].shape[-1])
-        student = networks.build_classifier(image_shape, num_classes, cfg.network, name="student")
+        with self.strategy.scope():
+            student = networks.build_classifier(image_shape, num_classes, cfg.network, name="student")
         ratio = student.count_params() / teacher.count_params()
         self._announce("distill", f"student of {student.count_params():,} parameters ({ratio:.2f} of the teacher), "
                                   f"{cfg.epochs} epochs x {cfg.steps_per_epoch} steps on generator samples, "
                                   f"T={cfg.temperature}")
         start = time.time()
-        distill.distill_on_generator(as_logits(teacher), generator, student, cfg, seed=self._seed("distill"),
-                                     callbacks=[callbacks.DivergenceMonitor("distill", "Lower distill.learning_rate."),
-                                                self._backup("distill"), self._tensorboard("distill")],
-                                     verbose=fit_verbosity())
+        frozen_teacher = distribute.replicate(as_logits(teacher), self.strategy)
+        frozen_generator = distribute.replicate(generator, self.strategy)
+        with self.strategy.scope():
+            distill.distill_on_generator(
+                frozen_teacher, frozen_generator, student, cfg, seed=self._seed("distill"),
+                callbacks=[callbacks.DivergenceMonitor("distill", "Lower distill.learning_rate."),
+                           self._backup("distill"), self._tensorboard("distill")],
+                verbose=fit_verbosity())
         artifacts.save_keras(student, self.student_path)
         self._record_time("distill", time.time() - start)
         return student
@@ -327,6 +342,9 @@ def run(config: RunConfig, out_dir=None, progress=print, safe_mode: bool = True,
     if config.teacher_path:  # a teacher that does not fit the data also fails before anything is written
         load_classifier(config.teacher_path, dataset.spec, safe_mode=safe_mode)
     run_dir = Path(out_dir) if out_dir else default_run_dir(config.preset)
+    if config.strategy == "multi-worker" and not distribute.is_chief():
+        # Every worker runs the same steps; only the chief's files are the run's.
+        run_dir = Path(tempfile.mkdtemp(prefix=f"tfgan-compress-{distribute.task_name()}-"))
     this = Run.create(config, run_dir, progress, safe_mode)
     progress(f"run directory: {run_dir}")
     progress(f"data: {data.describe(dataset)}")

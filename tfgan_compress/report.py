@@ -17,7 +17,7 @@ COLUMNS = [
     ("latency_ms", "latency ms (median, 1 thread)", "{:.3f}"),
     ("latency_p90_ms", "p90 ms", "{:.3f}"),
     ("throughput_images_per_s", "images/s (batch 64)", "{:,.0f}"),
-    ("speedup_vs_teacher_float32", "latency vs teacher TFLite", "{:.2f}x faster"),
+    ("speedup_vs_teacher_float32", "speed-up vs teacher TFLite", "{:.2f}x"),
 ]
 
 
