@@ -84,6 +84,8 @@ class DistillConfig:
     learning_rate: float = 3e-3
     mixup: bool = True  # also distil on convex mixes of generator samples
     augment_shift: int = 0  # random translation of generator samples, in pixels
+    hard_latent_steps: int = 0  # gradient steps moving the noise to teacher-student disagreement
+    hard_latent_step_size: float = 1.0  # length of each step in noise space
 
 
 @dataclass

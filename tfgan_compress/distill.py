@@ -81,13 +81,16 @@ class GeneratorDistiller(_Distiller):
     """Student trained on teacher soft labels of generator samples (``fit`` on label batches)."""
 
     def __init__(self, teacher, generator, student, noise_dim: int, temperature: float = 4.0,
-                 mixup: bool = True, augment_shift: int = 0, seed: int = 0, **kwargs):
+                 mixup: bool = True, augment_shift: int = 0, hard_latent_steps: int = 0,
+                 hard_latent_step_size: float = 1.0, seed: int = 0, **kwargs):
         super().__init__(teacher, student, temperature, **kwargs)
         self.generator = generator
         self.generator.trainable = False
         self.noise_dim = noise_dim
         self.mixup = mixup
         self.augment_shift = augment_shift
+        self.hard_latent_steps = hard_latent_steps
+        self.hard_latent_step_size = hard_latent_step_size
         height, width = generator.outputs[0].shape[1:3]
         self.augmenter = keras.layers.RandomTranslation(
             augment_shift / height, augment_shift / width, fill_mode="constant", seed=seed) if augment_shift else None
@@ -101,12 +104,19 @@ class GeneratorDistiller(_Distiller):
     def synthesize(self, labels):
         """Generator images for ``labels`` and a 0/1 mask of those left unmixed.
 
+        With ``hard_latent_steps``, the noise first climbs the teacher-student divergence:
+        ``z <- z + eta * g / ||g||``, ``g = grad_z KL(T(G(z)) || S(G(z)))``, so that the
+        samples move, along the generator's manifold, to where the student is still wrong.
+        With ``augment_shift``, each image is translated by up to that many pixels (the
+        teacher labels the shifted image, so any input is a valid training point).
         With ``mixup``, about half the images become ``lam * x_i + (1 - lam) * x_j``,
         ``lam ~ U(0, 1)``, ``j`` a random partner from the batch.
         """
         batch = tf.shape(labels)[0]
         seed = per_replica_seed(self.seed_generator)
         noise = tf.random.stateless_normal((batch, self.noise_dim), seed=seed)
+        for _ in range(self.hard_latent_steps):
+            noise = self.harder_noise(noise, labels)
         images = self.generator([noise, labels], training=False)
         if self.augmenter is not None:
             images = self.augmenter(images, training=True)
@@ -118,6 +128,17 @@ class GeneratorDistiller(_Distiller):
         partner = tf.argsort(tf.random.stateless_uniform((batch,), seed=seed + [0, 17]))
         lam4 = tf.reshape(lam, [-1, 1, 1, 1])
         return lam4 * images + (1.0 - lam4) * tf.gather(images, partner), 1.0 - mixed
+
+    def harder_noise(self, noise, labels):
+        """One normalised gradient-ascent step of the noise on the per-example KL."""
+        with tf.GradientTape() as tape:
+            tape.watch(noise)
+            images = self.generator([noise, labels], training=False)
+            divergence = losses.distillation_loss(self.teacher(images, training=False),
+                                                  self.student(images, training=False), self.temperature)
+        grad = tape.gradient(divergence, noise)
+        grad = grad / (tf.norm(grad, axis=-1, keepdims=True) + 1e-12)
+        return tf.stop_gradient(noise + self.hard_latent_step_size * grad)
 
     def step_images(self, data):
         labels = tf.cast(tf.reshape(data, [-1]), tf.int32)
@@ -154,7 +175,9 @@ def distill_on_generator(teacher: keras.Model, generator: keras.Model, student: 
     noise_dim = int(generator.inputs[0].shape[-1])
     distiller = GeneratorDistiller(teacher, generator, student, noise_dim=noise_dim,
                                    temperature=config.temperature, mixup=config.mixup,
-                                   augment_shift=config.augment_shift, seed=seed)
+                                   augment_shift=config.augment_shift,
+                                   hard_latent_steps=config.hard_latent_steps,
+                                   hard_latent_step_size=config.hard_latent_step_size, seed=seed)
     return _fit(distiller, label_batches(num_classes, config.batch_size, seed), config, callbacks, verbose)
 
 
