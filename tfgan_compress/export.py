@@ -7,8 +7,9 @@
   activations int8, calibrated on a representative set, float input and output so that
   apps feed pixels directly. The calibration images are generator samples by default, so
   no real image is needed.
-* ``int8_io``: the same with int8 input and output tensors, for microcontrollers: the
-  app quantises pixels with the input's (scale, zero point) and dequantises the output.
+* ``int8_io``: the same with int8 input and output tensors and a fixed batch of one, for
+  microcontrollers: the app quantises pixels with the input's (scale, zero point) and
+  dequantises the output.
 
 Only ``TFLITE_BUILTINS`` / ``TFLITE_BUILTINS_INT8`` ops are allowed (no Flex), so the files
 run on any LiteRT build. The exported graph ends in a softmax: outputs are probabilities.
@@ -109,7 +110,8 @@ def convert(model: keras.Model, variant: str, calibration_images: np.ndarray | N
     """Convert ``model`` (float input in [0, 1]) to a TFLite flatbuffer of ``variant``."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose from {VARIANTS}")
-    input_shape = [None, *model.inputs[0].shape[1:]]
+    # Microcontroller files get a fixed batch of 1: constant shapes, no SHAPE/PACK ops.
+    input_shape = [1 if variant == "int8_io" else None, *model.inputs[0].shape[1:]]
     converter = frozen_converter(model, [tf.TensorSpec(input_shape, tf.float32, name="image")])
     if variant == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]

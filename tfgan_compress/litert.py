@@ -43,6 +43,8 @@ class TFLiteClassifier:
         self._batch = 1
         self.input_detail = self.interpreter.get_input_details()[0]
         self.output_detail = self.interpreter.get_output_details()[0]
+        # Files converted with a fixed batch (microcontroller files) run one image at a time.
+        self.fixed_batch = int(self.input_detail["shape_signature"][0]) != -1
 
     @property
     def input_shape(self) -> tuple:
@@ -73,6 +75,8 @@ class TFLiteClassifier:
 
     def predict(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Float images in [0, 1] (N, H, W, C) -> float32 output (N, classes)."""
+        if self.fixed_batch:
+            batch_size = 1
         outputs = []
         for start in range(0, len(images), batch_size):
             chunk = quantize(np.asarray(images[start:start + batch_size], np.float32), self.input_detail)
