@@ -66,8 +66,10 @@ class SampleGrid(keras.callbacks.Callback):
         self.writer = tf.summary.create_file_writer(str(Path(log_dir) / "samples")) if log_dir else None
 
     def grid(self) -> np.ndarray:
+        """One row per class of samples from the model's (EMA) generator."""
+        generator = getattr(self.model, "ema_generator", None) or self.model.generator
         noise, labels = class_grid_inputs(self.num_classes, self.per_class, self.model.noise_dim, self.seed)
-        images = np.asarray(self.model.ema_generator([noise, labels], training=False))
+        images = np.asarray(generator([noise, labels], training=False))
         return image_grid(images, rows=self.num_classes)
 
     def on_epoch_end(self, epoch, logs=None):

@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--seed", type=int, help="random seed (default 0)")
         p.add_argument("--strategy", choices=["default", "mirrored", "multi-worker", "tpu"],
                        help="tf.distribute strategy for training (default: one device); multi-worker reads TF_CONFIG")
+        p.add_argument("--mode", choices=["gan", "data-free"],
+                       help="gan (default): learn the data with a conditional GAN; data-free: from --teacher alone, "
+                            "--data only for the test-split report")
         p.add_argument("--teacher", metavar="PATH", help="use this .keras classifier as the teacher")
         p.add_argument("--unsafe-load", action="store_true",
                        help="allow --teacher files that contain Python code (Lambda layers); only for files you trust")
@@ -85,6 +88,8 @@ def resolve_config(args, default_preset: Callable[[], str]):
         config.teacher_path = args.teacher
     if args.strategy:
         config.strategy = args.strategy
+    if args.mode:
+        config.mode = args.mode
     return config.validate()
 
 

@@ -89,6 +89,24 @@ class DistillConfig:
 
 
 @dataclass
+class DataFreeConfig:
+    """Data-free mode (``mode = "data-free"``): generator and student trained from the teacher
+    alone (:mod:`tfgan_compress.datafree`). Student network: ``distill.network``; generator:
+    ``gan.noise_dim`` and ``gan.generator_width``."""
+
+    epochs: int = 20
+    steps_per_epoch: int = 100
+    batch_size: int = 128
+    student_steps: int = 5  # student updates per generator update
+    temperature: float = 1.0
+    adversarial_weight: float = 1.0  # weight of -KL(teacher || student) in the generator loss
+    class_weight: float = 1.0  # weight of CE(teacher(G(z, y)), y)
+    bn_weight: float = 0.1  # DeepInversion prior, when the teacher has BatchNormalization
+    generator_learning_rate: float = 1e-3
+    student_learning_rate: float = 2e-3
+
+
+@dataclass
 class ExportConfig:
     """TFLite conversion of the student."""
 
@@ -117,10 +135,12 @@ class RunConfig:
     data: str = "digits"
     seed: int = 0
     strategy: str = "default"  # default, mirrored, multi-worker, tpu (tfgan_compress.distribute)
+    mode: str = "gan"  # "gan": conditional GAN on the data; "data-free": from the teacher alone
     teacher_path: Optional[str] = None
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     gan: GANConfig = field(default_factory=GANConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
+    datafree: DataFreeConfig = field(default_factory=DataFreeConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
@@ -128,6 +148,8 @@ class RunConfig:
         """Raise :class:`UsageError` on values no stage can work with."""
         if self.gan.loss not in GAN_LOSSES:
             raise UsageError(f"gan.loss must be one of {', '.join(GAN_LOSSES)}, got {self.gan.loss!r}")
+        if self.mode not in ("gan", "data-free"):
+            raise UsageError(f"mode must be gan or data-free, got {self.mode!r}")
         if self.strategy not in ("default", "mirrored", "multi-worker", "tpu"):
             raise UsageError(f"strategy must be default, mirrored, multi-worker or tpu, got {self.strategy!r}")
         if self.export.calibration_source not in ("generator", "real"):
@@ -148,6 +170,10 @@ class RunConfig:
             ("teacher.batch_size", self.teacher.batch_size),
             ("gan.batch_size", self.gan.batch_size),
             ("distill.batch_size", self.distill.batch_size),
+            ("datafree.epochs", self.datafree.epochs),
+            ("datafree.steps_per_epoch", self.datafree.steps_per_epoch),
+            ("datafree.batch_size", self.datafree.batch_size),
+            ("datafree.student_steps", self.datafree.student_steps),
             ("export.calibration_samples", self.export.calibration_samples),
             ("evaluate.latency_runs", self.evaluate.latency_runs),
         ]:
@@ -236,6 +262,7 @@ def _tiny() -> RunConfig:
             epochs=2, steps_per_epoch=3, batch_size=16,
         ),
         # a barely trained tiny model has near-ties everywhere: no agreement bar
+        datafree=DataFreeConfig(epochs=2, steps_per_epoch=2, batch_size=16, student_steps=2),
         export=ExportConfig(calibration_samples=16, min_agreement_float=0.0, min_agreement_quantized=0.0),
         evaluate=EvaluateConfig(latency_runs=5, latency_warmup=1),
     )

@@ -27,13 +27,14 @@ from typing import Callable, Optional
 import keras
 import numpy as np
 
-from . import artifacts, callbacks, data, distill, distribute, evaluate, export, networks, report
+from . import artifacts, callbacks, data, datafree, distill, distribute, evaluate, export, networks, report
 from .config import RunConfig
 from .errors import UsageError
 from .gan import ConditionalGAN
 from .teacher import as_logits, load_classifier, train_teacher
 
 STAGES = ("teacher", "gan", "distill", "export", "evaluate")
+DATA_FREE_STAGES = ("teacher", "data-free", "export", "evaluate")
 STUDENT_VARIANT_NAMES = {v: f"student_{v}" for v in export.VARIANTS}
 
 
@@ -105,13 +106,17 @@ class Run:
         timings[stage] = round(seconds, 2)
         artifacts.write_json(self.run_dir / "checkpoints" / "stage_seconds.json", timings)
 
+    @property
+    def stages(self) -> tuple:
+        return DATA_FREE_STAGES if self.config.mode == "data-free" else STAGES
+
     def _seed(self, stage: str) -> int:
-        seed = self.config.seed * 100 + STAGES.index(stage)
+        seed = self.config.seed * 100 + self.stages.index(stage)
         keras.utils.set_random_seed(seed)
         return seed
 
     def _announce(self, stage: str, what: str) -> None:
-        self.progress(f"[{STAGES.index(stage) + 1}/{len(STAGES)}] {stage}: {what}")
+        self.progress(f"[{self.stages.index(stage) + 1}/{len(self.stages)}] {stage}: {what}")
 
     def _backup(self, name: str) -> keras.callbacks.BackupAndRestore:
         """Per-epoch backup, so an interrupted stage resumes from its last finished epoch."""
@@ -232,6 +237,42 @@ class Run:
         self._record_time("distill", time.time() - start)
         return student
 
+    def data_free(self, teacher: keras.Model) -> tuple:
+        """Generator and student from the teacher alone (data-free mode).
+
+        Deliberately takes no dataset: the training code has no handle on real images.
+        Returns (generator, student); both are saved like the GAN mode's.
+        """
+        if self.student_path.is_file() and self.generator_path.is_file():
+            self._announce("data-free", f"using {self.generator_path} and {self.student_path}")
+            return (keras.models.load_model(self.generator_path, compile=False),
+                    keras.models.load_model(self.student_path, compile=False))
+        cfg, gan_cfg = self.config.datafree, self.config.gan
+        image_shape = tuple(teacher.inputs[0].shape[1:])
+        num_classes = int(teacher.outputs[0].shape[-1])
+        seed = self._seed("data-free")
+        with self.strategy.scope():
+            generator = networks.build_generator(image_shape, num_classes, gan_cfg.noise_dim, gan_cfg.generator_width)
+            student = networks.build_classifier(image_shape, num_classes, self.config.distill.network, name="student")
+        self._announce("data-free", f"generator and student ({student.count_params():,} parameters, "
+                                    f"{student.count_params() / teacher.count_params():.2f} of the teacher) from the "
+                                    f"teacher alone, {cfg.epochs} epochs x {cfg.steps_per_epoch} iterations "
+                                    f"({cfg.student_steps} student steps each)")
+        start = time.time()
+        frozen_teacher = distribute.replicate(as_logits(teacher), self.strategy)
+        grid = callbacks.SampleGrid(self.run_dir / "samples", self.logs_dir, num_classes, gan_cfg.samples_per_class)
+        with self.strategy.scope():
+            datafree.distill_data_free(
+                frozen_teacher, generator, student, cfg, seed=seed,
+                callbacks=[callbacks.DivergenceMonitor("data-free", "Lower datafree.generator_learning_rate."),
+                           self._backup("data-free"), grid, self._tensorboard("data-free", update_freq=50)],
+                verbose=fit_verbosity())
+        callbacks.save_png(self.run_dir / "samples.png", grid.grid())
+        artifacts.save_keras(generator, self.generator_path)
+        artifacts.save_keras(student, self.student_path)
+        self._record_time("data-free", time.time() - start)
+        return generator, student
+
     def calibration_images(self, generator: keras.Model, num_classes: int,
                            dataset: Optional[data.Dataset] = None) -> np.ndarray:
         """Calibration set for int8: class-balanced generator samples (or real ones on request)."""
@@ -339,6 +380,8 @@ def run(config: RunConfig, out_dir=None, progress=print, safe_mode: bool = True,
     config.validate()
     if dataset is None:
         dataset = data.load(config.data)  # fails before anything is written
+    if config.mode == "data-free" and not config.teacher_path:
+        raise UsageError("--mode data-free needs --teacher PATH (the model to compress)")
     if config.teacher_path:  # a teacher that does not fit the data also fails before anything is written
         load_classifier(config.teacher_path, dataset.spec, safe_mode=safe_mode)
     run_dir = Path(out_dir) if out_dir else default_run_dir(config.preset)
@@ -350,8 +393,11 @@ def run(config: RunConfig, out_dir=None, progress=print, safe_mode: bool = True,
     progress(f"data: {data.describe(dataset)}")
     start = time.time()
     teacher = this.teacher(dataset)
-    generator = this.gan(dataset, teacher)
-    student = this.distill(teacher, generator)
+    if config.mode == "data-free":
+        generator, student = this.data_free(teacher)  # the real data is used for the report only
+    else:
+        generator = this.gan(dataset, teacher)
+        student = this.distill(teacher, generator)
     this.export(student, generator, dataset.class_names, dataset.x_test, dataset, teacher)
     result = this.evaluate(dataset)
     progress(f"done in {time.time() - start:.0f} s: {run_dir / 'report.md'}")
