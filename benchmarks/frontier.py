@@ -13,7 +13,9 @@ Runs in one process, with one seed, and writes ``frontier.json``, ``frontier.md`
 4. ``student_kd_real``: the student distilled from the teacher on the real training set
    (the upper reference);
 5. ``student_gan_float32`` / ``student_gan_int8``: ours, the full ``tfgan-compress run``
-   pipeline: the student sees generator samples only; int8 calibrated on generator samples.
+   pipeline: the student sees generator samples only; int8 calibrated on generator samples;
+6. ``student_datafree_float32`` / ``student_datafree_int8``: ``tfgan-compress run --mode
+   data-free`` with the same teacher: no real image at all (skip with ``--no-data-free``).
 
 Each row: ``accuracy``, ``bits_per_example`` (test cross-entropy), ``params``,
 ``int8_bytes`` (size of that model's full-integer int8 ``.tflite``), ``tflite_bytes`` and
@@ -32,6 +34,7 @@ import sys
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +50,7 @@ from tfgan_compress.teacher import train_teacher  # noqa: E402
 
 ROW_NAMES = ["teacher_float32", "teacher_int8_ptq", "student_scratch", "student_kd_real",
              "student_gan_float32", "student_gan_int8"]
+DATA_FREE_ROWS = ["student_datafree_float32", "student_datafree_int8"]
 COLUMNS = [
     ("name", "row", "{}"),
     ("accuracy", "accuracy", "{:.2%}"),
@@ -64,6 +68,7 @@ def quick(config: configs.RunConfig) -> configs.RunConfig:
         "teacher": {"epochs": 1},
         "gan": {"epochs": 1, "steps_per_epoch": 2, "log_every_steps": 1, "samples_per_class": 2},
         "distill": {"epochs": 1, "steps_per_epoch": 2},
+        "datafree": {"epochs": 1, "steps_per_epoch": 2, "student_steps": 1},
         "export": {"calibration_samples": 16, "min_agreement_float": 0.0, "min_agreement_quantized": 0.0},
         "evaluate": {"latency_runs": 5, "latency_warmup": 1},
     })
@@ -111,7 +116,8 @@ class Frontier:
                 "train_seconds": round(seconds, 1)}
 
 
-def run_benchmark(source: str, preset: str, out: Path, seed: int, is_quick: bool, progress=print) -> dict:
+def run_benchmark(source: str, preset: str, out: Path, seed: int, is_quick: bool, progress=print,
+                  data_free: bool = True) -> dict:
     config = configs.preset(preset)
     config.data, config.seed = source, seed
     if is_quick:
@@ -159,6 +165,22 @@ def run_benchmark(source: str, preset: str, out: Path, seed: int, is_quick: bool
     rows.append(row)
     rows.append(frontier.int8_row("student_gan_int8", gan_int8, student_gan.count_params(), gan_seconds))
 
+    extra = {}
+    if data_free:
+        progress("== data-free: tfgan-compress run --mode data-free ==")
+        df_config = dataclasses.replace(config, mode="data-free", teacher_path=str(run.teacher_path))
+        start = time.time()
+        df_report = pipeline.run(df_config, out / "datafree", progress=progress, dataset=dataset)
+        extra["datafree_pipeline_seconds"] = round(time.time() - start, 1)
+        df_run = pipeline.Run(df_config, out / "datafree", progress)
+        df_student = keras.models.load_model(df_run.student_path, compile=False)
+        df_seconds = df_report["stage_seconds"]["data-free"]
+        row = frontier.keras_row("student_datafree_float32", df_student, df_seconds, calibration)
+        row["int8_bytes"] = df_run.tflite_path("int8").stat().st_size
+        rows.append(row)
+        rows.append(frontier.int8_row("student_datafree_int8", df_run.tflite_path("int8"), df_student.count_params(),
+                                      df_seconds))
+
     gan_cfg = config.gan
     steps = gan_cfg.steps_per_epoch or len(dataset.x_train) // gan_cfg.batch_size
     result = {
@@ -168,6 +190,7 @@ def run_benchmark(source: str, preset: str, out: Path, seed: int, is_quick: bool
         "gan_images_per_second": round(gan_cfg.epochs * steps * gan_cfg.batch_size / stage["gan"], 1),
         "benchmark_seconds": round(time.time() - wall_start, 1),
         "test_images": len(dataset.x_test),
+        **extra,
     }
     write_outputs(out, result)
     progress(markdown_table(rows, COLUMNS))
@@ -177,6 +200,8 @@ def run_benchmark(source: str, preset: str, out: Path, seed: int, is_quick: bool
 def write_outputs(out: Path, result: dict) -> None:
     artifacts.write_json(out / "frontier.json", result)
     rows = result["rows"]
+    data_free_line = (f" Data-free pipeline: {result['datafree_pipeline_seconds']:.0f} s."
+                      if "datafree_pipeline_seconds" in result else "")
     lines = [
         f"# Compression frontier on `{result['data']}`",
         "",
@@ -187,7 +212,7 @@ def write_outputs(out: Path, result: dict) -> None:
         "",
         f"Whole pipeline (teacher + GAN + distillation + export + evaluation): {result['pipeline_seconds']:.0f} s; "
         f"GAN training {result['gan_images_per_second']:,.0f} images/s; benchmark total "
-        f"{result['benchmark_seconds']:.0f} s.",
+        f"{result['benchmark_seconds']:.0f} s.{data_free_line}",
         "",
         "![accuracy against int8 size](frontier.png)",
     ]
@@ -223,9 +248,10 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="benchmarks/results/frontier", help="folder for the three files")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="a few steps of everything (smoke test)")
+    parser.add_argument("--no-data-free", dest="data_free", action="store_false", help="skip the data-free rows")
     args = parser.parse_args(argv)
     try:
-        run_benchmark(args.data, args.preset, Path(args.out), args.seed, args.quick)
+        run_benchmark(args.data, args.preset, Path(args.out), args.seed, args.quick, data_free=args.data_free)
     except TfganCompressError as err:
         print(f"frontier: error: {err}", file=sys.stderr)
         return 2
