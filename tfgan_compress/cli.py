@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from .errors import TfganCompressError, TrainingDiverged, UsageError
+from .errors import ExportError, TfganCompressError, TrainingDiverged, UsageError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -151,10 +151,11 @@ def main(argv=None) -> int:
             raise
         print(f"tfgan-compress: error: {err}", file=sys.stderr)
         return EXIT_USAGE
-    except TrainingDiverged as err:
+    except (TrainingDiverged, ExportError) as err:
         if args.debug:
             raise
-        print(f"tfgan-compress: training stopped: {err}", file=sys.stderr)
+        what = "training stopped" if isinstance(err, TrainingDiverged) else "export failed"
+        print(f"tfgan-compress: {what}: {err}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         print("tfgan-compress: interrupted; run the same command again to continue", file=sys.stderr)

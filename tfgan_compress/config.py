@@ -102,6 +102,7 @@ class DataFreeConfig:
     adversarial_weight: float = 1.0  # weight of -KL(teacher || student) in the generator loss
     class_weight: float = 1.0  # weight of CE(teacher(G(z, y)), y)
     bn_weight: float = 0.1  # DeepInversion prior, when the teacher has BatchNormalization
+    diversity_weight: float = 1.0  # mode-seeking term: different noise, different images
     generator_learning_rate: float = 1e-3
     student_learning_rate: float = 2e-3
 

@@ -8,6 +8,7 @@ family):
   ``- adversarial_weight * D(T(x), S(x))``            explore where the student is wrong
   ``+ class_weight * CE(T(x), y)``                    look like class ``y`` to the teacher
   ``+ bn_weight * sum_l ||mu_l(x) - mu_l|| + ||sigma2_l(x) - sigma2_l||`` (teacher BN layers)
+  ``- diversity_weight * |G(z1, y) - G(z2, y)| / |z1 - z2|``  mode seeking (Mao et al., 2019)
   with ``x = G(z, y)``; ``D`` is the temperature-``T`` KL divergence. The first term is
   DFAD's (Fang et al., 2019, "Data-Free Adversarial Distillation"), the second the
   one-hot prior of DAFL (Chen et al., 2019) made class-conditional so that classes stay
@@ -51,13 +52,21 @@ def batchnorm_statistics_loss(features, layers):
     return total
 
 
+def mode_seeking_ratio(images_a, images_b, noise_a, noise_b):
+    """``mean|G(z_a) - G(z_b)| / mean|z_a - z_b|`` per pair (Mao et al., 2019, "Mode Seeking
+    GANs"): maximised, it keeps the generator from mapping all noise to one image per class."""
+    image_distance = tf.reduce_mean(tf.abs(images_a - images_b), axis=[1, 2, 3])
+    noise_distance = tf.reduce_mean(tf.abs(noise_a - noise_b), axis=-1)
+    return image_distance / (noise_distance + 1e-5)
+
+
 @keras.saving.register_keras_serializable(package="tfgan_compress")
 class DataFreeDistiller(PrebuiltModel):
     """Generator and student trained against each other around a frozen teacher (``fit``)."""
 
     def __init__(self, teacher, generator, student, noise_dim: int, temperature: float = 1.0,
                  adversarial_weight: float = 1.0, class_weight: float = 1.0, bn_weight: float = 0.1,
-                 student_steps: int = 5, seed: int = 0, **kwargs):
+                 diversity_weight: float = 1.0, student_steps: int = 5, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.teacher = teacher
         self.generator = generator
@@ -68,6 +77,7 @@ class DataFreeDistiller(PrebuiltModel):
         self.adversarial_weight = adversarial_weight
         self.class_weight = class_weight
         self.bn_weight = bn_weight
+        self.diversity_weight = diversity_weight
         self.student_steps = student_steps
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.bn_model, self.bn_layers = batchnorm_statistics_model(teacher)
@@ -100,15 +110,22 @@ class DataFreeDistiller(PrebuiltModel):
     def train_step(self, data):
         labels = tf.cast(tf.reshape(data, [-1]), tf.int32)
         batch = tf.shape(labels)[0]
+        # the two halves of the generator batch share their labels (for the diversity term)
+        half = batch // 2
+        labels = tf.concat([labels[:half], labels[:half]], axis=0)
+        batch = 2 * half
 
-        # generator: explore disagreement, stay recognisable as class y
+        # generator: explore disagreement, stay recognisable as class y, stay diverse
         with tf.GradientTape() as tape:
-            images = self.generator([self._noise(batch), labels], training=True)
+            noise = self._noise(batch)
+            images = self.generator([noise, labels], training=True)
             teacher_logits = self.teacher(images, training=False)
             student_logits = self.student(images, training=False)
             disagreement = losses.distillation_loss(teacher_logits, student_logits, self.temperature)
             class_loss = tf.keras.losses.sparse_categorical_crossentropy(labels, teacher_logits, from_logits=True)
-            per_example = self.class_weight * class_loss - self.adversarial_weight * disagreement
+            diversity = mode_seeking_ratio(images[:half], images[half:], noise[:half], noise[half:])
+            per_example = (self.class_weight * class_loss - self.adversarial_weight * disagreement
+                           - self.diversity_weight * tf.concat([diversity, diversity], axis=0))
             g_loss = losses.average_over_global_batch(per_example)
             if self.bn_model is not None and self.bn_weight:
                 g_loss += self.bn_weight * batchnorm_statistics_loss(self.bn_model(images, training=False),
@@ -122,7 +139,7 @@ class DataFreeDistiller(PrebuiltModel):
 
         # student: k steps of distillation on fresh samples
         for _ in range(self.student_steps):
-            images = tf.stop_gradient(self.generator([self._noise(batch), labels], training=False))
+            images = tf.stop_gradient(self.generator([self._noise(batch), labels], training=True))
             teacher_logits = self.teacher(images, training=False)
             with tf.GradientTape() as tape:
                 student_logits = self.student(images, training=True)
@@ -147,7 +164,8 @@ def distill_data_free(teacher: keras.Model, generator: keras.Model, student: ker
     noise_dim = int(generator.inputs[0].shape[-1])
     model = DataFreeDistiller(teacher, generator, student, noise_dim, temperature=config.temperature,
                               adversarial_weight=config.adversarial_weight, class_weight=config.class_weight,
-                              bn_weight=config.bn_weight, student_steps=config.student_steps, seed=seed)
+                              bn_weight=config.bn_weight, diversity_weight=config.diversity_weight,
+                              student_steps=config.student_steps, seed=seed)
     total = config.epochs * config.steps_per_epoch
 
     def adam(rate):

@@ -17,8 +17,8 @@ class ModelError(TfganCompressError):
     """A model file that cannot be used (not a Keras model, wrong input shape or class count)."""
 
 
-class ExportError(TfganCompressError):
-    """A TFLite export that failed its checks."""
+class ExportError(Exception):
+    """A TFLite export that failed its checks (not a usage error: the CLI exits with 1)."""
 
 
 class TrainingDiverged(Exception):

@@ -200,7 +200,9 @@ def check_tflite(content: bytes, keras_model: keras.Model, check_images: np.ndar
         raise ExportError(
             f"{variant}: top-1 agreement with the Keras model is {agreement:.2%} on {len(check_images)} "
             f"check images, below the required {min_agreement:.1%}; no file was kept"
-            + (" (try more calibration samples: export.calibration_samples)" if variant == "int8" else ""))
+            + (" (try more calibration samples: export.calibration_samples)" if variant.startswith("int8") else "")
+            + "; a student that is unsure on many images loses more to quantisation (train it longer), or accept "
+              "the loss with export.min_agreement_float / export.min_agreement_quantized")
     return agreement, runner
 
 
