@@ -135,3 +135,17 @@ def test_usage_errors_exit_2_via_the_installed_command(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == "tfgan-compress: error: /nonexistent.npz: file not found"
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_lambda_teacher_needs_unsafe_load(tmp_path, capsys):
+    import keras
+
+    inputs = keras.Input((8, 8, 1))
+    scaled = keras.layers.Lambda(lambda t: t * 2.0)(inputs)
+    keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(scaled))).save(tmp_path / "lambda.keras")
+    args = ["run", "--preset", "tiny", "--teacher", str(tmp_path / "lambda.keras"), "--out", str(tmp_path / "r")]
+    status, err = run_cli(args, tmp_path, capsys)
+    assert status == 2 and "Lambda" in err and "--unsafe-load" in err and not (tmp_path / "r").exists()
+    assert cli.main(args + ["--unsafe-load"]) == 0
+    assert (tmp_path / "r" / "report.json").is_file()

@@ -138,7 +138,7 @@ def _require(run, what: str):
     path = getattr(run, f"{what}_path")
     if not path.is_file():
         raise UsageError(f"{path}: not found; run the {what if what != 'generator' else 'gan'} stage first")
-    return keras.models.load_model(path, compile=False)
+    return keras.models.load_model(path, compile=False, safe_mode=run.safe_mode)
 
 
 def main(argv=None) -> int:

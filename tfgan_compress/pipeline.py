@@ -137,7 +137,7 @@ class Run:
         spec = dataset.spec if dataset is not None else None
         if self.teacher_path.is_file():
             self._announce("teacher", f"using {self.teacher_path}")
-            return load_classifier(self.teacher_path, spec, safe_mode=True)
+            return load_classifier(self.teacher_path, spec, safe_mode=self.safe_mode)
         if self.config.teacher_path:
             self._announce("teacher", f"loading the user's teacher {self.config.teacher_path}")
             model = load_classifier(self.config.teacher_path, spec, safe_mode=self.safe_mode)
@@ -327,7 +327,7 @@ class Run:
         self._announce("evaluate", f"{len(dataset.x_test)} real test images; latency over {cfg.latency_runs} "
                                    f"single-image runs, 1 thread")
         start = time.time()
-        teacher = as_logits(load_classifier(self.teacher_path, dataset.spec))
+        teacher = as_logits(load_classifier(self.teacher_path, dataset.spec, safe_mode=self.safe_mode))
         student = keras.models.load_model(self.student_path, compile=False)
         x, y = dataset.x_test, dataset.y_test
         teacher_predictions = np.argmax(evaluate.keras_probabilities(teacher, x), -1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import keras
@@ -56,12 +57,15 @@ def load_classifier(path, spec: ImageSpec | None = None, safe_mode: bool = True)
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: file not found")
+    if not zipfile.is_zipfile(path):
+        raise ModelError(f"{path}: not a Keras model (a .keras file is a zip archive; this is not one)")
     try:
         model = keras.models.load_model(path, compile=False, safe_mode=safe_mode)
     except ValueError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         if "safe_mode" in str(err) or "Lambda" in str(err):
-            raise ModelError(f"{path}: contains Python code (a Lambda layer); refused in safe mode") from None
+            raise ModelError(f"{path}: contains Python code (a Lambda layer), which could run anything when "
+                             f"loaded; refused in safe mode (pass --unsafe-load only for a file you trust)") from None
         raise ModelError(f"{path}: not a loadable Keras model ({first})") from None
     except Exception as err:  # zip errors, OSError, ...
         raise ModelError(f"{path}: not a loadable Keras model ({type(err).__name__}: {err})") from None
