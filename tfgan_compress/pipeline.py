@@ -8,7 +8,8 @@ command after an interruption continues with the first unfinished stage.
 
     runs/<name>/
       config.json  teacher.keras  generator.keras  student.keras
-      tflite/student_{float32,float16,dynamic,int8}.tflite  labels.txt  model_card.json
+      tflite/student_{float32,float16,dynamic,int8,int8_io}.tflite  teacher_float32.tflite
+             generator_{float16,int8}.tflite  labels.txt  model_card.json
       samples/epoch_NNN.png  samples.png      logs/{teacher,gan,distill,samples}/
       checkpoints/   report.md  report.json  frontier.png
 """
@@ -35,7 +36,6 @@ from .teacher import as_logits, load_classifier, train_teacher
 
 STAGES = ("teacher", "gan", "distill", "export", "evaluate")
 DATA_FREE_STAGES = ("teacher", "data-free", "export", "evaluate")
-STUDENT_VARIANT_NAMES = {v: f"student_{v}" for v in export.VARIANTS}
 
 
 def default_run_dir(preset: str) -> Path:
