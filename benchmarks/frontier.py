@@ -43,7 +43,6 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
 
 from tfgan_compress import artifacts, config as configs, data, distill, evaluate, export, pipeline  # noqa: E402
 from tfgan_compress.errors import TfganCompressError  # noqa: E402
-from tfgan_compress.litert import TFLiteClassifier  # noqa: E402
 from tfgan_compress.networks import build_classifier  # noqa: E402
 from tfgan_compress.report import markdown_table  # noqa: E402
 from tfgan_compress.teacher import train_teacher  # noqa: E402
@@ -93,12 +92,12 @@ class Frontier:
         return artifacts.write_bytes(self.out / "tflite" / f"{name}_{variant}.tflite", content)
 
     def measure_tflite(self, path: Path) -> dict:
-        runner = TFLiteClassifier(model_path=path)
-        metrics = evaluate.classification_metrics(runner.predict(self.dataset.x_test), self.dataset.y_test,
-                                                  self.teacher_predictions)
-        latency = runner.latency_ms(self.dataset.x_test[0], self.config.evaluate.latency_runs,
-                                    self.config.evaluate.latency_warmup)
-        return {**metrics, "latency_ms": latency["median"], "tflite_bytes": path.stat().st_size}
+        """The report's own TFLite measurement (evaluate.evaluate_tflite), in this table's keys."""
+        row = evaluate.evaluate_tflite(path.stem, path, 0, self.dataset.x_test, self.dataset.y_test,
+                                       self.teacher_predictions, self.config.evaluate.latency_runs,
+                                       self.config.evaluate.latency_warmup)
+        keys = ("accuracy", "bits_per_example", "agreement_with_teacher", "latency_ms")
+        return {**{key: row[key] for key in keys}, "tflite_bytes": row["bytes"]}
 
     def keras_row(self, name: str, model, seconds: float, calibration) -> dict:
         """Keras accuracy; float32 TFLite latency; int8 file (``calibration``) for size."""
