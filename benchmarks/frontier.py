@@ -116,8 +116,8 @@ class Frontier:
 
 
 def run_benchmark(source: str, preset: str, out: Path, seed: int, is_quick: bool, progress=print,
-                  data_free: bool = True) -> dict:
-    config = configs.preset(preset)
+                  data_free: bool = True, overrides: dict | None = None) -> dict:
+    config = configs.merge(configs.preset(preset), overrides or {})
     config.data, config.seed = source, seed
     if is_quick:
         config = quick(config)
@@ -248,9 +248,12 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="a few steps of everything (smoke test)")
     parser.add_argument("--no-data-free", dest="data_free", action="store_false", help="skip the data-free rows")
+    parser.add_argument("--config", metavar="FILE", help="JSON settings over the preset (as tfgan-compress --config)")
     args = parser.parse_args(argv)
     try:
-        run_benchmark(args.data, args.preset, Path(args.out), args.seed, args.quick, data_free=args.data_free)
+        overrides = json.loads(Path(args.config).read_text()) if args.config else None
+        run_benchmark(args.data, args.preset, Path(args.out), args.seed, args.quick, data_free=args.data_free,
+                      overrides=overrides)
     except TfganCompressError as err:
         print(f"frontier: error: {err}", file=sys.stderr)
         return 2
