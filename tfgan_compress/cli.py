@@ -128,17 +128,22 @@ def execute(args) -> None:
         student, generator = _require(run, "student"), _require(run, "generator")
         run.export(student, generator, dataset.class_names, dataset.x_test, dataset)
     elif args.command == "evaluate":
-        _require(run, "teacher"), _require(run, "student")
+        _required_path(run, "teacher"), _required_path(run, "student")  # evaluate loads them itself
         run.evaluate(dataset)
+
+
+def _required_path(run, what: str) -> Path:
+    """The run's ``<what>.keras``, or a usage error naming the stage that makes it."""
+    path = getattr(run, f"{what}_path")
+    if not path.is_file():
+        raise UsageError(f"{path}: not found; run the {what if what != 'generator' else 'gan'} stage first")
+    return path
 
 
 def _require(run, what: str):
     import keras
 
-    path = getattr(run, f"{what}_path")
-    if not path.is_file():
-        raise UsageError(f"{path}: not found; run the {what if what != 'generator' else 'gan'} stage first")
-    return keras.models.load_model(path, compile=False, safe_mode=run.safe_mode)
+    return keras.models.load_model(_required_path(run, what), compile=False, safe_mode=run.safe_mode)
 
 
 def main(argv=None) -> int:

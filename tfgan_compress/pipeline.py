@@ -132,15 +132,19 @@ class Run:
                                            write_graph=False)
 
     # ------------------------------------------------------------------ stages
-    def teacher(self, dataset: Optional[data.Dataset] = None) -> keras.Model:
-        """Train the teacher on the real training split, or load the user's / a finished one."""
+    def teacher(self, dataset: Optional[data.Dataset] = None,
+                user_teacher: Optional[keras.Model] = None) -> keras.Model:
+        """Train the teacher on the real training split, or load the user's / a finished one.
+
+        ``user_teacher``: ``config.teacher_path`` already loaded and checked by the caller.
+        """
         spec = dataset.spec if dataset is not None else None
         if self.teacher_path.is_file():
             self._announce("teacher", f"using {self.teacher_path}")
             return load_classifier(self.teacher_path, spec, safe_mode=self.safe_mode)
         if self.config.teacher_path:
             self._announce("teacher", f"loading the user's teacher {self.config.teacher_path}")
-            model = load_classifier(self.config.teacher_path, spec, safe_mode=self.safe_mode)
+            model = user_teacher or load_classifier(self.config.teacher_path, spec, safe_mode=self.safe_mode)
             artifacts.save_keras(model, self.teacher_path)
             return model
         if dataset is None:
@@ -382,8 +386,9 @@ def run(config: RunConfig, out_dir=None, progress=print, safe_mode: bool = True,
         dataset = data.load(config.data)  # fails before anything is written
     if config.mode == "data-free" and not config.teacher_path:
         raise UsageError("--mode data-free needs --teacher PATH (the model to compress)")
+    user_teacher = None
     if config.teacher_path:  # a teacher that does not fit the data also fails before anything is written
-        load_classifier(config.teacher_path, dataset.spec, safe_mode=safe_mode)
+        user_teacher = load_classifier(config.teacher_path, dataset.spec, safe_mode=safe_mode)
     run_dir = Path(out_dir) if out_dir else default_run_dir(config.preset)
     if config.strategy == "multi-worker" and not distribute.is_chief():
         # Every worker runs the same steps; only the chief's files are the run's.
@@ -392,7 +397,7 @@ def run(config: RunConfig, out_dir=None, progress=print, safe_mode: bool = True,
     progress(f"run directory: {run_dir}")
     progress(f"data: {data.describe(dataset)}")
     start = time.time()
-    teacher = this.teacher(dataset)
+    teacher = this.teacher(dataset, user_teacher)
     if config.mode == "data-free":
         generator, student = this.data_free(teacher)  # the real data is used for the report only
     else:
