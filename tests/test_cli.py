@@ -77,6 +77,15 @@ def test_rerun_skips_finished_stages(tiny_run, capsys):
     assert (tiny_run / "student.keras").stat().st_mtime_ns == before
 
 
+@pytest.mark.slow
+def test_export_command_writes_what_run_writes(tiny_run, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_run, copy)
+    shutil.rmtree(copy / "tflite")
+    assert cli.main(["export", "--out", str(copy)]) == 0
+    assert sorted(p.name for p in (copy / "tflite").iterdir()) == sorted(p.name for p in (tiny_run / "tflite").iterdir())
+
+
 def run_cli(args, tmp_path, capsys):
     status = cli.main(args)
     captured = capsys.readouterr()

@@ -126,7 +126,8 @@ def execute(args) -> None:
         run.distill(teacher, generator)
     elif args.command == "export":
         student, generator = _require(run, "student"), _require(run, "generator")
-        run.export(student, generator, dataset.class_names, dataset.x_test, dataset)
+        teacher = _require(run, "teacher") if run.teacher_path.is_file() else None  # for teacher_float32.tflite
+        run.export(student, generator, dataset.class_names, dataset.x_test, dataset, teacher)
     elif args.command == "evaluate":
         _required_path(run, "teacher"), _required_path(run, "student")  # evaluate loads them itself
         run.evaluate(dataset)
