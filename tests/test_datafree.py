@@ -1,6 +1,7 @@
 """Data-free distillation: generator and student learn from the teacher alone."""
 
 import inspect
+import json
 
 import keras
 import numpy as np
@@ -33,9 +34,11 @@ def test_one_epoch_trains_generator_and_student_not_teacher(make_teacher):
     snapshot = {name: [w.numpy().copy() for w in m.weights] for name, m in
                 [("teacher", teacher), ("generator", generator), ("student", student)]}
     history = datafree.distill_data_free(
-        teacher, generator, student, DataFreeConfig(epochs=1, steps_per_epoch=2, batch_size=8, student_steps=2),
+        teacher, generator, student, DataFreeConfig(epochs=2, steps_per_epoch=2, batch_size=8, student_batch_size=8,
+                                                 student_steps=2, bank_size=32),
         verbose=0).history
-    assert {"g_loss", "distill_loss", "g_disagreement", "teacher_label_accuracy", "teacher_agreement"} <= set(history)
+    assert {"g_loss", "distill_loss", "g_disagreement", "teacher_label_accuracy", "teacher_agreement",
+            "bank_images"} <= set(history)
     assert all(np.isfinite(v[-1]) for v in history.values())
 
     def changed(name, model):
@@ -43,6 +46,66 @@ def test_one_epoch_trains_generator_and_student_not_teacher(make_teacher):
 
     assert changed("generator", generator) and changed("student", student)
     assert not changed("teacher", teacher)
+
+
+def test_class_margin_loss_by_hand():
+    logits = tf.constant([[5.0, 1.0, 0.0], [1.0, 2.0, 0.5], [0.0, 0.0, 4.0]])
+    labels = tf.constant([0, 0, 2])
+    # gaps to the best other class: 4, -1, 4; margin 3 -> max(0, 3 - gap)
+    np.testing.assert_allclose(datafree.class_margin_loss(labels, logits, 3.0).numpy(), [0.0, 4.0, 0.0])
+
+
+def test_logit_disagreement_is_mean_absolute_difference():
+    t = tf.constant([[1.0, -1.0], [0.0, 2.0]])
+    s = tf.constant([[0.0, 1.0], [0.0, 2.0]])
+    np.testing.assert_allclose(datafree.logit_disagreement(t, s).numpy(), [1.5, 0.0])
+
+
+def test_reinitialize_draws_new_seeded_weights():
+    keras.utils.set_random_seed(0)
+    generator = networks.build_generator(SHAPE, CLASSES, NOISE, width=4)
+    before = [w.numpy().copy() for w in generator.weights]
+    datafree.reinitialize(generator, seed=1)
+    first = [w.numpy().copy() for w in generator.weights]
+    datafree.reinitialize(generator, seed=1)
+    again = [w.numpy().copy() for w in generator.weights]
+    datafree.reinitialize(generator, seed=2)
+    other = [w.numpy().copy() for w in generator.weights]
+    kernels = [i for i, w in enumerate(generator.weights) if "kernel" in w.path or "embeddings" in w.path]
+    assert kernels and all(not np.allclose(before[i], first[i]) for i in kernels)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert all(not np.allclose(first[i], other[i]) for i in kernels)
+
+
+def test_bank_keeps_the_second_half_of_each_round_but_all_of_the_first():
+    keras.utils.set_random_seed(0)
+    teacher = networks.build_classifier(SHAPE, CLASSES, SMALL, "t")
+    generator = networks.build_generator(SHAPE, CLASSES, NOISE, width=4)
+    student = networks.build_classifier(SHAPE, CLASSES, SMALL, "student")
+    model = datafree.DataFreeDistiller(teacher, generator, student, NOISE, round_steps=4, student_steps=1,
+                                       student_batch_size=4, bank_size=100, bank_from=0.5)
+    model.compile()
+    assert any(w is model.bank for w in model.weights)  # saved with the model (resume)
+    labels = tf.constant([0, 1, 2, 0, 1, 2])
+    counts = []
+    for _ in range(8):
+        model.train_step(labels)
+        counts.append(int(model.bank_count.numpy()))
+    # round 0 (steps 0-3): every batch of 6; round 1: steps 6 and 7 only
+    assert counts == [6, 12, 18, 24, 24, 24, 30, 36]
+    assert np.abs(model.bank.numpy()[:36]).sum() > 0 and not model.bank.numpy()[36:].any()
+
+
+def test_each_epoch_starts_with_a_fresh_generator(monkeypatch):
+    rounds = []
+    monkeypatch.setattr(datafree.DataFreeDistiller, "reset_generator", lambda self, r: rounds.append(r))
+    teacher = networks.build_classifier(SHAPE, CLASSES, SMALL, "t")
+    generator = networks.build_generator(SHAPE, CLASSES, NOISE, width=4)
+    student = networks.build_classifier(SHAPE, CLASSES, SMALL, "student")
+    datafree.distill_data_free(teacher, generator, student,
+                               DataFreeConfig(epochs=3, steps_per_epoch=1, batch_size=4, student_batch_size=4,
+                                              student_steps=1, bank_size=16), verbose=0)
+    assert rounds == [1, 2]
 
 
 def test_batchnorm_prior_only_for_teachers_with_batchnorm():
@@ -74,3 +137,6 @@ def test_cli_data_free_run(tmp_path, capsys):
     assert "[2/4] data-free" in printed and "[2/5] gan" not in printed
     for name in ["generator.keras", "student.keras", "report.json", "tflite/student_int8.tflite", "samples.png"]:
         assert (out / name).is_file(), name
+    assert "Data-free mode: the student and generator were trained from the teacher alone" in (
+        out / "report.md").read_text()
+    assert json.loads((out / "report.json").read_text())["mode"] == "data-free"

@@ -92,18 +92,26 @@ class DistillConfig:
 class DataFreeConfig:
     """Data-free mode (``mode = "data-free"``): generator and student trained from the teacher
     alone (:mod:`tfgan_compress.datafree`). Student network: ``distill.network``; generator:
-    ``gan.noise_dim`` and ``gan.generator_width``."""
+    ``gan.noise_dim`` and ``gan.generator_width``. One epoch is one synthesis round: the
+    generator starts afresh, its samples go into a replay bank the student learns from."""
 
-    epochs: int = 20
-    steps_per_epoch: int = 100
-    batch_size: int = 128
-    student_steps: int = 5  # student updates per generator update
-    temperature: float = 1.0
-    adversarial_weight: float = 1.0  # weight of -KL(teacher || student) in the generator loss
-    class_weight: float = 1.0  # weight of CE(teacher(G(z, y)), y)
+    epochs: int = 40  # synthesis rounds
+    steps_per_epoch: int = 100  # iterations per round: one generator step + student_steps each
+    batch_size: int = 128  # generator batch
+    student_batch_size: int = 128
+    student_steps: int = 5  # student updates (on bank samples) per generator update
+    adversarial_weight: float = 1.0  # weight of -|T(x) - S(x)|_1 (DFAD) in the generator loss
+    class_weight: float = 1.0  # weight of the teacher's class margin hinge
+    class_margin: float = 3.0  # logits by which the teacher must prefer the asked-for class
     bn_weight: float = 0.1  # DeepInversion prior, when the teacher has BatchNormalization
-    diversity_weight: float = 1.0  # mode-seeking term: different noise, different images
-    generator_learning_rate: float = 1e-3
+    diversity_weight: float = 10.0  # mode-seeking term: different noise, different images
+    augment_shift: float = 0.15  # image prior: random shift (fraction of the image size) ...
+    augment_rotation: float = 15.0  # ... rotation (degrees) ...
+    augment_zoom: float = 0.15  # ... and zoom under which the teacher must still see the class
+    student_augment_shift: float = 0.07  # random shift of bank samples for the student (fraction)
+    bank_size: int = 50000  # replay bank of generator samples (ring buffer)
+    bank_from: float = 0.5  # bank a round's samples from this fraction of the round on
+    generator_learning_rate: float = 2e-3
     student_learning_rate: float = 2e-3
 
 
@@ -175,11 +183,17 @@ class RunConfig:
             ("datafree.steps_per_epoch", self.datafree.steps_per_epoch),
             ("datafree.batch_size", self.datafree.batch_size),
             ("datafree.student_steps", self.datafree.student_steps),
+            ("datafree.student_batch_size", self.datafree.student_batch_size),
+            ("datafree.bank_size", self.datafree.bank_size),
             ("export.calibration_samples", self.export.calibration_samples),
             ("evaluate.latency_runs", self.evaluate.latency_runs),
         ]:
             if value < 1:
                 raise UsageError(f"{name} must be at least 1, got {value}")
+        if self.datafree.batch_size < 2:
+            raise UsageError("datafree.batch_size must be at least 2 (pairs for the diversity term)")
+        if not 0.0 <= self.datafree.bank_from < 1.0:
+            raise UsageError("datafree.bank_from must be in [0, 1)")
         if self.distill.temperature <= 0:
             raise UsageError("distill.temperature must be positive")
         if not 0.0 <= self.gan.ema_decay < 1.0:
@@ -263,7 +277,8 @@ def _tiny() -> RunConfig:
             epochs=2, steps_per_epoch=3, batch_size=16,
         ),
         # a barely trained tiny model has near-ties everywhere: no agreement bar
-        datafree=DataFreeConfig(epochs=2, steps_per_epoch=2, batch_size=16, student_steps=2),
+        datafree=DataFreeConfig(epochs=2, steps_per_epoch=2, batch_size=16, student_batch_size=16,
+                                student_steps=2, bank_size=64),
         export=ExportConfig(calibration_samples=16, min_agreement_float=0.0, min_agreement_quantized=0.0),
         evaluate=EvaluateConfig(latency_runs=5, latency_warmup=1),
     )

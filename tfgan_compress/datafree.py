@@ -2,20 +2,37 @@
 
 No real training image is read. A class-conditional generator ``G(z, y)`` and the student
 ``S`` play a two-player game around the frozen teacher ``T`` (the DFAD / ZSKT / DAFL
-family):
+family), with a replay bank of past samples between them. Each iteration of
+:class:`DataFreeDistiller` (a ``keras.Model`` trained with ``fit``) is:
 
-* generator step (``generator_steps`` per iteration), minimising
-  ``- adversarial_weight * D(T(x), S(x))``            explore where the student is wrong
-  ``+ class_weight * CE(T(x), y)``                    look like class ``y`` to the teacher
-  ``+ bn_weight * sum_l ||mu_l(x) - mu_l|| + ||sigma2_l(x) - sigma2_l||`` (teacher BN layers)
-  ``- diversity_weight * |G(z1, y) - G(z2, y)| / |z1 - z2|``  mode seeking (Mao et al., 2019)
-  with ``x = G(z, y)``; ``D`` is the temperature-``T`` KL divergence. The first term is
-  DFAD's (Fang et al., 2019, "Data-Free Adversarial Distillation"), the second the
-  one-hot prior of DAFL (Chen et al., 2019) made class-conditional so that classes stay
-  balanced, the third DeepInversion's (Yin et al., 2020) matching of batch-norm statistics,
-  used only when the teacher has BatchNormalization layers;
-* student steps (``student_steps`` per iteration) minimise ``D(T(x), S(x))`` on fresh
-  generator samples (Hinton et al., 2015).
+1. **generator step**, minimising over the generator, with ``x = G(z, y)`` and
+   ``a(x)`` a random shift, rotation and zoom of ``x``::
+
+     class_weight       * max(0, m - (T_y(a(x)) - max_{c != y} T_c(a(x))))   teacher sees y, margin m
+   - adversarial_weight * mean_c |T_c(a(x)) - S_c(a(x))|                      where the student is wrong
+   - diversity_weight   * mean|G(z1, y) - G(z2, y)| / mean|z1 - z2|           mode seeking
+   + bn_weight * sum_l ||mu_l(x) - mu_l|| + ||sigma2_l(x) - sigma2_l||        teacher BN layers only
+
+   The adversarial term is DFAD's L1 logit disagreement (Fang et al., 2019, "Data-Free
+   Adversarial Distillation"); the class term is DAFL's one-hot prior (Chen et al., 2019)
+   made class-conditional (balanced classes) and a margin rather than a cross-entropy, so
+   that samples are not pushed to saturated "super-stimuli"; mode seeking is Mao et al.,
+   2019; the batch-norm prior is DeepInversion's (Yin et al., 2020). Asking the teacher to
+   see class ``y`` in *randomly transformed* samples is the image prior that matters most
+   on MNIST-like data (DeepInversion's jitter, made stronger): a fooling pattern rarely
+   survives a shift, a rotation and a zoom, a stroke-like shape does.
+2. the second half of each round's samples go into a **replay bank** (ring buffer,
+   ``bank_size`` images), as in Binici et al., 2022 ("Preventing Catastrophic Forgetting
+   and Distribution Mismatch in Knowledge Distillation via Synthetic Data");
+3. **student steps** (``student_steps`` per iteration) minimise the L1 distance of the
+   student's logits to the teacher's (DFAD) on shifted bank samples. Matching logits
+   rather than temperature-softened probabilities transfers the whole function, which
+   matters on samples the teacher is very sure of.
+
+An epoch is one *synthesis round*: :class:`GeneratorReset` re-initialises the generator
+(and its optimizer state) at the start of every epoch, as CMI and FastDFKD do (Fang et
+al., 2021; 2022). A generator left to itself settles on one image per class and only
+drifts; a fresh one finds new modes, and the bank keeps the old ones.
 
 :func:`distill_data_free` takes the teacher, a generator and a student and nothing else:
 the training code has no handle on real data. ``fit`` gets class labels only.
@@ -60,69 +77,145 @@ def mode_seeking_ratio(images_a, images_b, noise_a, noise_b):
     return image_distance / (noise_distance + 1e-5)
 
 
+def class_margin_loss(labels, logits, margin: float):
+    """``max(0, m - (l_y - max_{c != y} l_c))`` per example: zero once the teacher prefers
+    class ``y`` by ``m`` logits, so a sample need not become ever more extreme."""
+    one_hot = tf.one_hot(labels, tf.shape(logits)[-1], dtype=logits.dtype)
+    target = tf.reduce_sum(one_hot * logits, axis=-1)
+    runner_up = tf.reduce_max(logits - 1e9 * one_hot, axis=-1)
+    return tf.nn.relu(margin - (target - runner_up))
+
+
+def logit_disagreement(teacher_logits, student_logits):
+    """``mean_c |t_c - s_c|`` per example (DFAD's MAE; Fang et al., 2019)."""
+    return tf.reduce_mean(tf.abs(teacher_logits - student_logits), axis=-1)
+
+
+def reinitialize(model: keras.Model, seed: int) -> None:
+    """Draw every weight of ``model`` afresh from its layer's own initializer.
+
+    Covers Dense/Conv (kernel, bias), Embedding and BatchNormalization (gamma, beta and the
+    moving statistics); seeded, so that a resumed run draws the same weights again.
+    """
+    for layer_index, layer in enumerate(model.layers):
+        for attribute in ("kernel", "bias", "embeddings", "gamma", "beta", "moving_mean", "moving_variance"):
+            variable = getattr(layer, attribute, None)
+            initializer = getattr(layer, f"{attribute}_initializer", None)
+            if variable is None or initializer is None or not hasattr(variable, "assign"):
+                continue
+            config = initializer.get_config()
+            if "seed" in config:
+                initializer = initializer.__class__.from_config({**config, "seed": seed * 1009 + layer_index})
+            variable.assign(initializer(tuple(variable.shape), dtype=variable.dtype))
+
+
 @keras.saving.register_keras_serializable(package="tfgan_compress")
 class DataFreeDistiller(PrebuiltModel):
-    """Generator and student trained against each other around a frozen teacher (``fit``)."""
+    """Generator and student trained against each other around a frozen teacher (``fit``).
 
-    def __init__(self, teacher, generator, student, noise_dim: int, temperature: float = 1.0,
-                 adversarial_weight: float = 1.0, class_weight: float = 1.0, bn_weight: float = 0.1,
-                 diversity_weight: float = 1.0, student_steps: int = 5, seed: int = 0, **kwargs):
+    ``round_steps`` is the number of iterations between generator resets (``fit``'s
+    ``steps_per_epoch``): samples of the first ``bank_from`` fraction of a round (but the
+    first round) are not banked, the generator is still finding its feet there.
+    """
+
+    def __init__(self, teacher, generator, student, noise_dim: int, round_steps: int,
+                 adversarial_weight: float = 1.0, class_weight: float = 1.0, class_margin: float = 3.0,
+                 bn_weight: float = 0.1, diversity_weight: float = 10.0, student_steps: int = 5,
+                 student_batch_size: int = 128, augment_shift: float = 0.15, augment_rotation: float = 15.0,
+                 augment_zoom: float = 0.15, student_augment_shift: float = 0.07, bank_size: int = 50000,
+                 bank_from: float = 0.5, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.teacher = teacher
         self.generator = generator
         self.student = student
         self.teacher.trainable = False
         self.noise_dim = noise_dim
-        self.temperature = temperature
+        self.round_steps = round_steps
         self.adversarial_weight = adversarial_weight
         self.class_weight = class_weight
+        self.class_margin = class_margin
         self.bn_weight = bn_weight
         self.diversity_weight = diversity_weight
         self.student_steps = student_steps
+        self.student_batch_size = student_batch_size
+        self.bank_from = bank_from
+        self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
+        image_shape = tuple(int(d) for d in generator.outputs[0].shape[1:])
+        height, width = image_shape[:2]
+        # the image prior: the teacher must see y in a randomly moved sample
+        prior = []
+        if augment_shift:
+            prior.append(keras.layers.RandomTranslation(augment_shift, augment_shift, fill_mode="constant",
+                                                        seed=seed + 1))
+        if augment_rotation:
+            prior.append(keras.layers.RandomRotation(augment_rotation / 360.0, fill_mode="constant", seed=seed + 2))
+        if augment_zoom:
+            prior.append(keras.layers.RandomZoom(augment_zoom, fill_mode="constant", seed=seed + 3))
+        self.prior_augmenters = prior
+        pixels = max(1.0, round(student_augment_shift * min(height, width)))
+        self.student_augmenter = keras.layers.RandomTranslation(
+            pixels / height, pixels / width, fill_mode="constant", seed=seed + 4) if student_augment_shift else None
         self.bn_model, self.bn_layers = batchnorm_statistics_model(teacher)
+        # the replay bank: saved with the model (BackupAndRestore), one copy under tf.distribute
+        self.bank_size = bank_size
+        self.bank = self.add_weight(shape=(bank_size,) + image_shape, initializer="zeros", dtype="float32",
+                                    trainable=False, name="sample_bank", aggregation="only_first_replica")
+        self.bank_count = self.add_weight(shape=(), initializer="zeros", dtype="int32", trainable=False,
+                                          name="bank_count", aggregation="only_first_replica")
+        self.generator_steps = self.add_weight(shape=(), initializer="zeros", dtype="int32", trainable=False,
+                                               name="generator_steps", aggregation="only_first_replica")
         self.generator_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.student_loss_tracker = keras.metrics.Mean(name="distill_loss")
         self.disagreement_tracker = keras.metrics.Mean(name="g_disagreement")
         self.conditioning_tracker = keras.metrics.Mean(name="teacher_label_accuracy")
         self.agreement_tracker = keras.metrics.Mean(name="teacher_agreement")
+        self.bank_fill_tracker = keras.metrics.Mean(name="bank_images")
         self.built = True
 
     def compile(self, generator_optimizer=None, student_optimizer=None, **kwargs):
         kwargs.setdefault("optimizer", None)
         super().compile(**kwargs)
-        self.generator_optimizer = generator_optimizer or keras.optimizers.Adam(1e-3)
-        self.student_optimizer = student_optimizer or keras.optimizers.Adam(1e-3)
+        self.generator_optimizer = generator_optimizer or keras.optimizers.Adam(2e-3, beta_1=0.5)
+        self.student_optimizer = student_optimizer or keras.optimizers.Adam(2e-3)
         self.generator_optimizer.build(self.generator.trainable_variables)
         self.student_optimizer.build(self.student.trainable_variables)
 
     @property
     def metrics(self):
         return [self.generator_loss_tracker, self.student_loss_tracker, self.disagreement_tracker,
-                self.conditioning_tracker, self.agreement_tracker]
+                self.conditioning_tracker, self.agreement_tracker, self.bank_fill_tracker]
 
     def call(self, images, training=False):
         return self.student(images, training=training)
 
+    def reset_generator(self, round_index: int) -> None:
+        """Fresh generator weights and optimizer moments for synthesis round ``round_index``."""
+        reinitialize(self.generator, self.seed * 100_003 + round_index)
+        for variable in self.generator_optimizer.variables:
+            if "momentum" in variable.path or "velocit" in variable.path:
+                variable.assign(tf.zeros_like(variable))
+
     def _noise(self, batch):
         return tf.random.stateless_normal((batch, self.noise_dim), seed=per_replica_seed(self.seed_generator))
 
-    def train_step(self, data):
-        labels = tf.cast(tf.reshape(data, [-1]), tf.int32)
-        batch = tf.shape(labels)[0]
-        # the two halves of the generator batch share their labels (for the diversity term)
-        half = batch // 2
-        labels = tf.concat([labels[:half], labels[:half]], axis=0)
-        batch = 2 * half
+    def _prior_view(self, images):
+        for augmenter in self.prior_augmenters:
+            images = augmenter(images, training=True)
+        return images
 
-        # generator: explore disagreement, stay recognisable as class y, stay diverse
+    def generator_step(self, labels):
+        """One generator update; returns the (stopped) samples."""
+        batch = tf.shape(labels)[0]
+        half = batch // 2
         with tf.GradientTape() as tape:
             noise = self._noise(batch)
             images = self.generator([noise, labels], training=True)
-            teacher_logits = self.teacher(images, training=False)
-            student_logits = self.student(images, training=False)
-            disagreement = losses.distillation_loss(teacher_logits, student_logits, self.temperature)
-            class_loss = tf.keras.losses.sparse_categorical_crossentropy(labels, teacher_logits, from_logits=True)
+            view = self._prior_view(images)
+            teacher_logits = self.teacher(view, training=False)
+            student_logits = self.student(view, training=False)
+            disagreement = logit_disagreement(teacher_logits, student_logits)
+            class_loss = class_margin_loss(labels, teacher_logits, self.class_margin)
             diversity = mode_seeking_ratio(images[:half], images[half:], noise[:half], noise[half:])
             per_example = (self.class_weight * class_loss - self.adversarial_weight * disagreement
                            - self.diversity_weight * tf.concat([diversity, diversity], axis=0))
@@ -136,43 +229,93 @@ class DataFreeDistiller(PrebuiltModel):
         self.conditioning_tracker.update_state(tf.cast(tf.equal(teacher_classes, labels), tf.float32))
         self.disagreement_tracker.update_state(tf.reduce_mean(disagreement))
         self.generator_loss_tracker.update_state(tf.reduce_mean(per_example))
+        return tf.stop_gradient(images)
 
-        # student: k steps of distillation on fresh samples
+    def bank_images(self, images):
+        """Write ``images`` into the ring buffer (unless early in a round but the first)."""
+        step = self.generator_steps
+        in_round = step % self.round_steps
+        keep = tf.logical_or(step < self.round_steps,
+                             tf.cast(in_round, tf.float32) >= self.bank_from * self.round_steps)
+
+        def write():
+            count = tf.shape(images)[0]
+            rows = (self.bank_count + tf.range(count)) % self.bank_size
+            if tf.distribute.has_strategy():  # distributed variables have no scatter in replica context
+                self.bank.assign(tf.tensor_scatter_nd_update(self.bank, rows[:, None], images))
+            else:
+                self.bank.value.scatter_nd_update(rows[:, None], images)  # in place, no copy
+            self.bank_count.assign(self.bank_count + count)
+            return tf.constant(True)
+
+        tf.cond(keep, write, lambda: tf.constant(False))
+        self.generator_steps.assign_add(1)
+
+    def student_step(self):
+        filled = tf.maximum(tf.minimum(self.bank_count, self.bank_size), 1)
+        rows = tf.random.stateless_uniform((self.student_batch_size,), seed=per_replica_seed(self.seed_generator),
+                                           minval=0, maxval=filled, dtype=tf.int32)
+        images = tf.gather(self.bank.value, rows)  # a sparse read of the variable, not a copy of the bank
+        if self.student_augmenter is not None:
+            images = self.student_augmenter(images, training=True)
+        teacher_logits = self.teacher(images, training=False)
+        with tf.GradientTape() as tape:
+            student_logits = self.student(images, training=True)
+            per_example = logit_disagreement(teacher_logits, student_logits)
+            loss = losses.average_over_global_batch(per_example)
+        grads = tape.gradient(loss, self.student.trainable_variables)
+        self.student_optimizer.apply(grads, self.student.trainable_variables)
+        return per_example, teacher_logits, student_logits
+
+    def train_step(self, data):
+        labels = tf.cast(tf.reshape(data, [-1]), tf.int32)
+        # the two halves of the generator batch share their labels (for the diversity term)
+        half = tf.shape(labels)[0] // 2
+        labels = tf.concat([labels[:half], labels[:half]], axis=0)
+        images = self.generator_step(labels)
+        self.bank_images(images)
         for _ in range(self.student_steps):
-            images = tf.stop_gradient(self.generator([self._noise(batch), labels], training=True))
-            teacher_logits = self.teacher(images, training=False)
-            with tf.GradientTape() as tape:
-                student_logits = self.student(images, training=True)
-                per_example = losses.distillation_loss(teacher_logits, student_logits, self.temperature)
-                s_loss = losses.average_over_global_batch(per_example)
-            grads = tape.gradient(s_loss, self.student.trainable_variables)
-            self.student_optimizer.apply(grads, self.student.trainable_variables)
+            per_example, teacher_logits, student_logits = self.student_step()
         self.student_loss_tracker.update_state(tf.reduce_mean(per_example))
         self.agreement_tracker.update_state(tf.cast(tf.equal(
             tf.argmax(student_logits, axis=-1, output_type=tf.int32),
             tf.argmax(teacher_logits, axis=-1, output_type=tf.int32)), tf.float32))
+        self.bank_fill_tracker.update_state(tf.cast(tf.minimum(self.bank_count, self.bank_size), tf.float32))
         return self.step_logs()
+
+
+class GeneratorReset(keras.callbacks.Callback):
+    """Start every epoch (synthesis round) but the first with a freshly initialised generator."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch > 0:
+            self.model.reset_generator(epoch)
 
 
 def distill_data_free(teacher: keras.Model, generator: keras.Model, student: keras.Model, config: DataFreeConfig,
                       seed: int = 0, callbacks=(), verbose="auto") -> keras.callbacks.History:
     """Train ``generator`` and ``student`` in place from the teacher alone; returns the history.
 
-    Both learning rates follow a cosine decay over all iterations.
+    The generator learning rate is constant (each round starts afresh); the student's
+    follows a cosine decay over all its steps (Loshchilov & Hutter, 2017). The returned
+    generator is the last round's.
     """
     num_classes = int(teacher.outputs[0].shape[-1])
     noise_dim = int(generator.inputs[0].shape[-1])
-    model = DataFreeDistiller(teacher, generator, student, noise_dim, temperature=config.temperature,
-                              adversarial_weight=config.adversarial_weight, class_weight=config.class_weight,
-                              bn_weight=config.bn_weight, diversity_weight=config.diversity_weight,
-                              student_steps=config.student_steps, seed=seed)
-    total = config.epochs * config.steps_per_epoch
-
-    def adam(rate):
-        return keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(rate, total, alpha=0.01))
-
-    model.compile(generator_optimizer=adam(config.generator_learning_rate),
-                  student_optimizer=adam(config.student_learning_rate))
+    model = DataFreeDistiller(
+        teacher, generator, student, noise_dim, round_steps=config.steps_per_epoch,
+        adversarial_weight=config.adversarial_weight, class_weight=config.class_weight,
+        class_margin=config.class_margin, bn_weight=config.bn_weight, diversity_weight=config.diversity_weight,
+        student_steps=config.student_steps, student_batch_size=config.student_batch_size,
+        augment_shift=config.augment_shift, augment_rotation=config.augment_rotation,
+        augment_zoom=config.augment_zoom, student_augment_shift=config.student_augment_shift,
+        bank_size=config.bank_size, bank_from=config.bank_from, seed=seed)
+    student_steps = config.epochs * config.steps_per_epoch * config.student_steps
+    model.compile(
+        generator_optimizer=keras.optimizers.Adam(config.generator_learning_rate, beta_1=0.5),
+        student_optimizer=keras.optimizers.Adam(
+            keras.optimizers.schedules.CosineDecay(config.student_learning_rate, student_steps, alpha=0.01)))
+    # the reset comes before the caller's callbacks (BackupAndRestore restores on train begin)
     return model.fit(label_batches(num_classes, config.batch_size, seed), epochs=config.epochs,
-                     steps_per_epoch=config.steps_per_epoch, callbacks=list(callbacks), verbose=verbose,
-                     shuffle=False)
+                     steps_per_epoch=config.steps_per_epoch, callbacks=[GeneratorReset(), *callbacks],
+                     verbose=verbose, shuffle=False)

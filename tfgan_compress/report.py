@@ -66,12 +66,25 @@ def write_report(run_dir, rows: list[dict], info: dict) -> dict:
     report = {"models": rows, **info}
     artifacts.write_json(run_dir / "report.json", report)
     plot_frontier(rows, run_dir / "frontier.png", f"Compression frontier on {info.get('data', 'the test split')}")
+    data_free = info.get("mode") == "data-free"
+    if data_free:
+        provenance = ("Data-free mode: the student and generator were trained from the teacher alone (no real "
+                      "training image); every figure below is measured on the real test split.")
+        generator_line = ("The last synthesis round's generator as TFLite (int8 calibration source): "
+                          + ", ".join(f"`{name}` {size:,} bytes" for name, size in info.get("generator_files", {}).items())
+                          + ".")
+    else:
+        provenance = ("The student was trained on generator samples only; every figure below is measured on the "
+                      "real test split.")
+        generator_line = ("The dataset in a file: the generator as TFLite "
+                          + ", ".join(f"`{name}` {size:,} bytes" for name, size in info.get("generator_files", {}).items())
+                          + f", against {info.get('training_set_bytes', 0):,} bytes of training images and labels (8-bit).")
     lines = [
         f"# tfgan_compress report: {run_dir.name}",
         "",
         f"Data: `{info.get('data')}` ({info.get('test_images')} real test images, "
         f"{info.get('num_classes')} classes). Preset `{info.get('preset')}`, seed {info.get('seed')}.",
-        "The student was trained on generator samples only; every figure below is measured on the real test split.",
+        provenance,
         "",
         markdown_table(rows),
         "",
@@ -79,9 +92,7 @@ def write_report(run_dir, rows: list[dict], info: dict) -> dict:
         "",
         f"Student parameters / teacher parameters: {info.get('student_teacher_param_ratio', float('nan')):.3f}.",
         "",
-        "The dataset in a file: the generator as TFLite "
-        + ", ".join(f"`{name}` {size:,} bytes" for name, size in info.get("generator_files", {}).items())
-        + f", against {info.get('training_set_bytes', 0):,} bytes of training images and labels (8-bit).",
+        generator_line,
         "",
         "![accuracy against size](frontier.png)",
         "",

@@ -1,0 +1,132 @@
+"""Data-free mode over several seeds: accuracy mean and spread, and wall-clock time.
+
+    python benchmarks/datafree.py --data idx:../shared/data/mnist --out benchmarks/results/datafree-mnist
+
+1. the preset's teacher is trained once on the real training split (seed 0), as
+   ``tfgan-compress teacher`` would (or ``--teacher FILE`` is used as given);
+2. for each seed, ``tfgan-compress run --mode data-free --teacher ...``: generator and
+   student from the teacher alone, export, report. The real test split is used for the
+   report only.
+
+Writes ``datafree.json`` and ``datafree.md`` into ``--out``: per seed the float32 student,
+the int8 TFLite student, the data-free stage's time and the whole data-free run's time;
+then mean and sample standard deviation over the seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, str(ROOT))
+
+from tfgan_compress import artifacts, config as configs, data, pipeline  # noqa: E402
+from tfgan_compress.errors import TfganCompressError, UsageError  # noqa: E402
+from tfgan_compress.report import markdown_table  # noqa: E402
+
+COLUMNS = [
+    ("seed", "seed", "{}"),
+    ("teacher", "teacher", "{:.2%}"),
+    ("student_float32", "student (Keras)", "{:.2%}"),
+    ("student_int8", "student int8 TFLite", "{:.2%}"),
+    ("datafree_seconds", "data-free stage s", "{:.0f}"),
+    ("run_seconds", "whole run s", "{:.0f}"),
+]
+
+
+def accuracy(report: dict, name: str) -> float:
+    for row in report["models"]:
+        if row["name"] == name:
+            return row["accuracy"]
+    raise KeyError(name)
+
+
+def run_seeds(source: str, preset: str, out: Path, seeds, teacher_path: str | None = None,
+              overrides: dict | None = None, progress=print) -> dict:
+    if not seeds:
+        raise UsageError("give at least one seed")
+    base = configs.merge(configs.preset(preset), overrides or {})
+    base.data = source
+    base.validate()
+    dataset = data.load(source)
+    artifacts.check_writable_dir(out)
+    if teacher_path is None:
+        progress("== teacher (seed 0, real training split) ==")
+        teacher_config = dataclasses.replace(base, seed=0)
+        run = pipeline.Run.create(teacher_config, out / "teacher", progress)
+        run.teacher(dataset)
+        teacher_path = str(run.teacher_path)
+    rows = []
+    for seed in seeds:
+        progress(f"== data-free, seed {seed} ==")
+        config = dataclasses.replace(base, seed=seed, mode="data-free", teacher_path=teacher_path)
+        start = time.time()
+        report = pipeline.run(config, out / f"seed{seed}", progress=progress, dataset=dataset)
+        rows.append({"seed": seed, "teacher": accuracy(report, "teacher"),
+                     "student_float32": accuracy(report, "student"),
+                     "student_int8": accuracy(report, "student_int8"),
+                     "datafree_seconds": report["stage_seconds"]["data-free"],
+                     "run_seconds": round(time.time() - start, 1)})
+    summary = {}
+    for key in ("student_float32", "student_int8", "datafree_seconds", "run_seconds"):
+        values = [row[key] for row in rows]
+        summary[key] = {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                        "min": min(values), "max": max(values)}
+    result = {"data": source, "preset": preset, "teacher_path": teacher_path, "seeds": list(seeds), "rows": rows,
+              "summary": summary, "test_images": len(dataset.x_test)}
+    write_outputs(out, result)
+    return result
+
+
+def write_outputs(out: Path, result: dict) -> None:
+    artifacts.write_json(out / "datafree.json", result)
+    s = result["summary"]
+
+    def spread(key, scale=100.0, unit="%"):
+        return (f"{s[key]['mean'] * scale:.2f}{unit} +- {s[key]['std'] * scale:.2f} "
+                f"(min {s[key]['min'] * scale:.2f}, max {s[key]['max'] * scale:.2f})")
+
+    lines = [
+        f"# Data-free mode on `{result['data']}`",
+        "",
+        f"Preset `{result['preset']}`, teacher `{result['teacher_path']}`, {result['test_images']} real test images.",
+        "",
+        markdown_table(result["rows"], COLUMNS),
+        "",
+        f"- student (Keras): {spread('student_float32')}",
+        f"- student int8 TFLite: {spread('student_int8')}",
+        f"- data-free stage: {spread('datafree_seconds', 1.0, ' s')}; whole run: {spread('run_seconds', 1.0, ' s')}",
+        "",
+        "+- is the sample standard deviation over the seeds.",
+    ]
+    artifacts.write_text(out / "datafree.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="digits", help="data source (see tfgan-compress run --help)")
+    parser.add_argument("--preset", default="mnist", help="configuration preset (default mnist)")
+    parser.add_argument("--out", default="benchmarks/results/datafree", help="folder for the results")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--teacher", metavar="FILE", help="use this teacher instead of training the preset's")
+    parser.add_argument("--config", metavar="FILE", help="JSON settings over the preset (as tfgan-compress --config)")
+    args = parser.parse_args(argv)
+    try:
+        overrides = json.loads(Path(args.config).read_text()) if args.config else None
+        run_seeds(args.data, args.preset, Path(args.out), args.seeds, args.teacher, overrides)
+    except TfganCompressError as err:
+        print(f"datafree: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

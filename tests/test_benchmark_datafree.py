@@ -1,0 +1,37 @@
+"""The data-free benchmark on the tiny preset and a fixture (not on the shared data)."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "datafree.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("datafree_benchmark", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_two_seeds_give_rows_and_spread(tmp_path, tiny_arrays):
+    benchmark = load_script()
+    x_train, y_train, x_test, y_test = tiny_arrays
+    np.savez(tmp_path / "tiny.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    out = tmp_path / "df"
+    assert benchmark.main(["--data", f"npz:{tmp_path / 'tiny.npz'}", "--preset", "tiny", "--seeds", "0", "1",
+                           "--out", str(out)]) == 0
+    result = json.loads((out / "datafree.json").read_text())
+    assert [row["seed"] for row in result["rows"]] == [0, 1]
+    assert result["teacher_path"] == str(out / "teacher" / "teacher.keras")
+    for row in result["rows"]:
+        assert 0 <= row["student_float32"] <= 1 and 0 <= row["student_int8"] <= 1 and row["run_seconds"] > 0
+    floats = [row["student_float32"] for row in result["rows"]]
+    assert result["summary"]["student_float32"]["mean"] == pytest.approx(np.mean(floats))
+    assert result["summary"]["student_float32"]["std"] == pytest.approx(np.std(floats, ddof=1))
+    assert "+-" in (out / "datafree.md").read_text()
+
