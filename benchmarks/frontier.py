@@ -15,7 +15,8 @@ Runs in one process, with one seed, and writes ``frontier.json``, ``frontier.md`
 5. ``student_gan_float32`` / ``student_gan_int8``: ours, the full ``tfgan-compress run``
    pipeline: the student sees generator samples only; int8 calibrated on generator samples;
 6. ``student_datafree_float32`` / ``student_datafree_int8``: ``tfgan-compress run --mode
-   data-free`` with the same teacher: no real image at all (skip with ``--no-data-free``).
+   data-free`` with the same teacher: no real image at all (skip with ``--no-data-free``;
+   ``benchmarks/datafree.py`` measures that mode over three seeds).
 
 Each row: ``accuracy``, ``bits_per_example`` (test cross-entropy), ``params``,
 ``int8_bytes`` (size of that model's full-integer int8 ``.tflite``), ``tflite_bytes`` and

@@ -55,6 +55,11 @@ def test_class_margin_loss_by_hand():
     np.testing.assert_allclose(datafree.class_margin_loss(labels, logits, 3.0).numpy(), [0.0, 4.0, 0.0])
 
 
+def test_intensity_penalty_is_free_up_to_the_allowance():
+    images = tf.stack([tf.fill(SHAPE, 0.1), tf.fill(SHAPE, 0.5), tf.zeros(SHAPE)])
+    np.testing.assert_allclose(datafree.intensity_penalty(images, 0.2).numpy(), [0.0, 0.3, 0.0], atol=1e-6)
+
+
 def test_logit_disagreement_is_mean_absolute_difference():
     t = tf.constant([[1.0, -1.0], [0.0, 2.0]])
     s = tf.constant([[0.0, 1.0], [0.0, 2.0]])
@@ -140,3 +145,34 @@ def test_cli_data_free_run(tmp_path, capsys):
     assert "Data-free mode: the student and generator were trained from the teacher alone" in (
         out / "report.md").read_text()
     assert json.loads((out / "report.json").read_text())["mode"] == "data-free"
+
+
+def test_an_interrupted_run_resumes_with_its_bank(tmp_path):
+    config = DataFreeConfig(epochs=3, steps_per_epoch=2, batch_size=4, student_batch_size=4, student_steps=1,
+                            bank_size=64)
+
+    def parts():
+        keras.utils.set_random_seed(0)
+        return (networks.build_classifier(SHAPE, CLASSES, SMALL, "t"),
+                networks.build_generator(SHAPE, CLASSES, NOISE, width=4),
+                networks.build_classifier(SHAPE, CLASSES, SMALL, "student"))
+
+    class CrashAfterFirstEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise RuntimeError("simulated crash")
+
+    backup = str(tmp_path / "backup")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        datafree.distill_data_free(*parts(), config, verbose=0,
+                                   callbacks=[keras.callbacks.BackupAndRestore(backup), CrashAfterFirstEpoch()])
+    started, banked = [], []
+
+    class Watch(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            started.append(epoch)
+            banked.append(int(self.model.bank_count.numpy()))
+
+    datafree.distill_data_free(*parts(), config, verbose=0,
+                               callbacks=[keras.callbacks.BackupAndRestore(backup), Watch()])
+    # epoch 0 (first round: both batches of 4 banked) came back from the backup
+    assert started == [1, 2] and banked[0] == 8

@@ -11,13 +11,17 @@ family), with a replay bank of past samples between them. Each iteration of
      class_weight       * max(0, m - (T_y(a(x)) - max_{c != y} T_c(a(x))))   teacher sees y, margin m
    - adversarial_weight * mean_c |T_c(a(x)) - S_c(a(x))|                      where the student is wrong
    - diversity_weight   * mean|G(z1, y) - G(z2, y)| / mean|z1 - z2|           mode seeking
+   + intensity_weight   * max(0, mean(x) - intensity_allowance)              as little ink as will do
    + bn_weight * sum_l ||mu_l(x) - mu_l|| + ||sigma2_l(x) - sigma2_l||        teacher BN layers only
 
    The adversarial term is DFAD's L1 logit disagreement (Fang et al., 2019, "Data-Free
    Adversarial Distillation"); the class term is DAFL's one-hot prior (Chen et al., 2019)
    made class-conditional (balanced classes) and a margin rather than a cross-entropy, so
    that samples are not pushed to saturated "super-stimuli"; mode seeking is Mao et al.,
-   2019; the batch-norm prior is DeepInversion's (Yin et al., 2020). Asking the teacher to
+   2019; the batch-norm prior is DeepInversion's (Yin et al., 2020); the intensity term is
+   the image-norm prior of model inversion (Mahendran & Vedaldi, 2015; DeepInversion's l2
+   prior) as a hinge: a sample may be as bright as ``intensity_allowance`` on average for
+   free, beyond that every unit of ink must buy class margin. Asking the teacher to
    see class ``y`` in *randomly transformed* samples is the image prior that matters most
    on MNIST-like data (DeepInversion's jitter, made stronger): a fooling pattern rarely
    survives a shift, a rotation and a zoom, a stroke-like shape does.
@@ -86,6 +90,11 @@ def class_margin_loss(labels, logits, margin: float):
     return tf.nn.relu(margin - (target - runner_up))
 
 
+def intensity_penalty(images, allowance: float):
+    """``max(0, mean(x) - allowance)`` per image: the image-norm prior as a hinge (pixels in [0, 1])."""
+    return tf.nn.relu(tf.reduce_mean(images, axis=[1, 2, 3]) - allowance)
+
+
 def logit_disagreement(teacher_logits, student_logits):
     """``mean_c |t_c - s_c|`` per example (DFAD's MAE; Fang et al., 2019)."""
     return tf.reduce_mean(tf.abs(teacher_logits - student_logits), axis=-1)
@@ -120,7 +129,8 @@ class DataFreeDistiller(PrebuiltModel):
 
     def __init__(self, teacher, generator, student, noise_dim: int, round_steps: int,
                  adversarial_weight: float = 1.0, class_weight: float = 1.0, class_margin: float = 3.0,
-                 bn_weight: float = 0.1, diversity_weight: float = 10.0, student_steps: int = 5,
+                 bn_weight: float = 0.1, diversity_weight: float = 10.0, intensity_weight: float = 10.0,
+                 intensity_allowance: float = 0.2, student_steps: int = 5,
                  student_batch_size: int = 128, augment_shift: float = 0.15, augment_rotation: float = 15.0,
                  augment_zoom: float = 0.15, student_augment_shift: float = 0.07, bank_size: int = 50000,
                  bank_from: float = 0.5, seed: int = 0, **kwargs):
@@ -136,6 +146,8 @@ class DataFreeDistiller(PrebuiltModel):
         self.class_margin = class_margin
         self.bn_weight = bn_weight
         self.diversity_weight = diversity_weight
+        self.intensity_weight = intensity_weight
+        self.intensity_allowance = intensity_allowance
         self.student_steps = student_steps
         self.student_batch_size = student_batch_size
         self.bank_from = bank_from
@@ -218,7 +230,8 @@ class DataFreeDistiller(PrebuiltModel):
             class_loss = class_margin_loss(labels, teacher_logits, self.class_margin)
             diversity = mode_seeking_ratio(images[:half], images[half:], noise[:half], noise[half:])
             per_example = (self.class_weight * class_loss - self.adversarial_weight * disagreement
-                           - self.diversity_weight * tf.concat([diversity, diversity], axis=0))
+                           - self.diversity_weight * tf.concat([diversity, diversity], axis=0)
+                           + self.intensity_weight * intensity_penalty(images, self.intensity_allowance))
             g_loss = losses.average_over_global_batch(per_example)
             if self.bn_model is not None and self.bn_weight:
                 g_loss += self.bn_weight * batchnorm_statistics_loss(self.bn_model(images, training=False),
@@ -306,6 +319,7 @@ def distill_data_free(teacher: keras.Model, generator: keras.Model, student: ker
         teacher, generator, student, noise_dim, round_steps=config.steps_per_epoch,
         adversarial_weight=config.adversarial_weight, class_weight=config.class_weight,
         class_margin=config.class_margin, bn_weight=config.bn_weight, diversity_weight=config.diversity_weight,
+        intensity_weight=config.intensity_weight, intensity_allowance=config.intensity_allowance,
         student_steps=config.student_steps, student_batch_size=config.student_batch_size,
         augment_shift=config.augment_shift, augment_rotation=config.augment_rotation,
         augment_zoom=config.augment_zoom, student_augment_shift=config.student_augment_shift,
