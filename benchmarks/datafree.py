@@ -28,7 +28,7 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
 from tfgan_compress import artifacts, config as configs, data, pipeline  # noqa: E402
-from tfgan_compress.errors import TfganCompressError, UsageError  # noqa: E402
+from tfgan_compress.errors import ExportError, TfganCompressError, TrainingDiverged, UsageError  # noqa: E402
 from tfgan_compress.report import markdown_table  # noqa: E402
 
 COLUMNS = [
@@ -125,6 +125,9 @@ def main(argv=None) -> int:
     except TfganCompressError as err:
         print(f"datafree: error: {err}", file=sys.stderr)
         return 2
+    except (TrainingDiverged, ExportError) as err:  # as tfgan-compress: one line, exit status 1
+        print(f"datafree: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -43,7 +43,7 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
 from tfgan_compress import artifacts, config as configs, data, distill, evaluate, export, pipeline  # noqa: E402
-from tfgan_compress.errors import TfganCompressError  # noqa: E402
+from tfgan_compress.errors import ExportError, TfganCompressError, TrainingDiverged  # noqa: E402
 from tfgan_compress.networks import build_classifier  # noqa: E402
 from tfgan_compress.report import markdown_table  # noqa: E402
 from tfgan_compress.teacher import train_teacher  # noqa: E402
@@ -258,6 +258,9 @@ def main(argv=None) -> int:
     except TfganCompressError as err:
         print(f"frontier: error: {err}", file=sys.stderr)
         return 2
+    except (TrainingDiverged, ExportError) as err:  # as tfgan-compress: one line, exit status 1
+        print(f"frontier: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

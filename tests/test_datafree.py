@@ -140,8 +140,12 @@ def test_cli_data_free_run(tmp_path, capsys):
                      "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "[2/4] data-free" in printed and "[2/5] gan" not in printed
-    for name in ["generator.keras", "student.keras", "report.json", "tflite/student_int8.tflite", "samples.png"]:
+    for name in ["generator.keras", "student.keras", "report.json", "tflite/student_int8.tflite", "samples.png",
+                 "calibration_bank.npy"]:
         assert (out / name).is_file(), name
+    assert "int8 calibrated on 16 replay bank samples" in printed
+    card = json.loads((out / "tflite" / "model_card.json").read_text())
+    assert card["calibration"] == {"source": "replay bank", "samples": 16}
     assert "Data-free mode: the student and generator were trained from the teacher alone" in (
         out / "report.md").read_text()
     assert json.loads((out / "report.json").read_text())["mode"] == "data-free"

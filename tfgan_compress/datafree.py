@@ -297,6 +297,15 @@ class DataFreeDistiller(PrebuiltModel):
         return self.step_logs()
 
 
+def bank_sample(model: DataFreeDistiller, count: int, seed: int = 0):
+    """Up to ``count`` images drawn without replacement from the filled part of the bank."""
+    import numpy as np
+
+    filled = min(int(model.bank_count.numpy()), model.bank_size)
+    rows = np.random.default_rng(seed).choice(filled, size=min(count, filled), replace=False)
+    return np.asarray(model.bank.numpy()[np.sort(rows)])
+
+
 class GeneratorReset(keras.callbacks.Callback):
     """Start every epoch (synthesis round) but the first with a freshly initialised generator."""
 

@@ -70,6 +70,11 @@ class Run:
         return self.run_dir / "student.keras"
 
     @property
+    def bank_calibration_path(self) -> Path:
+        """Data-free mode: replay-bank samples kept for int8 calibration."""
+        return self.run_dir / "calibration_bank.npy"
+
+    @property
     def tflite_dir(self) -> Path:
         return self.run_dir / "tflite"
 
@@ -266,20 +271,32 @@ class Run:
         frozen_teacher = distribute.replicate(as_logits(teacher), self.strategy)
         grid = callbacks.SampleGrid(self.run_dir / "samples", self.logs_dir, num_classes, gan_cfg.samples_per_class)
         with self.strategy.scope():
-            datafree.distill_data_free(
+            history = datafree.distill_data_free(
                 frozen_teacher, generator, student, cfg, seed=seed,
                 callbacks=[callbacks.DivergenceMonitor("data-free", "Lower datafree.generator_learning_rate."),
                            self._backup("data-free"), grid, self._tensorboard("data-free", update_freq=50)],
                 verbose=fit_verbosity())
         callbacks.save_png(self.run_dir / "samples.png", grid.grid())
+        # int8 calibration from the replay bank: every round's samples, not only the last generator's
+        calibration = datafree.bank_sample(history.model, self.config.export.calibration_samples, seed)
+        with artifacts.atomic_path(self.bank_calibration_path, suffix=".npy") as tmp:
+            np.save(tmp, calibration)
         artifacts.save_keras(generator, self.generator_path)
         artifacts.save_keras(student, self.student_path)
         self._record_time("data-free", time.time() - start)
         return generator, student
 
+    def calibration_source_name(self) -> str:
+        """``real``, ``generator``, or ``replay bank`` (data-free mode, once its bank sample exists)."""
+        if (self.config.export.calibration_source == "generator" and self.config.mode == "data-free"
+                and self.bank_calibration_path.is_file()):
+            return "replay bank"
+        return self.config.export.calibration_source
+
     def calibration_images(self, generator: keras.Model, num_classes: int,
                            dataset: Optional[data.Dataset] = None) -> np.ndarray:
-        """Calibration set for int8: class-balanced generator samples (or real ones on request)."""
+        """Calibration set for int8: class-balanced generator samples (or real ones on request; in
+        data-free mode, samples of the replay bank, which hold every synthesis round)."""
         cfg = self.config.export
         rng = np.random.default_rng(self.config.seed)
         if cfg.calibration_source == "real":
@@ -287,6 +304,8 @@ class Run:
                 raise UsageError("export.calibration_source = 'real' needs --data")
             pick = rng.choice(len(dataset.x_train), min(cfg.calibration_samples, len(dataset.x_train)), replace=False)
             return dataset.x_train[pick]
+        if self.calibration_source_name() == "replay bank":
+            return np.load(self.bank_calibration_path)
         labels = (np.arange(cfg.calibration_samples) % num_classes).astype(np.int32)
         noise_dim = int(generator.inputs[0].shape[-1])
         noise = rng.standard_normal((len(labels), noise_dim)).astype(np.float32)
@@ -300,8 +319,9 @@ class Run:
         if (self.tflite_dir / "model_card.json").is_file():
             self._announce("export", f"using {self.tflite_dir}")
             return []
+        source = self.calibration_source_name()
         self._announce("export", f"TFLite {', '.join(cfg.variants)}; int8 calibrated on "
-                                 f"{cfg.calibration_samples} {cfg.calibration_source} samples")
+                                 f"{cfg.calibration_samples} {source} samples")
         start = time.time()
         calibration = self.calibration_images(generator, len(class_names), dataset)
         bars = {v: cfg.min_agreement_float if v in ("float32", "float16") else cfg.min_agreement_quantized
@@ -313,7 +333,7 @@ class Run:
                                      ("float32",), agreement_bars=bars, progress=self.progress)
         generator_files = export.export_generator(generator, self.tflite_dir, cfg.generator_variants,
                                                   progress=self.progress)
-        extra = {"calibration": {"source": cfg.calibration_source, "samples": int(len(calibration))},
+        extra = {"calibration": {"source": source, "samples": int(len(calibration))},
                  "agreement_checked_on": f"{len(check_images)} images of the test split",
                  "generator": {"files": generator_files, "noise_dim": int(generator.inputs[0].shape[-1]),
                                "inputs": "noise float32 [N, noise_dim] ~ N(0, 1), label int32 [N]",
