@@ -170,7 +170,13 @@ def run_benchmark(source: str, preset: str, out: Path, seed: int, is_quick: bool
         progress("== data-free: tfgan-compress run --mode data-free ==")
         df_config = dataclasses.replace(config, mode="data-free", teacher_path=str(run.teacher_path))
         start = time.time()
-        df_report = pipeline.run(df_config, out / "datafree", progress=progress, dataset=dataset)
+        try:
+            df_report = pipeline.run(df_config, out / "datafree", progress=progress, dataset=dataset)
+        except ExportError as err:  # keep the other rows; say why these two are missing
+            progress(f"data-free rows left out: {err}")
+            extra["datafree_error"] = str(err)
+            data_free = False
+    if data_free:
         extra["datafree_pipeline_seconds"] = round(time.time() - start, 1)
         df_run = pipeline.Run(df_config, out / "datafree", progress)
         df_student = keras.models.load_model(df_run.student_path, compile=False)
@@ -202,6 +208,8 @@ def write_outputs(out: Path, result: dict) -> None:
     rows = result["rows"]
     data_free_line = (f" Data-free pipeline: {result['datafree_pipeline_seconds']:.0f} s."
                       if "datafree_pipeline_seconds" in result else "")
+    if "datafree_error" in result:
+        data_free_line += " Data-free rows left out: " + result["datafree_error"]
     lines = [
         f"# Compression frontier on `{result['data']}`",
         "",
