@@ -28,7 +28,8 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
 from tfgan_compress import artifacts, config as configs, data, pipeline  # noqa: E402
-from tfgan_compress.errors import ExportError, TfganCompressError, TrainingDiverged, UsageError  # noqa: E402
+from tfgan_compress.cli import KNOWN_FAILURES, report_failure  # noqa: E402
+from tfgan_compress.errors import UsageError  # noqa: E402
 from tfgan_compress.report import markdown_table  # noqa: E402
 
 COLUMNS = [
@@ -122,12 +123,8 @@ def main(argv=None) -> int:
     try:
         overrides = json.loads(Path(args.config).read_text()) if args.config else None
         run_seeds(args.data, args.preset, Path(args.out), args.seeds, args.teacher, overrides)
-    except TfganCompressError as err:
-        print(f"datafree: error: {err}", file=sys.stderr)
-        return 2
-    except (TrainingDiverged, ExportError) as err:  # as tfgan-compress: one line, exit status 1
-        print(f"datafree: {err}", file=sys.stderr)
-        return 1
+    except KNOWN_FAILURES as err:  # one line and tfgan-compress's exit status
+        return report_failure("datafree", err)
     return 0
 
 

@@ -43,7 +43,8 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
 from tfgan_compress import artifacts, config as configs, data, distill, evaluate, export, pipeline  # noqa: E402
-from tfgan_compress.errors import ExportError, TfganCompressError, TrainingDiverged  # noqa: E402
+from tfgan_compress.cli import KNOWN_FAILURES, report_failure  # noqa: E402
+from tfgan_compress.errors import ExportError  # noqa: E402
 from tfgan_compress.networks import build_classifier  # noqa: E402
 from tfgan_compress.report import markdown_table  # noqa: E402
 from tfgan_compress.teacher import train_teacher  # noqa: E402
@@ -263,12 +264,8 @@ def main(argv=None) -> int:
         overrides = json.loads(Path(args.config).read_text()) if args.config else None
         run_benchmark(args.data, args.preset, Path(args.out), args.seed, args.quick, data_free=args.data_free,
                       overrides=overrides)
-    except TfganCompressError as err:
-        print(f"frontier: error: {err}", file=sys.stderr)
-        return 2
-    except (TrainingDiverged, ExportError) as err:  # as tfgan-compress: one line, exit status 1
-        print(f"frontier: {err}", file=sys.stderr)
-        return 1
+    except KNOWN_FAILURES as err:  # one line and tfgan-compress's exit status
+        return report_failure("frontier", err)
     return 0
 
 

@@ -147,22 +147,29 @@ def _require(run, what: str):
     return keras.models.load_model(_required_path(run, what), compile=False, safe_mode=run.safe_mode)
 
 
+KNOWN_FAILURES = (TfganCompressError, TrainingDiverged, ExportError)
+
+
+def report_failure(prog: str, err: Exception) -> int:
+    """Print one line for a known failure and return its exit status: 2 for bad input
+    (usage, data, model), 1 for a run that stopped (diverged training, failed export)."""
+    if isinstance(err, TfganCompressError):
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    what = "training stopped" if isinstance(err, TrainingDiverged) else "export failed"
+    print(f"{prog}: {what}: {err}", file=sys.stderr)
+    return EXIT_FAILURE
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits with status 2 on usage errors
     try:
         execute(args)
-    except TfganCompressError as err:
+    except KNOWN_FAILURES as err:
         if args.debug:
             raise
-        print(f"tfgan-compress: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
-    except (TrainingDiverged, ExportError) as err:
-        if args.debug:
-            raise
-        what = "training stopped" if isinstance(err, TrainingDiverged) else "export failed"
-        print(f"tfgan-compress: {what}: {err}", file=sys.stderr)
-        return EXIT_FAILURE
+        return report_failure("tfgan-compress", err)
     except KeyboardInterrupt:
         print("tfgan-compress: interrupted; run the same command again to continue", file=sys.stderr)
         return EXIT_FAILURE

@@ -45,6 +45,7 @@ the training code has no handle on real data. ``fit`` gets class labels only.
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from . import losses
@@ -175,8 +176,6 @@ class DataFreeDistiller(PrebuiltModel):
                                     trainable=False, name="sample_bank", aggregation="only_first_replica")
         self.bank_count = self.add_weight(shape=(), initializer="zeros", dtype="int32", trainable=False,
                                           name="bank_count", aggregation="only_first_replica")
-        self.generator_steps = self.add_weight(shape=(), initializer="zeros", dtype="int32", trainable=False,
-                                               name="generator_steps", aggregation="only_first_replica")
         self.generator_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.student_loss_tracker = keras.metrics.Mean(name="distill_loss")
         self.disagreement_tracker = keras.metrics.Mean(name="g_disagreement")
@@ -245,8 +244,12 @@ class DataFreeDistiller(PrebuiltModel):
         return tf.stop_gradient(images)
 
     def bank_images(self, images):
-        """Write ``images`` into the ring buffer (unless early in a round but the first)."""
-        step = self.generator_steps
+        """Write ``images`` into the ring buffer (unless early in a round but the first).
+
+        Called after the generator update: the optimizer's count of updates, less one, is
+        the index of the step that made ``images`` (the count is saved with the model).
+        """
+        step = tf.cast(self.generator_optimizer.iterations, tf.int32) - 1
         in_round = step % self.round_steps
         keep = tf.logical_or(step < self.round_steps,
                              tf.cast(in_round, tf.float32) >= self.bank_from * self.round_steps)
@@ -262,7 +265,6 @@ class DataFreeDistiller(PrebuiltModel):
             return tf.constant(True)
 
         tf.cond(keep, write, lambda: tf.constant(False))
-        self.generator_steps.assign_add(1)
 
     def student_step(self):
         filled = tf.maximum(tf.minimum(self.bank_count, self.bank_size), 1)
@@ -299,8 +301,6 @@ class DataFreeDistiller(PrebuiltModel):
 
 def bank_sample(model: DataFreeDistiller, count: int, seed: int = 0):
     """Up to ``count`` images drawn without replacement from the filled part of the bank."""
-    import numpy as np
-
     filled = min(int(model.bank_count.numpy()), model.bank_size)
     rows = np.random.default_rng(seed).choice(filled, size=min(count, filled), replace=False)
     return np.asarray(model.bank.numpy()[np.sort(rows)])

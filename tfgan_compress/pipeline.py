@@ -374,7 +374,8 @@ class Run:
         self._record_time("evaluate", time.time() - start)
         info = {
             "data": dataset.source, "preset": self.config.preset, "seed": self.config.seed,
-            "mode": self.config.mode, "train_images": len(dataset.x_train), "test_images": len(x), "num_classes": dataset.num_classes,
+            "mode": self.config.mode, "train_images": len(dataset.x_train), "test_images": len(x),
+            "num_classes": dataset.num_classes,
             "image_shape": list(dataset.spec.image_shape),
             "student_teacher_param_ratio": student.count_params() / teacher.count_params(),
             "real_training_images_seen_by_student": 0,

@@ -66,19 +66,16 @@ def write_report(run_dir, rows: list[dict], info: dict) -> dict:
     report = {"models": rows, **info}
     artifacts.write_json(run_dir / "report.json", report)
     plot_frontier(rows, run_dir / "frontier.png", f"Compression frontier on {info.get('data', 'the test split')}")
-    data_free = info.get("mode") == "data-free"
-    if data_free:
+    generator_files = ", ".join(f"`{name}` {size:,} bytes" for name, size in info.get("generator_files", {}).items())
+    if info.get("mode") == "data-free":
         provenance = ("Data-free mode: the student and generator were trained from the teacher alone (no real "
                       "training image); every figure below is measured on the real test split.")
-        generator_line = ("The last synthesis round's generator as TFLite (int8 calibration source): "
-                          + ", ".join(f"`{name}` {size:,} bytes" for name, size in info.get("generator_files", {}).items())
-                          + ".")
+        generator_line = f"The last synthesis round's generator as TFLite: {generator_files}."
     else:
         provenance = ("The student was trained on generator samples only; every figure below is measured on the "
                       "real test split.")
-        generator_line = ("The dataset in a file: the generator as TFLite "
-                          + ", ".join(f"`{name}` {size:,} bytes" for name, size in info.get("generator_files", {}).items())
-                          + f", against {info.get('training_set_bytes', 0):,} bytes of training images and labels (8-bit).")
+        generator_line = (f"The dataset in a file: the generator as TFLite {generator_files}, against "
+                          f"{info.get('training_set_bytes', 0):,} bytes of training images and labels (8-bit).")
     lines = [
         f"# tfgan_compress report: {run_dir.name}",
         "",
