@@ -28,8 +28,8 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
 from tfgan_compress import artifacts, config as configs, data, pipeline  # noqa: E402
-from tfgan_compress.cli import KNOWN_FAILURES, report_failure  # noqa: E402
-from tfgan_compress.errors import UsageError  # noqa: E402
+from tfgan_compress.cli import report_failure  # noqa: E402
+from tfgan_compress.errors import TfganCompressError, UsageError  # noqa: E402
 from tfgan_compress.report import markdown_table  # noqa: E402
 
 COLUMNS = [
@@ -61,9 +61,8 @@ def run_seeds(source: str, preset: str, out: Path, seeds, teacher_path: str | No
     if teacher_path is None:
         progress("== teacher (seed 0, real training split) ==")
         teacher_config = dataclasses.replace(base, seed=0)
-        run = pipeline.Run.create(teacher_config, out / "teacher", progress)
-        run.teacher(dataset)
-        teacher_path = str(run.teacher_path)
+        trained = pipeline.run_stages(teacher_config, out / "teacher", ["teacher"], progress, dataset=dataset)
+        teacher_path = str(trained.folder.path("teacher"))
     rows = []
     for seed in seeds:
         progress(f"== data-free, seed {seed} ==")
@@ -123,7 +122,7 @@ def main(argv=None) -> int:
     try:
         overrides = json.loads(Path(args.config).read_text()) if args.config else None
         run_seeds(args.data, args.preset, Path(args.out), args.seeds, args.teacher, overrides)
-    except KNOWN_FAILURES as err:  # one line and tfgan-compress's exit status
+    except TfganCompressError as err:  # one line and tfgan-compress's exit status
         return report_failure("datafree", err)
     return 0
 

@@ -25,6 +25,7 @@ if str(ROOT) not in sys.path:
 import keras  # noqa: E402
 
 from tfgan_compress import config as configs, data, distill, evaluate, networks  # noqa: E402
+from tfgan_compress.run_folder import RunFolder  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -34,11 +35,10 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=2)
     parser.add_argument("variants", nargs="+", help="JSON objects of distill settings")
     args = parser.parse_args(argv)
-    run = Path(args.run)
+    run = RunFolder(args.run)
     dataset = data.load(args.data)
-    base = configs.RunConfig.from_dict(json.loads((run / "config.json").read_text()))
-    teacher = keras.models.load_model(run / "teacher.keras")
-    generator = keras.models.load_model(run / "generator.keras")
+    base = configs.RunConfig.from_dict(json.loads(run.config_json.read_text()))
+    teacher, generator = run.load("teacher"), run.load("generator")
     for variant in args.variants:
         cfg = configs.merge(base, {"distill": json.loads(variant)}).distill
         keras.utils.set_random_seed(args.seed)

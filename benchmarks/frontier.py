@@ -35,7 +35,6 @@ import sys
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,10 +42,11 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
 from tfgan_compress import artifacts, config as configs, data, distill, evaluate, export, pipeline  # noqa: E402
-from tfgan_compress.cli import KNOWN_FAILURES, report_failure  # noqa: E402
-from tfgan_compress.errors import ExportError  # noqa: E402
+from tfgan_compress.cli import report_failure  # noqa: E402
+from tfgan_compress.errors import ExportError, TfganCompressError  # noqa: E402
 from tfgan_compress.networks import build_classifier  # noqa: E402
-from tfgan_compress.report import markdown_table  # noqa: E402
+from tfgan_compress.report import markdown_table, plot_accuracy_against_bytes  # noqa: E402
+from tfgan_compress.run_folder import RunFolder  # noqa: E402
 from tfgan_compress.teacher import train_teacher  # noqa: E402
 
 ROW_NAMES = ["teacher_float32", "teacher_int8_ptq", "student_scratch", "student_kd_real",
@@ -133,9 +133,8 @@ def run_benchmark(source: str, preset: str, out: Path, seed: int, is_quick: bool
     report = pipeline.run(config, out / "run", progress=progress)
     pipeline_seconds = time.time() - wall_start
     stage = report["stage_seconds"]
-    run = pipeline.Run(config, out / "run", progress)
-    teacher = run.teacher(dataset)
-    student_gan = run.distill(teacher, None)  # loads the finished student
+    run = RunFolder(out / "run")
+    teacher, student_gan = run.load("teacher"), run.load("student")
     teacher_predictions = np.argmax(evaluate.keras_probabilities(teacher, dataset.x_test), -1)
     frontier = Frontier(dataset, out, config, teacher_predictions)
     calibration = frontier.real_calibration()
@@ -160,7 +159,7 @@ def run_benchmark(source: str, preset: str, out: Path, seed: int, is_quick: bool
     rows.append(frontier.keras_row("student_kd_real", kd_real, time.time() - start, calibration))
 
     gan_seconds = stage["gan"] + stage["distill"]
-    gan_int8 = run.tflite_path("int8")
+    gan_int8 = run.tflite("student", "int8")
     row = frontier.keras_row("student_gan_float32", student_gan, gan_seconds, calibration)
     row["int8_bytes"] = gan_int8.stat().st_size  # ours is calibrated on generator samples
     rows.append(row)
@@ -169,7 +168,7 @@ def run_benchmark(source: str, preset: str, out: Path, seed: int, is_quick: bool
     extra = {}
     if data_free:
         progress("== data-free: tfgan-compress run --mode data-free ==")
-        df_config = dataclasses.replace(config, mode="data-free", teacher_path=str(run.teacher_path))
+        df_config = dataclasses.replace(config, mode="data-free", teacher_path=str(run.path("teacher")))
         start = time.time()
         try:
             df_report = pipeline.run(df_config, out / "datafree", progress=progress, dataset=dataset)
@@ -179,14 +178,14 @@ def run_benchmark(source: str, preset: str, out: Path, seed: int, is_quick: bool
             data_free = False
     if data_free:
         extra["datafree_pipeline_seconds"] = round(time.time() - start, 1)
-        df_run = pipeline.Run(df_config, out / "datafree", progress)
-        df_student = keras.models.load_model(df_run.student_path, compile=False)
+        df_run = RunFolder(out / "datafree")
+        df_student = df_run.load("student")
         df_seconds = df_report["stage_seconds"]["data-free"]
         row = frontier.keras_row("student_datafree_float32", df_student, df_seconds, calibration)
-        row["int8_bytes"] = df_run.tflite_path("int8").stat().st_size
+        row["int8_bytes"] = df_run.tflite("student", "int8").stat().st_size
         rows.append(row)
-        rows.append(frontier.int8_row("student_datafree_int8", df_run.tflite_path("int8"), df_student.count_params(),
-                                      df_seconds))
+        rows.append(frontier.int8_row("student_datafree_int8", df_run.tflite("student", "int8"),
+                                      df_student.count_params(), df_seconds))
 
     gan_cfg = config.gan
     steps = gan_cfg.steps_per_epoch or len(dataset.x_train) // gan_cfg.batch_size
@@ -226,28 +225,9 @@ def write_outputs(out: Path, result: dict) -> None:
         "![accuracy against int8 size](frontier.png)",
     ]
     artifacts.write_text(out / "frontier.md", "\n".join(lines) + "\n")
-    plot(rows, out / "frontier.png", result["data"])
-
-
-def plot(rows, path, title):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    for row in rows:
-        ax.scatter(row["int8_bytes"], row["accuracy"] * 100, s=50, label=row["name"])
-    ax.set_xscale("log")
-    ax.set_xlabel("bytes of the int8 .tflite (log scale)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"Compression frontier: {title}")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    with artifacts.atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
+    plot_accuracy_against_bytes([(row["name"], row["int8_bytes"], row["accuracy"], "o") for row in rows],
+                                out / "frontier.png", f"Compression frontier: {result['data']}",
+                                xlabel="bytes of the int8 .tflite (log scale)")
 
 
 def main(argv=None) -> int:
@@ -264,7 +244,7 @@ def main(argv=None) -> int:
         overrides = json.loads(Path(args.config).read_text()) if args.config else None
         run_benchmark(args.data, args.preset, Path(args.out), args.seed, args.quick, data_free=args.data_free,
                       overrides=overrides)
-    except KNOWN_FAILURES as err:  # one line and tfgan-compress's exit status
+    except TfganCompressError as err:  # one line and tfgan-compress's exit status
         return report_failure("frontier", err)
     return 0
 

@@ -42,7 +42,7 @@ def test_run_writes_every_artifact(tiny_run):
         assert (out / name).is_file(), name
     for variant in ["float32", "float16", "dynamic", "int8", "int8_io"]:
         assert (out / "tflite" / f"student_{variant}.tflite").stat().st_size > 0
-    for name in ["teacher_float32", "generator_float16", "generator_int8"]:
+    for name in ["teacher_float32", "generator_float16", "generator_dynamic"]:
         assert (out / "tflite" / f"{name}.tflite").stat().st_size > 0
     assert sorted(p.name for p in (out / "samples").glob("epoch_*.png")) == ["epoch_001.png", "epoch_002.png"]
     config = json.loads((out / "config.json").read_text())
@@ -57,7 +57,7 @@ def test_run_writes_every_artifact(tiny_run):
         assert 0.0 <= row["accuracy"] <= 1.0 and row["bits_per_example"] >= 0 and row["bytes"] > 0
     assert report["models"][0]["agreement_with_teacher"] == 1.0
     assert report["real_training_images_seen_by_student"] == 0
-    assert set(report["generator_files"]) == {"generator_float16.tflite", "generator_int8.tflite"}
+    assert set(report["generator_files"]) == {"generator_float16.tflite", "generator_dynamic.tflite"}
     card = json.loads((out / "tflite" / "model_card.json").read_text())
     for entry in card["files"]:
         assert entry["sha256"] == hashlib.sha256((out / "tflite" / entry["file"]).read_bytes()).hexdigest()

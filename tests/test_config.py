@@ -25,13 +25,44 @@ def test_merge_overrides_nested_values():
     ({"gan": {"epochs": "ten"}}, "gan.epochs must be an integer"),
     ({"gan": {"spectral_norm": 1}}, "true or false"),
     ({"gan": {"loss": "lsgan"}}, "gan.loss must be one of"),
-    ({"distill": {"epochs": 0}}, "at least 1"),
+    ({"distill": {"epochs": 0}}, "distill.epochs must be >= 1, got 0"),
+    ({"gan": {"steps_per_epoch": -5}}, "gan.steps_per_epoch must be >= 0, got -5"),
+    ({"gan": {"generator_learning_rate": 0}}, "gan.generator_learning_rate must be > 0"),
+    ({"teacher": {"network": {"dropout": 1.0}}}, r"teacher.network.dropout must be in \[0, 1\)"),
+    ({"distill": {"network": {"conv_filters": [4, 0]}}}, "distill.network.conv_filters must be >= 1, got 0"),
+    ({"export": {"min_agreement_quantized": 1.5}}, r"export.min_agreement_quantized must be in \[0, 1\]"),
+    ({"distill": {"temperature": float("nan")}}, "distill.temperature must be > 0, got nan"),
+    ({"seed": -1}, "seed must be in"),
+    ({"mode": "data-free"}, "--mode data-free needs --teacher"),
+    ({"strategy": "horovod"}, "strategy must be one of default, mirrored"),
+    ({"export": {"generator_variants": ["int8"]}}, "export.generator_variants must be one of float32, float16, dynamic"),
     ({"export": {"variants": ["float32", "int4"]}}, "int4"),
     ({"distill": {"network": {"conv_filters": 3}}}, "must be a list"),
 ])
 def test_bad_settings_are_refused(overrides, fragment):
     with pytest.raises(UsageError, match=fragment):
         config.merge(config.preset("digits"), overrides)
+
+
+def test_programmatic_values_are_checked_too():
+    cfg = config.preset("tiny")
+    cfg.datafree.batch_size = 1
+    with pytest.raises(UsageError, match="datafree.batch_size must be >= 2"):
+        cfg.validate()
+
+
+def test_every_number_has_a_range():
+    import dataclasses
+
+    def numeric_fields_without_range(section, prefix=""):
+        for f in dataclasses.fields(section):
+            value = getattr(section, f.name)
+            if dataclasses.is_dataclass(value):
+                yield from numeric_fields_without_range(value, f"{prefix}{f.name}.")
+            elif isinstance(value, (int, float)) and not isinstance(value, bool) and "range" not in f.metadata:
+                yield prefix + f.name
+
+    assert list(numeric_fields_without_range(config.RunConfig())) == []
 
 
 def test_unknown_preset():

@@ -87,8 +87,9 @@ def test_bank_keeps_the_second_half_of_each_round_but_all_of_the_first():
     teacher = networks.build_classifier(SHAPE, CLASSES, SMALL, "t")
     generator = networks.build_generator(SHAPE, CLASSES, NOISE, width=4)
     student = networks.build_classifier(SHAPE, CLASSES, SMALL, "student")
-    model = datafree.DataFreeDistiller(teacher, generator, student, NOISE, round_steps=4, student_steps=1,
-                                       student_batch_size=4, bank_size=100, bank_from=0.5)
+    model = datafree.DataFreeDistiller(teacher, generator, student,
+                                       DataFreeConfig(steps_per_epoch=4, student_steps=1, student_batch_size=4,
+                                                      bank_size=100, bank_from=0.5))
     model.compile()
     assert any(w is model.bank for w in model.weights)  # saved with the model (resume)
     labels = tf.constant([0, 1, 2, 0, 1, 2])

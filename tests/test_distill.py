@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfgan_compress import distill, networks
+from tfgan_compress import distill, losses, networks, training
 from tfgan_compress.config import ClassifierConfig, DistillConfig
 
 SHAPE, CLASSES, NOISE = (8, 8, 1), 3, 4
@@ -38,18 +38,18 @@ def test_distill_has_no_parameter_for_real_data():
     # Structural guarantee: the only inputs are models and a config; fit sees class labels only.
     params = set(inspect.signature(distill.distill_on_generator).parameters)
     assert params == {"teacher", "generator", "student", "config", "seed", "callbacks", "verbose"}
-    labels = next(iter(distill.label_batches(CLASSES, 16, seed=0)))
+    labels = next(iter(training.label_batches(CLASSES, 16, seed=0)))
     assert labels.dtype == tf.int32 and labels.shape == (16,)
     assert 0 <= int(tf.reduce_min(labels)) and int(tf.reduce_max(labels)) < CLASSES
 
 
 def test_synthesized_batch_mixes_half_the_images():
     teacher, generator, student = parts()
-    model = distill.GeneratorDistiller(teacher, generator, student, NOISE, mixup=False)
+    model = distill.GeneratorDistiller(teacher, generator, student, DistillConfig(mixup=False))
     labels = tf.constant([0, 1, 2, 0], tf.int32)
     pure, unmixed = model.synthesize(labels)
     assert pure.shape == (4, *SHAPE) and list(unmixed.numpy()) == [1, 1, 1, 1]
-    mixed, unmixed = distill.GeneratorDistiller(teacher, generator, student, NOISE, mixup=True).synthesize(
+    mixed, unmixed = distill.GeneratorDistiller(teacher, generator, student, DistillConfig(mixup=True)).synthesize(
         tf.zeros([256], tf.int32))
     assert mixed.shape == (256, *SHAPE) and 0.3 < float(tf.reduce_mean(unmixed)) < 0.7
     assert float(tf.reduce_min(mixed)) >= 0.0 and float(tf.reduce_max(mixed)) <= 1.0
@@ -57,8 +57,22 @@ def test_synthesized_batch_mixes_half_the_images():
 
 def test_distillation_on_real_images_reference():
     teacher, _, student = parts()
+    frozen = [w.numpy().copy() for w in teacher.weights]
+    before = [w.numpy().copy() for w in student.weights]
     images = np.random.default_rng(0).random((32, *SHAPE)).astype(np.float32)
     history = distill.distill_on_images(teacher, student, images,
                                         DistillConfig(network=SMALL, epochs=1, steps_per_epoch=2, batch_size=8),
                                         verbose=0)
-    assert set(history.history) == {"distill_loss", "teacher_agreement"}
+    assert history.history["distillation_loss"][0] > 0 and history.history["student_loss"] == [0.0]
+    assert any(not np.allclose(a, w.numpy()) for a, w in zip(before, student.weights))
+    assert all(np.allclose(a, w.numpy()) for a, w in zip(frozen, teacher.weights))
+
+
+def test_keras_logits_distillation_is_our_distillation_loss():
+    # keras.distillation with a KLDivergence *instance* (the string skips the softmax in Keras 3.15)
+    teacher_logits = tf.constant([[2.0, -1.0, 0.5], [0.0, 3.0, -2.0], [1.0, 1.0, 1.0], [-3.0, 0.0, 4.0]])
+    student_logits = tf.constant([[1.0, 0.0, 0.0], [0.5, 1.0, -1.0], [2.0, -1.0, 0.0], [0.0, 0.0, 0.0]])
+    keras_loss = keras.distillation.LogitsDistillation(2.0, loss=keras.losses.KLDivergence())
+    ours = tf.reduce_mean(losses.distillation_loss(teacher_logits, student_logits, 2.0))
+    np.testing.assert_allclose(float(keras_loss.compute_loss(teacher_logits, student_logits)), float(ours),
+                               rtol=1e-4)

@@ -12,6 +12,7 @@ from tfgan_compress.errors import ExportError
 from tfgan_compress.litert import TFLiteClassifier, dequantize, quantize
 
 SHAPE, CLASSES = (8, 8, 1), 3
+BARS = {"float32": 0.995, "float16": 0.995, "dynamic": 0.0, "int8": 0.0, "int8_io": 0.0}
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +28,8 @@ def images():
 
 def test_every_variant_loads_and_predicts(tmp_path_factory, student, images):
     out = tmp_path_factory.mktemp("tflite")
-    exported = export.export_classifier(student, out, "student", images, images,
-                                        agreement_bars={"dynamic": 0.0, "int8": 0.0, "int8_io": 0.0},
-                                        progress=lambda _: None)
+    exported = export.export_classifier(student, lambda v: out / f"student_{v}.tflite", images, images,
+                                        export.VARIANTS, BARS, progress=lambda _: None)
     assert [f.variant for f in exported] == list(export.VARIANTS)
     for f in exported:
         runner = TFLiteClassifier(model_path=f.path)
@@ -42,8 +42,11 @@ def test_every_variant_loads_and_predicts(tmp_path_factory, student, images):
         np.testing.assert_allclose(probs.sum(-1), 1.0, atol=0.02)
     ops = {v: _op_names(out / f"student_{v}.tflite") for v in export.VARIANTS}
     assert not any("Flex" in name for names in ops.values() for name in names)
+    # weights are constants: no resource variables, which int8 calibration could not read
+    assert not any("VARIABLE" in name or name == "VAR_HANDLE" for names in ops.values() for name in names)
     assert "CONV_2D" in ops["int8"]
-    export.write_labels_and_card(out, ["a", "b", "c"], SHAPE, exported)
+    export.write_labels(out / "labels.txt", ["a", "b", "c"])
+    export.ModelCard(out / "model_card.json").write(["a", "b", "c"], SHAPE, exported)
     assert (out / "labels.txt").read_text() == "a\nb\nc\n"
     card = json.loads((out / "model_card.json").read_text())
     assert {f["file"]: f["sha256"] for f in card["files"]} == {
@@ -74,10 +77,18 @@ def test_export_below_its_agreement_bar_fails_and_keeps_no_file(tmp_path, studen
     # Calibrating on blank images leaves the int8 activations badly scaled for real inputs,
     # and a bar of 100% + epsilon cannot be met by any file: the export must refuse.
     with pytest.raises(ExportError, match="below the required"):
-        export.export_classifier(student, tmp_path, "student", np.zeros_like(images[:4]), images,
-                                 variants=("float32", "int8"), agreement_bars={"int8": 1.01},
-                                 progress=lambda _: None)
+        export.export_classifier(student, lambda v: tmp_path / f"student_{v}.tflite", np.zeros_like(images[:4]),
+                                 images, ("float32", "int8"), {**BARS, "int8": 1.01}, progress=lambda _: None)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_variant_table_matches_the_config_choices_and_bars():
+    from tfgan_compress.config import ExportConfig, ExportVariant, choices
+
+    assert tuple(export.VARIANTS) == choices(ExportVariant)
+    config = ExportConfig(min_agreement_float=0.9, min_agreement_quantized=0.8)
+    assert {v: export.agreement_bar(v, config) for v in export.VARIANTS} == {
+        "float32": 0.9, "float16": 0.9, "dynamic": 0.8, "int8": 0.8, "int8_io": 0.8}
 
 
 def test_quantize_dequantize_round_trip():
@@ -95,9 +106,10 @@ def test_generator_exports_as_a_tflite_file(tmp_path):
 
     keras.utils.set_random_seed(0)
     generator = networks.build_generator(SHAPE, CLASSES, 4, width=4)
-    files = export.export_generator(generator, tmp_path, progress=lambda _: None)
-    assert [f["file"] for f in files] == ["generator_float16.tflite", "generator_int8.tflite"]
-    interpreter = Interpreter(model_path=str(tmp_path / "generator_int8.tflite"))
+    files = export.export_generator(generator, lambda v: tmp_path / f"generator_{v}.tflite", ("float16", "dynamic"),
+                                    progress=lambda _: None)
+    assert [f["file"] for f in files] == ["generator_float16.tflite", "generator_dynamic.tflite"]
+    interpreter = Interpreter(model_path=str(tmp_path / "generator_dynamic.tflite"))
     inputs = sorted(interpreter.get_input_details(), key=lambda d: d["name"])
     assert [np.dtype(d["dtype"]).name for d in inputs] == ["int32", "float32"]  # label, noise
     interpreter.allocate_tensors()

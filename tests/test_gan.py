@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from tfgan_compress import callbacks, networks
+from tfgan_compress.config import GANConfig
 from tfgan_compress.gan import ConditionalGAN
 
 SHAPE, CLASSES, NOISE = (8, 8, 1), 3, 4
@@ -17,7 +18,7 @@ def make_gan(loss="hinge", seed=0):
     keras.utils.set_random_seed(seed)
     generator = networks.build_generator(SHAPE, CLASSES, NOISE, width=4)
     discriminator = networks.build_discriminator(SHAPE, CLASSES, width=4, spectral_norm=True)
-    model = ConditionalGAN(generator, discriminator, CLASSES, NOISE, loss=loss, seed=seed)
+    model = ConditionalGAN(generator, discriminator, GANConfig(loss=loss), seed=seed)
     model.compile(keras.optimizers.Adam(1e-3), keras.optimizers.Adam(1e-3))
     return model
 
@@ -51,7 +52,7 @@ def test_fit_with_standard_callbacks_writes_tensorboard_events(tmp_path):
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
     model.fit(ds, epochs=2, verbose=0, callbacks=[
         keras.callbacks.TerminateOnNaN(),
-        callbacks.SampleGrid(tmp_path / "samples", tmp_path / "logs", CLASSES, per_class=2),
+        callbacks.SampleGrid(tmp_path / "samples", tmp_path / "logs" / "samples", CLASSES, per_class=2),
         keras.callbacks.TensorBoard(str(tmp_path / "logs"), update_freq=1),
     ])
     assert glob.glob(str(tmp_path / "logs" / "train" / "events.out.tfevents.*"))

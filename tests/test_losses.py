@@ -46,6 +46,31 @@ def test_gradient_penalty_of_a_linear_critic(weight, expected):
     np.testing.assert_allclose(penalty, [expected] * 4, atol=1e-5)
 
 
+def test_each_gan_loss_choice_is_one_object_with_both_roles():
+    from tfgan_compress.config import GANLossName, choices
+
+    assert tuple(losses.GAN_LOSSES) == choices(GANLossName)
+    hinge = losses.gan_loss("hinge")
+    np.testing.assert_allclose(hinge.discriminator_loss(REAL, FAKE), losses.hinge_discriminator_loss(REAL, FAKE))
+    assert hinge.penalty is None and hinge.saturates_at_zero
+    wgan = losses.gan_loss("wasserstein_gp", penalty_weight=5.0)
+    assert wgan.penalty is losses.gradient_penalty and wgan.penalty_weight == 5.0 and not wgan.saturates_at_zero
+    with pytest.raises(ValueError, match="unknown GAN loss"):
+        losses.gan_loss("lsgan")
+
+
+def test_gradient_penalty_noise_is_stateless():
+    def critic(images, labels):
+        return tf.reduce_sum(images ** 2, axis=[1, 2, 3])
+
+    real, fake = tf.ones([4, 2, 2, 1]), tf.zeros([4, 2, 2, 1])
+    first = losses.gradient_penalty(critic, real, fake, tf.zeros([4], tf.int32), seed=[3, 4])
+    again = losses.gradient_penalty(critic, real, fake, tf.zeros([4], tf.int32), seed=[3, 4])
+    other = losses.gradient_penalty(critic, real, fake, tf.zeros([4], tf.int32), seed=[5, 6])
+    np.testing.assert_array_equal(first, again)
+    assert not np.allclose(first, other)
+
+
 def test_distillation_loss_by_hand():
     # teacher p = [0.5, 0.5], student q = [0.25, 0.75]: KL = 0.5 ln(0.5/0.25) + 0.5 ln(0.5/0.75) = 0.5 ln(4/3)
     teacher = tf.constant([[0.0, 0.0]] * 4)

@@ -26,9 +26,9 @@ def exported(tmp_path_factory):
     out = tmp_path_factory.mktemp("tflite")
     student = networks.build_classifier(SHAPE, CLASSES, ClassifierConfig((2, 4), (8, 8)), "student")
     images = np.random.default_rng(0).random((32, *SHAPE)).astype(np.float32)
-    files = export.export_classifier(student, out, "student", images, images,
-                                     agreement_bars={v: 0.0 for v in export.VARIANTS}, progress=lambda _: None)
-    export.write_labels_and_card(out, ["bar", "column", "dot"], SHAPE, files)
+    files = export.export_classifier(student, lambda v: out / f"student_{v}.tflite", images, images,
+                                     export.VARIANTS, {v: 0.0 for v in export.VARIANTS}, progress=lambda _: None)
+    export.write_labels(out / "labels.txt", ["bar", "column", "dot"])
     return out, files
 
 

@@ -50,8 +50,9 @@ def write_json(path, value) -> Path:
 
 
 def save_keras(model, path) -> Path:
-    """``model.save`` to a temporary ``.keras`` file, then rename onto ``path``."""
-    with atomic_path(path, suffix=".keras") as tmp:
+    """``model.save`` to a temporary file of the same extension (Keras wants ``.keras``),
+    then rename onto ``path``."""
+    with atomic_path(path, suffix=Path(path).suffix) as tmp:
         model.save(tmp)
     return Path(path)
 

@@ -55,7 +55,8 @@ def class_grid_inputs(num_classes: int, per_class: int, noise_dim: int, seed: in
 
 
 class SampleGrid(keras.callbacks.Callback):
-    """Per-epoch grid of EMA-generator samples: PNG file and TensorBoard image."""
+    """Per-epoch grid of EMA-generator samples: ``samples_dir/epoch_NNN.png`` and, when
+    ``log_dir`` is given, a TensorBoard image there."""
 
     def __init__(self, samples_dir, log_dir, num_classes: int, per_class: int, seed: int = 1234):
         super().__init__()
@@ -63,7 +64,7 @@ class SampleGrid(keras.callbacks.Callback):
         self.num_classes = num_classes
         self.per_class = per_class
         self.seed = seed
-        self.writer = tf.summary.create_file_writer(str(Path(log_dir) / "samples")) if log_dir else None
+        self.writer = tf.summary.create_file_writer(str(log_dir)) if log_dir else None
 
     def grid(self) -> np.ndarray:
         """One row per class of samples from the model's (EMA) generator."""

@@ -1,7 +1,9 @@
 """``tfgan-compress``: a thin command line over :mod:`tfgan_compress.pipeline`.
 
-Exit status: 0 on success, 2 on bad input or usage (one-line message, no traceback unless
-``--debug``), 1 on any other failure.
+Sub-commands: ``run`` and one per declared stage (:data:`pipeline.STAGES`). Exit status: 0
+on success; otherwise the status on the error's class (:mod:`tfgan_compress.errors`: 2 for
+bad input, one line, no traceback unless ``--debug``; 1 for a run that stopped), and 1 for
+anything unexpected.
 """
 
 from __future__ import annotations
@@ -12,38 +14,38 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from .errors import ExportError, TfganCompressError, TrainingDiverged, UsageError
+from .config import Mode, Strategy, choices
+from .errors import TfganCompressError, UsageError, first_line, one_line
+from .run_folder import RunFolder
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-
-STAGE_HELP = {
-    "run": "all stages: teacher, gan, distill, export, evaluate",
-    "teacher": "train the teacher on the real training split (or copy --teacher into the run)",
-    "gan": "train the conditional GAN; writes generator.keras and sample grids",
-    "distill": "distil the student on generator samples only; writes student.keras",
-    "export": "convert the student to TFLite (float32, float16, dynamic, int8)",
-    "evaluate": "measure every model on the real test split; writes report.md/json",
-}
+EXIT_OK, EXIT_FAILURE = 0, 1
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """``run`` and one sub-command per declared stage (:data:`pipeline.STAGES`)."""
+    from .config import PRESETS
+    from .pipeline import STAGES
+
     parser = argparse.ArgumentParser(
         prog="tfgan-compress",
         description="Compress a Keras image classifier into a tiny TFLite model with a conditional GAN "
                     "and knowledge distillation.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, help_text in STAGE_HELP.items():
+    commands = {"run": "every stage of the mode, in order: " + "; ".join(
+        f"{mode}: {', '.join(s.name for s in STAGES.values() if mode in s.modes)}" for mode in choices(Mode))}
+    commands.update({name: stage.help for name, stage in STAGES.items()})
+    for name, help_text in commands.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument("--data", help="digits (default), tfds:NAME, idx:DIR, npz:FILE or folder:DIR")
-        p.add_argument("--preset", help="named configuration: digits, mnist or tiny (default: digits for "
+        p.add_argument("--preset", help=f"named configuration: {', '.join(PRESETS)} (default: digits for "
                                         "images up to 16x16, mnist above)")
         p.add_argument("--config", metavar="FILE", help="JSON file of settings over the preset")
         p.add_argument("--out", metavar="DIR",
-                       help="run directory (run: default runs/<preset>-<timestamp>; other stages: required)")
+                       help="run directory (run: default runs/<preset>-<timestamp>; other commands: required)")
         p.add_argument("--seed", type=int, help="random seed (default 0)")
-        p.add_argument("--strategy", choices=["default", "mirrored", "multi-worker", "tpu"],
+        p.add_argument("--strategy", choices=choices(Strategy),
                        help="tf.distribute strategy for training (default: one device); multi-worker reads TF_CONFIG")
-        p.add_argument("--mode", choices=["gan", "data-free"],
+        p.add_argument("--mode", choices=choices(Mode),
                        help="gan (default): learn the data with a conditional GAN; data-free: from --teacher alone, "
                             "--data only for the test-split report")
         p.add_argument("--teacher", metavar="PATH", help="use this .keras classifier as the teacher")
@@ -60,7 +62,7 @@ def resolve_config(args, default_preset: Callable[[], str]):
     """
     from . import config as cfg
 
-    saved = Path(args.out) / "config.json" if args.out else None
+    saved = RunFolder(args.out).config_json if args.out else None
     if args.command != "run" and saved is not None and saved.is_file() and not args.preset and not args.config:
         try:
             config = cfg.RunConfig.from_dict(json.loads(saved.read_text()))
@@ -106,59 +108,25 @@ def execute(args) -> None:
     def preset_for_data() -> str:
         return cfg.preset_for(load(args.data or cfg.RunConfig.data).spec)
 
+    if args.command != "run" and not args.out:
+        raise UsageError(f"{args.command} needs --out DIR (the run directory)")
     config = resolve_config(args, preset_for_data)
     safe_mode = not args.unsafe_load
     if args.command == "run":
         pipeline.run(config, args.out, safe_mode=safe_mode, dataset=load(config.data))
         return
-    if not args.out:
-        raise UsageError(f"{args.command} needs --out DIR (the run directory)")
-    needs_data = args.command in ("teacher", "gan", "export", "evaluate")
-    dataset = load(config.data) if needs_data else None
-    run = pipeline.Run.create(config, args.out, safe_mode=safe_mode)
-    if args.command == "teacher":
-        run.teacher(dataset)
-    elif args.command == "gan":
-        teacher = run.teacher(None) if run.teacher_path.is_file() else None
-        run.gan(dataset, teacher)
-    elif args.command == "distill":
-        teacher, generator = _require(run, "teacher"), _require(run, "generator")
-        run.distill(teacher, generator)
-    elif args.command == "export":
-        student, generator = _require(run, "student"), _require(run, "generator")
-        teacher = _require(run, "teacher") if run.teacher_path.is_file() else None  # for teacher_float32.tflite
-        run.export(student, generator, dataset.class_names, dataset.x_test, dataset, teacher)
-    elif args.command == "evaluate":
-        _required_path(run, "teacher"), _required_path(run, "student")  # evaluate loads them itself
-        run.evaluate(dataset)
+    stage = pipeline.STAGES[args.command]
+    if len(stage.modes) == 1 and not args.mode and not RunFolder(args.out).config_json.is_file():
+        config.mode = stage.modes[0]  # a new run folder takes the mode of the stage it starts with
+        config.validate()
+    dataset = load(config.data) if stage.needs_data else None
+    pipeline.run_stages(config, args.out, [args.command], safe_mode=safe_mode, dataset=dataset)
 
 
-def _required_path(run, what: str) -> Path:
-    """The run's ``<what>.keras``, or a usage error naming the stage that makes it."""
-    path = getattr(run, f"{what}_path")
-    if not path.is_file():
-        raise UsageError(f"{path}: not found; run the {what if what != 'generator' else 'gan'} stage first")
-    return path
-
-
-def _require(run, what: str):
-    import keras
-
-    return keras.models.load_model(_required_path(run, what), compile=False, safe_mode=run.safe_mode)
-
-
-KNOWN_FAILURES = (TfganCompressError, TrainingDiverged, ExportError)
-
-
-def report_failure(prog: str, err: Exception) -> int:
-    """Print one line for a known failure and return its exit status: 2 for bad input
-    (usage, data, model), 1 for a run that stopped (diverged training, failed export)."""
-    if isinstance(err, TfganCompressError):
-        print(f"{prog}: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
-    what = "training stopped" if isinstance(err, TrainingDiverged) else "export failed"
-    print(f"{prog}: {what}: {err}", file=sys.stderr)
-    return EXIT_FAILURE
+def report_failure(prog: str, err: TfganCompressError) -> int:
+    """Print one line for a known failure and return its exit status (on the error's class)."""
+    print(one_line(prog, err), file=sys.stderr)
+    return err.exit_status
 
 
 def main(argv=None) -> int:
@@ -166,7 +134,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)  # exits with status 2 on usage errors
     try:
         execute(args)
-    except KNOWN_FAILURES as err:
+    except TfganCompressError as err:
         if args.debug:
             raise
         return report_failure("tfgan-compress", err)
@@ -176,9 +144,8 @@ def main(argv=None) -> int:
     except Exception as err:  # noqa: BLE001 - the CLI's last line of defence
         if args.debug:
             raise
-        message = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        print(f"tfgan-compress: failed: {type(err).__name__}: {message} (rerun with --debug for the traceback)",
-              file=sys.stderr)
+        print(f"tfgan-compress: failed: {type(err).__name__}: {first_line(err)} (rerun with --debug for the "
+              f"traceback)", file=sys.stderr)
         return EXIT_FAILURE
     return EXIT_OK
 

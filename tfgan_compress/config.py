@@ -18,21 +18,67 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 from .errors import UsageError
 
-GAN_LOSSES = ("hinge", "non_saturating", "wasserstein_gp")
+# The allowed values of each choice; CLI choices and export tables derive from these.
+GANLossName = Literal["hinge", "non_saturating", "wasserstein_gp"]
+Mode = Literal["gan", "data-free"]
+Strategy = Literal["default", "mirrored", "multi-worker", "tpu"]
+ExportVariant = Literal["float32", "float16", "dynamic", "int8", "int8_io"]
+GeneratorVariant = Literal["float32", "float16", "dynamic"]  # float input (noise), no calibration
+CalibrationSource = Literal["generator", "real"]
+
+
+def choices(literal) -> tuple:
+    """The allowed values of a ``Literal`` type, in declaration order."""
+    return typing.get_args(literal)
+
+
+@dataclass(frozen=True)
+class Range:
+    """Allowed numeric values of a setting (each element, for a tuple setting)."""
+
+    low: Optional[float] = None
+    high: Optional[float] = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, value) -> bool:
+        if value != value:  # NaN
+            return False
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+
+
+AT_LEAST_0, AT_LEAST_1, AT_LEAST_2 = Range(0), Range(1), Range(2)
+POSITIVE = Range(0, low_open=True)
+FRACTION = Range(0, 1, high_open=True)  # [0, 1)
+PROBABILITY = Range(0, 1)  # [0, 1]
+# keras.utils.set_random_seed takes seeds below 2**32; stage seeds are seed * 100 + stage index
+SEEDS = Range(0, 2 ** 31 // 100 - 1)
+
+
+def setting(default=dataclasses.MISSING, allowed: Optional[Range] = None, factory=dataclasses.MISSING):
+    """A config field with its range of allowed values (checked by :meth:`RunConfig.validate`)."""
+    return field(default=default, default_factory=factory, metadata={"range": allowed} if allowed else {})
 
 
 @dataclass
 class ClassifierConfig:
     """A LeNet-style classifier: two conv blocks (conv, ReLU, 2x2 max-pool), two dense."""
 
-    conv_filters: tuple = (16, 32)
-    dense_units: tuple = (128, 64)
-    kernel_size: int = 3
-    dropout: float = 0.0
+    conv_filters: tuple[int, ...] = setting((16, 32), AT_LEAST_1)
+    dense_units: tuple[int, ...] = setting((128, 64), AT_LEAST_1)
+    kernel_size: int = setting(3, AT_LEAST_1)
+    dropout: float = setting(0.0, FRACTION)
 
 
 @dataclass
@@ -42,32 +88,32 @@ class TeacherConfig:
     network: ClassifierConfig = field(
         default_factory=lambda: ClassifierConfig(conv_filters=(32, 64), dense_units=(128, 64), dropout=0.2)
     )
-    epochs: int = 60
-    batch_size: int = 64
-    learning_rate: float = 2e-3
-    augment_shift: int = 1  # random translation in pixels, 0 to disable
+    epochs: int = setting(60, AT_LEAST_1)
+    batch_size: int = setting(64, AT_LEAST_1)
+    learning_rate: float = setting(2e-3, POSITIVE)
+    augment_shift: int = setting(1, AT_LEAST_0)  # random translation in pixels, 0 to disable
 
 
 @dataclass
 class GANConfig:
     """Conditional GAN (projection discriminator, class-conditional generator)."""
 
-    loss: str = "hinge"  # one of GAN_LOSSES
-    noise_dim: int = 32
-    generator_width: int = 64
-    discriminator_width: int = 64
+    loss: GANLossName = "hinge"
+    noise_dim: int = setting(32, AT_LEAST_1)
+    generator_width: int = setting(64, AT_LEAST_1)
+    discriminator_width: int = setting(64, AT_LEAST_1)
     spectral_norm: bool = True
-    gradient_penalty_weight: float = 10.0  # used by wasserstein_gp only
-    epochs: int = 20
-    steps_per_epoch: int = 100  # 0: one pass over the training split per epoch
-    batch_size: int = 64
-    generator_learning_rate: float = 2e-4
-    discriminator_learning_rate: float = 2e-4
-    beta_1: float = 0.0
-    beta_2: float = 0.9
-    ema_decay: float = 0.999
-    log_every_steps: int = 10  # TensorBoard scalars every N steps (and per epoch)
-    samples_per_class: int = 10  # columns of the per-epoch sample grid
+    gradient_penalty_weight: float = setting(10.0, AT_LEAST_0)  # used by wasserstein_gp only
+    epochs: int = setting(20, AT_LEAST_1)
+    steps_per_epoch: int = setting(100, AT_LEAST_0)  # 0: one pass over the training split per epoch
+    batch_size: int = setting(64, AT_LEAST_1)
+    generator_learning_rate: float = setting(2e-4, POSITIVE)
+    discriminator_learning_rate: float = setting(2e-4, POSITIVE)
+    beta_1: float = setting(0.0, FRACTION)
+    beta_2: float = setting(0.9, FRACTION)
+    ema_decay: float = setting(0.999, FRACTION)
+    log_every_steps: int = setting(10, AT_LEAST_1)  # TensorBoard scalars every N steps (and per epoch)
+    samples_per_class: int = setting(10, AT_LEAST_1)  # columns of the per-epoch sample grid
 
 
 @dataclass
@@ -77,15 +123,15 @@ class DistillConfig:
     network: ClassifierConfig = field(
         default_factory=lambda: ClassifierConfig(conv_filters=(12, 24), dense_units=(64, 32))
     )
-    epochs: int = 30
-    steps_per_epoch: int = 100
-    batch_size: int = 128
-    temperature: float = 4.0
-    learning_rate: float = 3e-3
+    epochs: int = setting(30, AT_LEAST_1)
+    steps_per_epoch: int = setting(100, AT_LEAST_1)
+    batch_size: int = setting(128, AT_LEAST_1)
+    temperature: float = setting(4.0, POSITIVE)
+    learning_rate: float = setting(3e-3, POSITIVE)
     mixup: bool = True  # also distil on convex mixes of generator samples
-    augment_shift: int = 0  # random translation of generator samples, in pixels
-    hard_latent_steps: int = 0  # gradient steps moving the noise to teacher-student disagreement
-    hard_latent_step_size: float = 1.0  # length of each step in noise space
+    augment_shift: int = setting(0, AT_LEAST_0)  # random translation of generator samples, in pixels
+    hard_latent_steps: int = setting(0, AT_LEAST_0)  # gradient steps moving the noise to teacher-student disagreement
+    hard_latent_step_size: float = setting(1.0, POSITIVE)  # length of each step in noise space
 
 
 @dataclass
@@ -95,47 +141,48 @@ class DataFreeConfig:
     ``gan.noise_dim`` and ``gan.generator_width``. One epoch is one synthesis round: the
     generator starts afresh, its samples go into a replay bank the student learns from."""
 
-    epochs: int = 40  # synthesis rounds
-    steps_per_epoch: int = 100  # iterations per round: one generator step + student_steps each
-    batch_size: int = 128  # generator batch
-    student_batch_size: int = 128
-    student_steps: int = 5  # student updates (on bank samples) per generator update
-    adversarial_weight: float = 1.0  # weight of -|T(x) - S(x)|_1 (DFAD) in the generator loss
-    class_weight: float = 1.0  # weight of the teacher's class margin hinge
-    class_margin: float = 3.0  # logits by which the teacher must prefer the asked-for class
-    bn_weight: float = 0.1  # DeepInversion prior, when the teacher has BatchNormalization
-    diversity_weight: float = 10.0  # mode-seeking term: different noise, different images
-    intensity_weight: float = 10.0  # image-norm prior: penalty on mean pixel intensity ...
-    intensity_allowance: float = 0.2  # ... above this (pixels in [0, 1]); weight 0 to disable
-    augment_shift: float = 0.15  # image prior: random shift (fraction of the image size) ...
-    augment_rotation: float = 15.0  # ... rotation (degrees) ...
-    augment_zoom: float = 0.15  # ... and zoom under which the teacher must still see the class
-    student_augment_shift: float = 0.07  # random shift of bank samples for the student (fraction)
-    bank_size: int = 50000  # replay bank of generator samples (ring buffer)
-    bank_from: float = 0.5  # bank a round's samples from this fraction of the round on
-    generator_learning_rate: float = 2e-3
-    student_learning_rate: float = 2e-3
+    epochs: int = setting(40, AT_LEAST_1)  # synthesis rounds
+    steps_per_epoch: int = setting(100, AT_LEAST_1)  # iterations per round: one generator step + student_steps each
+    batch_size: int = setting(128, AT_LEAST_2)  # generator batch (pairs for the diversity term)
+    student_batch_size: int = setting(128, AT_LEAST_1)
+    student_steps: int = setting(5, AT_LEAST_1)  # student updates (on bank samples) per generator update
+    adversarial_weight: float = setting(1.0, AT_LEAST_0)  # weight of -|T(x) - S(x)|_1 (DFAD) in the generator loss
+    class_weight: float = setting(1.0, AT_LEAST_0)  # weight of the teacher's class margin hinge
+    class_margin: float = setting(3.0, AT_LEAST_0)  # logits by which the teacher must prefer the asked-for class
+    bn_weight: float = setting(0.1, AT_LEAST_0)  # DeepInversion prior, when the teacher has BatchNormalization
+    diversity_weight: float = setting(10.0, AT_LEAST_0)  # mode-seeking term: different noise, different images
+    intensity_weight: float = setting(10.0, AT_LEAST_0)  # image-norm prior: penalty on mean pixel intensity ...
+    intensity_allowance: float = setting(0.2, PROBABILITY)  # ... above this (pixels in [0, 1]); weight 0 to disable
+    augment_shift: float = setting(0.15, FRACTION)  # image prior: random shift (fraction of the image size) ...
+    augment_rotation: float = setting(15.0, Range(0, 180))  # ... rotation (degrees) ...
+    augment_zoom: float = setting(0.15, FRACTION)  # ... and zoom under which the teacher must still see the class
+    student_augment_shift: float = setting(0.07, FRACTION)  # random shift of bank samples for the student (fraction)
+    bank_size: int = setting(50000, AT_LEAST_1)  # replay bank of generator samples (ring buffer)
+    bank_from: float = setting(0.5, FRACTION)  # bank a round's samples from this fraction of the round on
+    generator_learning_rate: float = setting(2e-3, POSITIVE)
+    generator_beta_1: float = setting(0.5, FRACTION)
+    student_learning_rate: float = setting(2e-3, POSITIVE)
 
 
 @dataclass
 class ExportConfig:
-    """TFLite conversion of the student."""
+    """TFLite conversion of the student (and of the generator)."""
 
-    variants: tuple = ("float32", "float16", "dynamic", "int8", "int8_io")
-    generator_variants: tuple = ("float16", "int8")  # the generator as TFLite, () to skip
-    calibration_samples: int = 500
-    calibration_source: str = "generator"  # or "real" (real training images)
+    variants: tuple[ExportVariant, ...] = ("float32", "float16", "dynamic", "int8", "int8_io")
+    generator_variants: tuple[GeneratorVariant, ...] = ("float16", "dynamic")  # the generator as TFLite, () to skip
+    calibration_samples: int = setting(500, AT_LEAST_1)
+    calibration_source: CalibrationSource = "generator"  # or "real" (real training images)
     # Top-1 agreement with the Keras student on the test images, required of each file.
-    min_agreement_float: float = 0.995  # float32, float16
-    min_agreement_quantized: float = 0.99  # dynamic, int8, int8_io
+    min_agreement_float: float = setting(0.995, PROBABILITY)  # float32, float16
+    min_agreement_quantized: float = setting(0.99, PROBABILITY)  # dynamic, int8, int8_io
 
 
 @dataclass
 class EvaluateConfig:
     """Measurements on the real test split."""
 
-    latency_runs: int = 200
-    latency_warmup: int = 20
+    latency_runs: int = setting(200, AT_LEAST_1)
+    latency_warmup: int = setting(20, AT_LEAST_0)
 
 
 @dataclass
@@ -144,9 +191,9 @@ class RunConfig:
 
     preset: str = "digits"
     data: str = "digits"
-    seed: int = 0
-    strategy: str = "default"  # default, mirrored, multi-worker, tpu (tfgan_compress.distribute)
-    mode: str = "gan"  # "gan": conditional GAN on the data; "data-free": from the teacher alone
+    seed: int = setting(0, SEEDS)
+    strategy: Strategy = "default"  # tfgan_compress.distribute
+    mode: Mode = "gan"  # "gan": conditional GAN on the data; "data-free": from the teacher alone
     teacher_path: Optional[str] = None
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     gan: GANConfig = field(default_factory=GANConfig)
@@ -156,50 +203,10 @@ class RunConfig:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
     def validate(self) -> "RunConfig":
-        """Raise :class:`UsageError` on values no stage can work with."""
-        if self.gan.loss not in GAN_LOSSES:
-            raise UsageError(f"gan.loss must be one of {', '.join(GAN_LOSSES)}, got {self.gan.loss!r}")
-        if self.mode not in ("gan", "data-free"):
-            raise UsageError(f"mode must be gan or data-free, got {self.mode!r}")
-        if self.strategy not in ("default", "mirrored", "multi-worker", "tpu"):
-            raise UsageError(f"strategy must be default, mirrored, multi-worker or tpu, got {self.strategy!r}")
-        if self.export.calibration_source not in ("generator", "real"):
-            raise UsageError("export.calibration_source must be 'generator' or 'real'")
-        unknown = set(self.export.variants) - {"float32", "float16", "dynamic", "int8", "int8_io"}
-        if unknown:
-            raise UsageError(f"export.variants has unknown variant(s): {', '.join(sorted(unknown))}")
-        unknown = set(self.export.generator_variants) - {"float16", "int8"}
-        if unknown:
-            raise UsageError(f"export.generator_variants has unknown variant(s): {', '.join(sorted(unknown))}")
-        for name, value in [
-            ("teacher.epochs", self.teacher.epochs),
-            ("gan.epochs", self.gan.epochs),
-            ("gan.log_every_steps", self.gan.log_every_steps),
-            ("gan.samples_per_class", self.gan.samples_per_class),
-            ("distill.epochs", self.distill.epochs),
-            ("distill.steps_per_epoch", self.distill.steps_per_epoch),
-            ("teacher.batch_size", self.teacher.batch_size),
-            ("gan.batch_size", self.gan.batch_size),
-            ("distill.batch_size", self.distill.batch_size),
-            ("datafree.epochs", self.datafree.epochs),
-            ("datafree.steps_per_epoch", self.datafree.steps_per_epoch),
-            ("datafree.batch_size", self.datafree.batch_size),
-            ("datafree.student_steps", self.datafree.student_steps),
-            ("datafree.student_batch_size", self.datafree.student_batch_size),
-            ("datafree.bank_size", self.datafree.bank_size),
-            ("export.calibration_samples", self.export.calibration_samples),
-            ("evaluate.latency_runs", self.evaluate.latency_runs),
-        ]:
-            if value < 1:
-                raise UsageError(f"{name} must be at least 1, got {value}")
-        if self.datafree.batch_size < 2:
-            raise UsageError("datafree.batch_size must be at least 2 (pairs for the diversity term)")
-        if not 0.0 <= self.datafree.bank_from < 1.0:
-            raise UsageError("datafree.bank_from must be in [0, 1)")
-        if self.distill.temperature <= 0:
-            raise UsageError("distill.temperature must be positive")
-        if not 0.0 <= self.gan.ema_decay < 1.0:
-            raise UsageError("gan.ema_decay must be in [0, 1)")
+        """Raise :class:`UsageError` on a value outside its type's choices or its field's range."""
+        _check_fields(self, "")
+        if self.mode == "data-free" and not self.teacher_path:
+            raise UsageError("--mode data-free needs --teacher PATH (the model to compress)")
         return self
 
     def to_dict(self) -> dict:
@@ -209,6 +216,28 @@ class RunConfig:
     def from_dict(cls, values: dict) -> "RunConfig":
         """Build a config from a (possibly partial) nested dict; unknown keys are errors."""
         return _from_dict(cls, values, "config").validate()
+
+
+def section_from_dict(cls, values: dict, where: str):
+    """One config section (``GANConfig``...) from a dict, checked like a whole config."""
+    section = _from_dict(cls, values, where)
+    _check_fields(section, f"{where}.")
+    return section
+
+
+def _check_fields(section, prefix: str) -> None:
+    hints = typing.get_type_hints(type(section))
+    for f in dataclasses.fields(section):
+        value, name = getattr(section, f.name), f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            _check_fields(value, f"{name}.")
+            continue
+        _coerce(hints[f.name], value, name)  # type and choices
+        allowed = f.metadata.get("range")
+        if allowed is not None:
+            for item in value if isinstance(value, tuple) else (value,):
+                if item not in allowed:
+                    raise UsageError(f"{name} must be {allowed}, got {item!r}")
 
 
 def _to_jsonable(value):
@@ -234,6 +263,7 @@ def _from_dict(cls, values: Any, where: str):
 
 
 def _coerce(hint, value, where):
+    """``value`` as the type ``hint`` says, or :class:`UsageError` naming the setting."""
     if dataclasses.is_dataclass(hint):
         return _from_dict(hint, value, where)
     origin = typing.get_origin(hint)
@@ -242,10 +272,14 @@ def _coerce(hint, value, where):
             return None
         (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
         return _coerce(inner, value, where)
-    if hint is tuple:
+    if origin is Literal:
+        if value not in typing.get_args(hint):
+            raise UsageError(f"{where} must be one of {', '.join(typing.get_args(hint))}, got {value!r}")
+        return value
+    if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise UsageError(f"{where} must be a list, got {type(value).__name__}")
-        return tuple(value)
+        return tuple(_coerce(typing.get_args(hint)[0], item, where) for item in value)
     if hint is bool:
         if not isinstance(value, bool):
             raise UsageError(f"{where} must be true or false, got {value!r}")

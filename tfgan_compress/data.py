@@ -33,7 +33,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, first_line
 
 MIN_SIZE, MAX_SIZE = 8, 64
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
@@ -345,8 +345,7 @@ def _load_tfds(name: str, source: str) -> Dataset:
         (train, test), info = tfds.load(name, split=["train", "test"], as_supervised=True,
                                         with_info=True, batch_size=-1)
     except Exception as err:
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise DataError(f"tfds:{name}: cannot load ({message})") from None
+        raise DataError(f"tfds:{name}: cannot load ({first_line(err)})") from None
     x_train, y_train = (np.asarray(t) for t in tfds.as_numpy(train))
     x_test, y_test = (np.asarray(t) for t in tfds.as_numpy(test))
     label_feature = info.features[info.supervised_keys[1]]
@@ -358,13 +357,19 @@ def _load_tfds(name: str, source: str) -> Dataset:
 
 
 def training_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int,
-                      drop_remainder: bool = True):
-    """Shuffled, batched, prefetched ``tf.data`` pipeline of (image, label) pairs."""
+                      drop_remainder: bool = True, augment=None):
+    """Shuffled (every epoch), batched, prefetched ``tf.data`` pipeline of (image, label)
+    pairs; ``augment``, a callable on an image batch (a Keras preprocessing layer), is
+    applied to every batch."""
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    if augment is not None:
+        ds = ds.map(lambda images, labels: (augment(images, training=True), labels),
+                    num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def describe(ds: Dataset) -> str:

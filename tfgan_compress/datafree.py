@@ -50,8 +50,7 @@ import tensorflow as tf
 
 from . import losses
 from .config import DataFreeConfig
-from .distill import label_batches
-from .gan import PrebuiltModel, per_replica_seed
+from .training import PrebuiltModel, TeacherAgreement, cosine_adam, label_batches, per_replica_seed
 
 
 def batchnorm_statistics_model(teacher: keras.Model):
@@ -119,60 +118,56 @@ def reinitialize(model: keras.Model, seed: int) -> None:
             variable.assign(initializer(tuple(variable.shape), dtype=variable.dtype))
 
 
-@keras.saving.register_keras_serializable(package="tfgan_compress")
+def image_prior_augmenters(config: DataFreeConfig, seed: int) -> list:
+    """The image prior: random shift, rotation and zoom under which the teacher must still
+    see the asked-for class (each left out when its setting is 0)."""
+    prior = []
+    if config.augment_shift:
+        prior.append(keras.layers.RandomTranslation(config.augment_shift, config.augment_shift,
+                                                    fill_mode="constant", seed=seed + 1))
+    if config.augment_rotation:
+        prior.append(keras.layers.RandomRotation(config.augment_rotation / 360.0, fill_mode="constant",
+                                                 seed=seed + 2))
+    if config.augment_zoom:
+        prior.append(keras.layers.RandomZoom(config.augment_zoom, fill_mode="constant", seed=seed + 3))
+    return prior
+
+
+def student_augmenter(config: DataFreeConfig, image_shape, seed: int):
+    """Random shift of bank samples by a whole number of pixels (at least one), or None."""
+    if not config.student_augment_shift:
+        return None
+    height, width = image_shape[:2]
+    pixels = max(1.0, round(config.student_augment_shift * min(height, width)))
+    return keras.layers.RandomTranslation(pixels / height, pixels / width, fill_mode="constant", seed=seed + 4)
+
+
 class DataFreeDistiller(PrebuiltModel):
     """Generator and student trained against each other around a frozen teacher (``fit``).
 
-    ``round_steps`` is the number of iterations between generator resets (``fit``'s
-    ``steps_per_epoch``): samples of the first ``bank_from`` fraction of a round (but the
-    first round) are not banked, the generator is still finding its feet there.
+    (Long, as Keras models are: trackers, ``compile``, ``train_step`` and the steps it calls
+    belong together.) ``config``: the ``datafree`` section. Its ``steps_per_epoch`` is the number of
+    iterations between generator resets (a round): samples of the first ``bank_from``
+    fraction of a round (but the first round) are not banked, the generator is still
+    finding its feet there.
     """
 
-    def __init__(self, teacher, generator, student, noise_dim: int, round_steps: int,
-                 adversarial_weight: float = 1.0, class_weight: float = 1.0, class_margin: float = 3.0,
-                 bn_weight: float = 0.1, diversity_weight: float = 10.0, intensity_weight: float = 10.0,
-                 intensity_allowance: float = 0.2, student_steps: int = 5,
-                 student_batch_size: int = 128, augment_shift: float = 0.15, augment_rotation: float = 15.0,
-                 augment_zoom: float = 0.15, student_augment_shift: float = 0.07, bank_size: int = 50000,
-                 bank_from: float = 0.5, seed: int = 0, **kwargs):
+    def __init__(self, teacher, generator, student, config: DataFreeConfig | None = None, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
+        self.config = config = config or DataFreeConfig()
         self.teacher = teacher
         self.generator = generator
         self.student = student
         self.teacher.trainable = False
-        self.noise_dim = noise_dim
-        self.round_steps = round_steps
-        self.adversarial_weight = adversarial_weight
-        self.class_weight = class_weight
-        self.class_margin = class_margin
-        self.bn_weight = bn_weight
-        self.diversity_weight = diversity_weight
-        self.intensity_weight = intensity_weight
-        self.intensity_allowance = intensity_allowance
-        self.student_steps = student_steps
-        self.student_batch_size = student_batch_size
-        self.bank_from = bank_from
+        self.noise_dim = int(generator.inputs[0].shape[-1])
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         image_shape = tuple(int(d) for d in generator.outputs[0].shape[1:])
-        height, width = image_shape[:2]
-        # the image prior: the teacher must see y in a randomly moved sample
-        prior = []
-        if augment_shift:
-            prior.append(keras.layers.RandomTranslation(augment_shift, augment_shift, fill_mode="constant",
-                                                        seed=seed + 1))
-        if augment_rotation:
-            prior.append(keras.layers.RandomRotation(augment_rotation / 360.0, fill_mode="constant", seed=seed + 2))
-        if augment_zoom:
-            prior.append(keras.layers.RandomZoom(augment_zoom, fill_mode="constant", seed=seed + 3))
-        self.prior_augmenters = prior
-        pixels = max(1.0, round(student_augment_shift * min(height, width)))
-        self.student_augmenter = keras.layers.RandomTranslation(
-            pixels / height, pixels / width, fill_mode="constant", seed=seed + 4) if student_augment_shift else None
+        self.prior_augmenters = image_prior_augmenters(config, seed)
+        self.student_augmenter = student_augmenter(config, image_shape, seed)
         self.bn_model, self.bn_layers = batchnorm_statistics_model(teacher)
         # the replay bank: saved with the model (BackupAndRestore), one copy under tf.distribute
-        self.bank_size = bank_size
-        self.bank = self.add_weight(shape=(bank_size,) + image_shape, initializer="zeros", dtype="float32",
+        self.bank = self.add_weight(shape=(config.bank_size,) + image_shape, initializer="zeros", dtype="float32",
                                     trainable=False, name="sample_bank", aggregation="only_first_replica")
         self.bank_count = self.add_weight(shape=(), initializer="zeros", dtype="int32", trainable=False,
                                           name="bank_count", aggregation="only_first_replica")
@@ -180,17 +175,22 @@ class DataFreeDistiller(PrebuiltModel):
         self.student_loss_tracker = keras.metrics.Mean(name="distill_loss")
         self.disagreement_tracker = keras.metrics.Mean(name="g_disagreement")
         self.conditioning_tracker = keras.metrics.Mean(name="teacher_label_accuracy")
-        self.agreement_tracker = keras.metrics.Mean(name="teacher_agreement")
+        self.agreement_tracker = TeacherAgreement()
         self.bank_fill_tracker = keras.metrics.Mean(name="bank_images")
         self.built = True
 
     def compile(self, generator_optimizer=None, student_optimizer=None, **kwargs):
-        kwargs.setdefault("optimizer", None)
-        super().compile(**kwargs)
-        self.generator_optimizer = generator_optimizer or keras.optimizers.Adam(2e-3, beta_1=0.5)
-        self.student_optimizer = student_optimizer or keras.optimizers.Adam(2e-3)
-        self.generator_optimizer.build(self.generator.trainable_variables)
-        self.student_optimizer.build(self.student.trainable_variables)
+        """Two optimizers. Defaults: Adam at ``generator_learning_rate`` (constant: each round
+        starts afresh) and Adam at ``student_learning_rate`` decayed along a cosine over all
+        the student's steps."""
+        c = self.config
+        student_steps = c.epochs * c.steps_per_epoch * c.student_steps
+        self.compile_optimizers({
+            "generator_optimizer": (generator_optimizer or keras.optimizers.Adam(
+                c.generator_learning_rate, beta_1=c.generator_beta_1), self.generator),
+            "student_optimizer": (student_optimizer or cosine_adam(c.student_learning_rate, student_steps),
+                                  self.student),
+        }, **kwargs)
 
     @property
     def metrics(self):
@@ -226,14 +226,14 @@ class DataFreeDistiller(PrebuiltModel):
             teacher_logits = self.teacher(view, training=False)
             student_logits = self.student(view, training=False)
             disagreement = logit_disagreement(teacher_logits, student_logits)
-            class_loss = class_margin_loss(labels, teacher_logits, self.class_margin)
+            class_loss = class_margin_loss(labels, teacher_logits, self.config.class_margin)
             diversity = mode_seeking_ratio(images[:half], images[half:], noise[:half], noise[half:])
-            per_example = (self.class_weight * class_loss - self.adversarial_weight * disagreement
-                           - self.diversity_weight * tf.concat([diversity, diversity], axis=0)
-                           + self.intensity_weight * intensity_penalty(images, self.intensity_allowance))
+            per_example = (self.config.class_weight * class_loss - self.config.adversarial_weight * disagreement
+                           - self.config.diversity_weight * tf.concat([diversity, diversity], axis=0)
+                           + self.config.intensity_weight * intensity_penalty(images, self.config.intensity_allowance))
             g_loss = losses.average_over_global_batch(per_example)
-            if self.bn_model is not None and self.bn_weight:
-                g_loss += self.bn_weight * batchnorm_statistics_loss(self.bn_model(images, training=False),
+            if self.bn_model is not None and self.config.bn_weight:
+                g_loss += self.config.bn_weight * batchnorm_statistics_loss(self.bn_model(images, training=False),
                                                                      self.bn_layers)
         grads = tape.gradient(g_loss, self.generator.trainable_variables)
         self.generator_optimizer.apply(grads, self.generator.trainable_variables)
@@ -250,13 +250,13 @@ class DataFreeDistiller(PrebuiltModel):
         the index of the step that made ``images`` (the count is saved with the model).
         """
         step = tf.cast(self.generator_optimizer.iterations, tf.int32) - 1
-        in_round = step % self.round_steps
-        keep = tf.logical_or(step < self.round_steps,
-                             tf.cast(in_round, tf.float32) >= self.bank_from * self.round_steps)
+        in_round = step % self.config.steps_per_epoch
+        keep = tf.logical_or(step < self.config.steps_per_epoch,
+                             tf.cast(in_round, tf.float32) >= self.config.bank_from * self.config.steps_per_epoch)
 
         def write():
             count = tf.shape(images)[0]
-            rows = (self.bank_count + tf.range(count)) % self.bank_size
+            rows = (self.bank_count + tf.range(count)) % self.config.bank_size
             if tf.distribute.has_strategy():  # distributed variables have no scatter in replica context
                 self.bank.assign(tf.tensor_scatter_nd_update(self.bank, rows[:, None], images))
             else:
@@ -267,8 +267,9 @@ class DataFreeDistiller(PrebuiltModel):
         tf.cond(keep, write, lambda: tf.constant(False))
 
     def student_step(self):
-        filled = tf.maximum(tf.minimum(self.bank_count, self.bank_size), 1)
-        rows = tf.random.stateless_uniform((self.student_batch_size,), seed=per_replica_seed(self.seed_generator),
+        filled = tf.maximum(tf.minimum(self.bank_count, self.config.bank_size), 1)
+        rows = tf.random.stateless_uniform((self.config.student_batch_size,),
+                                           seed=per_replica_seed(self.seed_generator),
                                            minval=0, maxval=filled, dtype=tf.int32)
         images = tf.gather(self.bank.value, rows)  # a sparse read of the variable, not a copy of the bank
         if self.student_augmenter is not None:
@@ -289,19 +290,17 @@ class DataFreeDistiller(PrebuiltModel):
         labels = tf.concat([labels[:half], labels[:half]], axis=0)
         images = self.generator_step(labels)
         self.bank_images(images)
-        for _ in range(self.student_steps):
+        for _ in range(self.config.student_steps):
             per_example, teacher_logits, student_logits = self.student_step()
         self.student_loss_tracker.update_state(tf.reduce_mean(per_example))
-        self.agreement_tracker.update_state(tf.cast(tf.equal(
-            tf.argmax(student_logits, axis=-1, output_type=tf.int32),
-            tf.argmax(teacher_logits, axis=-1, output_type=tf.int32)), tf.float32))
-        self.bank_fill_tracker.update_state(tf.cast(tf.minimum(self.bank_count, self.bank_size), tf.float32))
+        self.agreement_tracker.update_state(teacher_logits, student_logits)
+        self.bank_fill_tracker.update_state(tf.cast(tf.minimum(self.bank_count, self.config.bank_size), tf.float32))
         return self.step_logs()
 
 
 def bank_sample(model: DataFreeDistiller, count: int, seed: int = 0):
     """Up to ``count`` images drawn without replacement from the filled part of the bank."""
-    filled = min(int(model.bank_count.numpy()), model.bank_size)
+    filled = min(int(model.bank_count.numpy()), model.config.bank_size)
     rows = np.random.default_rng(seed).choice(filled, size=min(count, filled), replace=False)
     return np.asarray(model.bank.numpy()[np.sort(rows)])
 
@@ -316,28 +315,13 @@ class GeneratorReset(keras.callbacks.Callback):
 
 def distill_data_free(teacher: keras.Model, generator: keras.Model, student: keras.Model, config: DataFreeConfig,
                       seed: int = 0, callbacks=(), verbose="auto") -> keras.callbacks.History:
-    """Train ``generator`` and ``student`` in place from the teacher alone; returns the history.
-
-    The generator learning rate is constant (each round starts afresh); the student's
-    follows a cosine decay over all its steps (Loshchilov & Hutter, 2017). The returned
-    generator is the last round's.
+    """Train ``generator`` and ``student`` in place from the teacher alone; returns the history
+    (``history.model`` is the :class:`DataFreeDistiller`, with its bank). The generator
+    left in place is the last round's.
     """
+    model = DataFreeDistiller(teacher, generator, student, config, seed=seed)
+    model.compile()
     num_classes = int(teacher.outputs[0].shape[-1])
-    noise_dim = int(generator.inputs[0].shape[-1])
-    model = DataFreeDistiller(
-        teacher, generator, student, noise_dim, round_steps=config.steps_per_epoch,
-        adversarial_weight=config.adversarial_weight, class_weight=config.class_weight,
-        class_margin=config.class_margin, bn_weight=config.bn_weight, diversity_weight=config.diversity_weight,
-        intensity_weight=config.intensity_weight, intensity_allowance=config.intensity_allowance,
-        student_steps=config.student_steps, student_batch_size=config.student_batch_size,
-        augment_shift=config.augment_shift, augment_rotation=config.augment_rotation,
-        augment_zoom=config.augment_zoom, student_augment_shift=config.student_augment_shift,
-        bank_size=config.bank_size, bank_from=config.bank_from, seed=seed)
-    student_steps = config.epochs * config.steps_per_epoch * config.student_steps
-    model.compile(
-        generator_optimizer=keras.optimizers.Adam(config.generator_learning_rate, beta_1=0.5),
-        student_optimizer=keras.optimizers.Adam(
-            keras.optimizers.schedules.CosineDecay(config.student_learning_rate, student_steps, alpha=0.01)))
     # the reset comes before the caller's callbacks (BackupAndRestore restores on train begin)
     return model.fit(label_batches(num_classes, config.batch_size, seed), epochs=config.epochs,
                      steps_per_epoch=config.steps_per_epoch, callbacks=[GeneratorReset(), *callbacks],

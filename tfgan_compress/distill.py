@@ -21,85 +21,51 @@ import tensorflow as tf
 
 from . import losses
 from .config import DistillConfig
-from .gan import PrebuiltModel, per_replica_seed
+from .training import PrebuiltModel, TeacherAgreement, cosine_adam, label_batches, per_replica_seed
+
+__all__ = ["GeneratorDistiller", "distill_on_generator", "distill_on_images"]
 
 
-class _Distiller(PrebuiltModel):
-    """Shared ``train_step``: teacher logits -> student loss ``T^2 KL`` -> student update.
+class GeneratorDistiller(PrebuiltModel):
+    """Student trained on teacher soft labels of generator samples (``fit`` on label batches).
+    (Long, as Keras models are: trackers, ``compile``, ``train_step`` and the sampling it
+    calls belong together.)
 
-    Subclasses say where a step's images come from (:meth:`step_images`, which also returns
-    a context handed to :meth:`update_extra_metrics`).
+    ``config``: the ``distill`` section (temperature, mixup, shift, hard-latent steps).
     """
 
-    def __init__(self, teacher, student, temperature: float = 4.0, **kwargs):
+    def __init__(self, teacher, generator, student, config: DistillConfig | None = None, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
+        self.config = config = config or DistillConfig()
         self.teacher = teacher
+        self.generator = generator
         self.student = student
         self.teacher.trainable = False
-        self.temperature = temperature
+        self.generator.trainable = False
+        self.noise_dim = int(generator.inputs[0].shape[-1])
+        height, width = generator.outputs[0].shape[1:3]
+        shift = config.augment_shift
+        self.augmenter = keras.layers.RandomTranslation(
+            shift / height, shift / width, fill_mode="constant", seed=seed) if shift else None
+        self.seed_generator = keras.random.SeedGenerator(seed)
         self.loss_tracker = keras.metrics.Mean(name="distill_loss")
-        self.agreement_tracker = keras.metrics.Mean(name="teacher_agreement")
+        self.agreement_tracker = TeacherAgreement()
+        self.conditioning_tracker = keras.metrics.Mean(name="generator_label_accuracy")
         self.built = True  # all parts are built functional models (BackupAndRestore needs it)
 
     @property
     def metrics(self):
-        return [self.loss_tracker, self.agreement_tracker]
+        return [self.loss_tracker, self.agreement_tracker, self.conditioning_tracker]
 
-    def compile(self, optimizer="adam", **kwargs):
-        """As ``keras.Model.compile``; the optimizer is built for the student's weights here."""
-        super().compile(optimizer=optimizer, **kwargs)
-        self.optimizer.build(self.student.trainable_variables)
+    def compile(self, optimizer=None, **kwargs):
+        """As ``keras.Model.compile``; default optimizer: Adam with ``config.learning_rate``
+        decayed along a cosine over ``epochs * steps_per_epoch`` steps."""
+        c = self.config
+        optimizer = optimizer or cosine_adam(c.learning_rate, c.epochs * c.steps_per_epoch)
+        self.compile_optimizers({"optimizer": (optimizer, self.student)}, **kwargs)
 
     def call(self, images, training=False):
         return self.student(images, training=training)
-
-    def step_images(self, data):
-        raise NotImplementedError
-
-    def update_extra_metrics(self, context, teacher_classes):
-        pass
-
-    def train_step(self, data):
-        images, context = self.step_images(data)
-        teacher_logits = self.teacher(images, training=False)
-        with tf.GradientTape() as tape:
-            student_logits = self.student(images, training=True)
-            per_example = losses.distillation_loss(teacher_logits, student_logits, self.temperature)
-            loss = losses.average_over_global_batch(per_example)
-        grads = tape.gradient(loss, self.student.trainable_variables)
-        self.optimizer.apply(grads, self.student.trainable_variables)
-        teacher_classes = tf.argmax(teacher_logits, axis=-1, output_type=tf.int32)
-        self.loss_tracker.update_state(tf.reduce_mean(per_example))
-        self.agreement_tracker.update_state(tf.cast(
-            tf.equal(tf.argmax(student_logits, axis=-1, output_type=tf.int32), teacher_classes), tf.float32))
-        self.update_extra_metrics(context, teacher_classes)
-        return self.step_logs()
-
-
-@keras.saving.register_keras_serializable(package="tfgan_compress")
-class GeneratorDistiller(_Distiller):
-    """Student trained on teacher soft labels of generator samples (``fit`` on label batches)."""
-
-    def __init__(self, teacher, generator, student, noise_dim: int, temperature: float = 4.0,
-                 mixup: bool = True, augment_shift: int = 0, hard_latent_steps: int = 0,
-                 hard_latent_step_size: float = 1.0, seed: int = 0, **kwargs):
-        super().__init__(teacher, student, temperature, **kwargs)
-        self.generator = generator
-        self.generator.trainable = False
-        self.noise_dim = noise_dim
-        self.mixup = mixup
-        self.augment_shift = augment_shift
-        self.hard_latent_steps = hard_latent_steps
-        self.hard_latent_step_size = hard_latent_step_size
-        height, width = generator.outputs[0].shape[1:3]
-        self.augmenter = keras.layers.RandomTranslation(
-            augment_shift / height, augment_shift / width, fill_mode="constant", seed=seed) if augment_shift else None
-        self.seed_generator = keras.random.SeedGenerator(seed)
-        self.conditioning_tracker = keras.metrics.Mean(name="generator_label_accuracy")
-
-    @property
-    def metrics(self):
-        return super().metrics + [self.conditioning_tracker]
 
     def synthesize(self, labels):
         """Generator images for ``labels`` and a 0/1 mask of those left unmixed.
@@ -115,12 +81,12 @@ class GeneratorDistiller(_Distiller):
         batch = tf.shape(labels)[0]
         seed = per_replica_seed(self.seed_generator)
         noise = tf.random.stateless_normal((batch, self.noise_dim), seed=seed)
-        for _ in range(self.hard_latent_steps):
+        for _ in range(self.config.hard_latent_steps):
             noise = self.harder_noise(noise, labels)
         images = self.generator([noise, labels], training=False)
         if self.augmenter is not None:
             images = self.augmenter(images, training=True)
-        if not self.mixup:
+        if not self.config.mixup:
             return images, tf.ones([batch])
         lam = tf.random.stateless_uniform((batch,), seed=seed + [0, 7])
         mixed = tf.cast(tf.random.stateless_uniform((batch,), seed=seed + [0, 13]) < 0.5, images.dtype)
@@ -135,34 +101,29 @@ class GeneratorDistiller(_Distiller):
             tape.watch(noise)
             images = self.generator([noise, labels], training=False)
             divergence = losses.distillation_loss(self.teacher(images, training=False),
-                                                  self.student(images, training=False), self.temperature)
+                                                  self.student(images, training=False), self.config.temperature)
         grad = tape.gradient(divergence, noise)
         grad = grad / (tf.norm(grad, axis=-1, keepdims=True) + 1e-12)
-        return tf.stop_gradient(noise + self.hard_latent_step_size * grad)
+        return tf.stop_gradient(noise + self.config.hard_latent_step_size * grad)
 
-    def step_images(self, data):
+    def train_step(self, data):
+        """Teacher logits of fresh samples -> student loss ``T^2 KL`` -> student update."""
         labels = tf.cast(tf.reshape(data, [-1]), tf.int32)
         images, unmixed = self.synthesize(labels)
-        return images, (labels, unmixed)
-
-    def update_extra_metrics(self, context, teacher_classes):
+        teacher_logits = self.teacher(images, training=False)
+        with tf.GradientTape() as tape:
+            student_logits = self.student(images, training=True)
+            per_example = losses.distillation_loss(teacher_logits, student_logits, self.config.temperature)
+            loss = losses.average_over_global_batch(per_example)
+        grads = tape.gradient(loss, self.student.trainable_variables)
+        self.optimizer.apply(grads, self.student.trainable_variables)
+        self.loss_tracker.update_state(tf.reduce_mean(per_example))
+        self.agreement_tracker.update_state(teacher_logits, student_logits)
         # How often the teacher sees the class the generator was asked for (unmixed images only).
-        labels, unmixed = context
+        teacher_classes = tf.argmax(teacher_logits, axis=-1, output_type=tf.int32)
         self.conditioning_tracker.update_state(tf.cast(tf.equal(teacher_classes, labels), tf.float32),
                                                sample_weight=unmixed)
-
-
-class ImageDistiller(_Distiller):
-    """Student trained on teacher soft labels of given images: the real-data reference."""
-
-    def step_images(self, data):
-        return (data[0] if isinstance(data, (tuple, list)) else data), None
-
-
-def label_batches(num_classes: int, batch_size: int, seed: int):
-    """Endless ``tf.data`` stream of uniform random class labels: the only ``fit`` input."""
-    ds = tf.data.Dataset.random(seed=seed).map(lambda v: tf.cast(v % num_classes, tf.int32))
-    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+        return self.step_logs()
 
 
 def distill_on_generator(teacher: keras.Model, generator: keras.Model, student: keras.Model,
@@ -171,32 +132,29 @@ def distill_on_generator(teacher: keras.Model, generator: keras.Model, student: 
 
     Returns the ``fit`` history.
     """
-    num_classes = int(teacher.output_shape[-1])
-    noise_dim = int(generator.inputs[0].shape[-1])
-    distiller = GeneratorDistiller(teacher, generator, student, noise_dim=noise_dim,
-                                   temperature=config.temperature, mixup=config.mixup,
-                                   augment_shift=config.augment_shift,
-                                   hard_latent_steps=config.hard_latent_steps,
-                                   hard_latent_step_size=config.hard_latent_step_size, seed=seed)
-    return _fit(distiller, label_batches(num_classes, config.batch_size, seed), config, callbacks, verbose)
-
-
-def _fit(distiller: _Distiller, pipeline, config: DistillConfig, callbacks, verbose) -> keras.callbacks.History:
-    """Adam with a cosine-decayed learning rate over all steps (Loshchilov & Hutter, 2017)."""
-    total_steps = config.epochs * config.steps_per_epoch
-    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, total_steps, alpha=0.01)
-    distiller.compile(optimizer=keras.optimizers.Adam(schedule))
-    return distiller.fit(pipeline, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch,
-                         callbacks=list(callbacks), verbose=verbose, shuffle=False)
+    distiller = GeneratorDistiller(teacher, generator, student, config, seed=seed)
+    distiller.compile()
+    num_classes = int(teacher.outputs[0].shape[-1])
+    return distiller.fit(label_batches(num_classes, config.batch_size, seed), epochs=config.epochs,
+                         steps_per_epoch=config.steps_per_epoch, callbacks=list(callbacks), verbose=verbose,
+                         shuffle=False)
 
 
 def distill_on_images(teacher: keras.Model, student: keras.Model, images, config: DistillConfig, seed: int = 0,
                       callbacks=(), verbose="auto") -> keras.callbacks.History:
-    """Reference method: the same distillation on given (real) images, shuffled every epoch.
+    """Reference method: the same distillation on given (real) images, shuffled every epoch,
+    with Keras' own ``keras.distillation.Distiller`` (logits distillation, ``T^2 KL``).
 
     Used by the benchmark to measure what the GAN-based path gives up; not by the pipeline.
     """
-    distiller = ImageDistiller(teacher, student, temperature=config.temperature)
+    # A KLDivergence instance, not the string: Keras applies the softmax for the instance only.
+    distiller = keras.distillation.Distiller(
+        teacher=teacher, student=student, student_loss_weight=0.0,
+        distillation_losses=keras.distillation.LogitsDistillation(config.temperature,
+                                                                 loss=keras.losses.KLDivergence()))
+    distiller.compile(optimizer=cosine_adam(config.learning_rate, config.epochs * config.steps_per_epoch),
+                      loss="sparse_categorical_crossentropy")  # required by Distiller, weighted 0
     pipeline = tf.data.Dataset.from_tensor_slices(images).shuffle(len(images), seed=seed).repeat()
     pipeline = pipeline.batch(config.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-    return _fit(distiller, pipeline, config, callbacks, verbose)
+    return distiller.fit(pipeline, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch,
+                         callbacks=list(callbacks), verbose=verbose, shuffle=False)

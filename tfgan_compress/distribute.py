@@ -21,9 +21,8 @@ import os
 
 import tensorflow as tf
 
-from .errors import UsageError
-
-STRATEGIES = ("default", "mirrored", "multi-worker", "tpu")
+from .config import Strategy, choices
+from .errors import UsageError, first_line
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -41,9 +40,9 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
             tf.config.experimental_connect_to_cluster(resolver)
             tf.tpu.experimental.initialize_tpu_system(resolver)
         except (ValueError, RuntimeError) as err:
-            raise UsageError(f"--strategy tpu: no TPU found ({str(err).splitlines()[0]})") from None
+            raise UsageError(f"--strategy tpu: no TPU found ({first_line(err)})") from None
         return tf.distribute.TPUStrategy(resolver)
-    raise UsageError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
+    raise UsageError(f"unknown strategy {name!r}; choose one of {', '.join(choices(Strategy))}")
 
 
 def _tf_config() -> dict:

@@ -1,26 +1,63 @@
-"""The tool's own exceptions. The CLI turns them into one-line messages and exit status 2."""
+"""The tool's own exceptions, one hierarchy; the exit status is a property of the class.
+
+* :class:`InputError` (exit 2): bad usage, data or model file, which the user can fix;
+  nothing was written.
+* :class:`TrainingDiverged`, :class:`ExportError` (exit 1): a run that stopped; the
+  message names the setting to change.
+
+The CLI and the benchmark scripts print each as one line (:func:`one_line`).
+"""
+
+from __future__ import annotations
+
+__all__ = ["TfganCompressError", "InputError", "UsageError", "DataError", "ModelError", "TrainingDiverged",
+           "ExportError", "first_line", "one_line"]
 
 
 class TfganCompressError(Exception):
-    """Base class: an error the user can fix, reported in one line without a traceback."""
+    """Base class of every error the tool reports in one line, without a traceback."""
+
+    exit_status = 1
+    label = "failed"
 
 
-class UsageError(TfganCompressError):
+class InputError(TfganCompressError):
+    """Input the user can fix; reported before anything is written."""
+
+    exit_status = 2
+    label = "error"
+
+
+class UsageError(InputError):
     """Bad command-line usage or configuration."""
 
 
-class DataError(TfganCompressError):
+class DataError(InputError):
     """A data source that is missing or malformed; the message names the file and the problem."""
 
 
-class ModelError(TfganCompressError):
+class ModelError(InputError):
     """A model file that cannot be used (not a Keras model, wrong input shape or class count)."""
 
 
-class ExportError(Exception):
-    """A TFLite export that failed its checks (not a usage error: the CLI exits with 1)."""
+class TrainingDiverged(TfganCompressError):
+    """Training went wrong (NaN/Inf losses, a discriminator that wins outright)."""
+
+    label = "training stopped"
 
 
-class TrainingDiverged(Exception):
-    """Training went wrong (NaN/Inf losses, a discriminator that wins outright); the message
-    says which setting to change. Not a usage error: the CLI exits with status 1."""
+class ExportError(TfganCompressError):
+    """A TFLite export that failed its checks; no file was kept."""
+
+    label = "export failed"
+
+
+def first_line(err: BaseException) -> str:
+    """The first non-empty line of an exception's message (its class name if it has none)."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def one_line(prog: str, err: TfganCompressError) -> str:
+    """``prog: <label>: <message>``, the line the CLI prints for a known failure."""
+    return f"{prog}: {err.label}: {err}"

@@ -11,14 +11,13 @@
 
 from __future__ import annotations
 
-import statistics
-import time
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from . import timing
 from .litert import TFLiteClassifier
 
 PROBABILITY_FLOOR = 2.0 ** -20
@@ -46,18 +45,11 @@ def keras_probabilities(model: keras.Model, images: np.ndarray) -> np.ndarray:
     return np.asarray(tf.nn.softmax(logits, axis=-1))
 
 
-def keras_latency_ms(model: keras.Model, image: np.ndarray, runs: int = 200, warmup: int = 20) -> dict:
+def keras_latency_ms(model: keras.Model, image: np.ndarray, runs: int, warmup: int) -> dict:
     """Single-image latency of a compiled ``model(x)`` call (TensorFlow, 1 image)."""
     fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
     x = tf.constant(image[None], tf.float32)
-    for _ in range(warmup):
-        fn(x).numpy()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn(x).numpy()
-        times.append((time.perf_counter() - start) * 1000.0)
-    return {"median": statistics.median(times), "p90": float(np.percentile(times, 90))}
+    return timing.latency_ms(lambda: fn(x).numpy(), runs, warmup)
 
 
 def evaluate_keras(name: str, model: keras.Model, path, x_test, y_test, teacher_predictions,

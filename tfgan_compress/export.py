@@ -1,4 +1,7 @@
-"""TFLite export of a classifier in four variants, with checks.
+"""TFLite export of a classifier (and of the generator), with checks.
+
+The variants, one table (:data:`VARIANTS`) of converter settings used for the student and
+the generator alike; the names are ``config.ExportVariant``:
 
 * ``float32``: plain conversion.
 * ``float16``: weights stored as float16 (``target_spec.supported_types = [tf.float16]``).
@@ -11,11 +14,13 @@
   microcontrollers: the app quantises pixels with the input's (scale, zero point) and
   dequantises the output.
 
-Only ``TFLITE_BUILTINS`` / ``TFLITE_BUILTINS_INT8`` ops are allowed (no Flex), so the files
-run on any LiteRT build. The exported graph ends in a softmax: outputs are probabilities.
+Conversion goes through the public ``tf.lite.TFLiteConverter.from_keras_model``. Only
+``TFLITE_BUILTINS`` / ``TFLITE_BUILTINS_INT8`` ops are allowed (no Flex), so the files run
+on any LiteRT build. The exported classifier ends in a softmax: outputs are probabilities.
 Every file is loaded back with ``ai_edge_litert`` and checked: input/output shape and
 type, and top-1 agreement with the Keras model on check images, which must reach the bar
-(99.5% for float variants, 99% for quantised ones) or the export fails and nothing is kept.
+(``export.min_agreement_float`` for float variants, ``min_agreement_quantized`` for
+quantised ones) or the export fails and nothing is kept.
 """
 
 from __future__ import annotations
@@ -28,37 +33,50 @@ import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from . import artifacts
+from .config import ExportConfig, ExportVariant, choices
 from .errors import ExportError
 from .litert import TFLiteClassifier
 
-VARIANTS = ("float32", "float16", "dynamic", "int8", "int8_io")
-AGREEMENT_BARS = {"float32": 0.995, "float16": 0.995, "dynamic": 0.99, "int8": 0.99, "int8_io": 0.99}
-GENERATOR_VARIANTS = ("float16", "int8")
+__all__ = ["Variant", "VARIANTS", "agreement_bar", "convert", "probability_model", "export_classifier",
+           "export_generator", "ModelCard", "write_labels", "ExportedFile"]
 
 
-def convert_generator(generator: keras.Model, variant: str) -> bytes:
-    """The generator as a TFLite file: (noise float32 [N, d], class int32 [N]) -> images [0, 1].
+@dataclass(frozen=True)
+class Variant:
+    """Converter settings of one export variant."""
 
-    ``float16``: float16 weights; ``int8``: int8 weights with float activations (dynamic
-    range). "The dataset in a file": sample it with any class to get training images.
-    """
-    if variant not in GENERATOR_VARIANTS:
-        raise ValueError(f"unknown generator variant {variant!r}; choose from {GENERATOR_VARIANTS}")
-    noise_dim = int(generator.inputs[0].shape[-1])
-    converter = frozen_converter(generator, [tf.TensorSpec([None, noise_dim], tf.float32, name="noise"),
-                                             tf.TensorSpec([None], tf.int32, name="label")])
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if variant == "float16":
-        converter.target_spec.supported_types = [tf.float16]
-    with quiet_converter():
-        return drop_internal_names(converter.convert())
+    optimize: bool = False  # tf.lite.Optimize.DEFAULT: int8 weights unless float16_weights
+    float16_weights: bool = False
+    calibrated: bool = False  # full-integer: int8 activations, calibrated on representative images
+    integer_io: bool = False  # int8 input and output tensors
+    fixed_batch: bool = False  # batch of one: constant shapes, no SHAPE/PACK ops (microcontrollers)
+
+    @property
+    def quantized(self) -> bool:
+        """Whether the variant holds int8 values (and so gets the quantised agreement bar)."""
+        return self.optimize and not self.float16_weights
+
+
+VARIANTS: dict[str, Variant] = {
+    "float32": Variant(),
+    "float16": Variant(optimize=True, float16_weights=True),
+    "dynamic": Variant(optimize=True),
+    "int8": Variant(optimize=True, calibrated=True),
+    "int8_io": Variant(optimize=True, calibrated=True, integer_io=True, fixed_batch=True),
+}
+assert tuple(VARIANTS) == choices(ExportVariant), "export.VARIANTS and config.ExportVariant disagree"
+
+
+def agreement_bar(variant: str, config: ExportConfig) -> float:
+    """The top-1 agreement with Keras that a file of ``variant`` must reach."""
+    return config.min_agreement_quantized if VARIANTS[variant].quantized else config.min_agreement_float
 
 
 @dataclass
@@ -88,51 +106,41 @@ def probability_model(classifier: keras.Model) -> keras.Model:
     return keras.Model(inputs, probs, name=f"{classifier.name}_probabilities")
 
 
-def frozen_converter(model: keras.Model, input_signature) -> tf.lite.TFLiteConverter:
-    """A converter for ``model`` called on ``input_signature``, built-in ops only.
-
-    The weights are frozen into constants first: the converter would otherwise keep them
-    as resource variables (READ_VARIABLE ops), which quantisation cannot calibrate.
-    """
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-
-    @tf.function(input_signature=input_signature)
-    def serve(*inputs):
-        return model(list(inputs) if len(inputs) > 1 else inputs[0], training=False)
-
-    frozen = convert_variables_to_constants_v2(serve.get_concrete_function())
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], model)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    return converter
+def with_batch_of_one(model: keras.Model) -> keras.Model:
+    """``model`` behind inputs of batch size 1 (same names and dtypes)."""
+    inputs = [keras.Input(shape=t.shape[1:], batch_size=1, dtype=t.dtype, name=t.name.split(":")[0])
+              for t in model.inputs]
+    return keras.Model(inputs, model(inputs if len(inputs) > 1 else inputs[0]), name=model.name)
 
 
 def convert(model: keras.Model, variant: str, calibration_images: np.ndarray | None = None) -> bytes:
-    """Convert ``model`` (float input in [0, 1]) to a TFLite flatbuffer of ``variant``."""
+    """Convert ``model`` (float image input in [0, 1], or the generator's (noise, label)) to a
+    TFLite flatbuffer of ``variant``; calibrated variants need ``calibration_images``."""
     if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}; choose from {VARIANTS}")
-    # Microcontroller files get a fixed batch of 1: constant shapes, no SHAPE/PACK ops.
-    input_shape = [1 if variant == "int8_io" else None, *model.inputs[0].shape[1:]]
-    converter = frozen_converter(model, [tf.TensorSpec(input_shape, tf.float32, name="image")])
-    if variant == "float16":
+        raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
+    settings = VARIANTS[variant]
+    if settings.fixed_batch:
+        model = with_batch_of_one(model)
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if settings.optimize:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if settings.float16_weights:
         converter.target_spec.supported_types = [tf.float16]
-    elif variant == "dynamic":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif variant in ("int8", "int8_io"):
+    if settings.calibrated:
         if calibration_images is None or len(calibration_images) == 0:
-            raise ValueError("int8 export needs calibration images")
+            raise ValueError(f"{variant} export needs calibration images")
         images = np.asarray(calibration_images, np.float32)
 
         def representative_dataset():
             for image in images:
                 yield [image[None]]
 
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative_dataset
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        io_type = tf.int8 if variant == "int8_io" else tf.float32
-        converter.inference_input_type = io_type
-        converter.inference_output_type = io_type
+    if settings.integer_io:
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
     with quiet_converter():
         return drop_internal_names(converter.convert())
 
@@ -178,9 +186,10 @@ def quiet_converter():
             os.close(fd)
 
 
-def check_tflite(content: bytes, keras_model: keras.Model, check_images: np.ndarray, variant: str,
-                 min_agreement: float) -> tuple[float, TFLiteClassifier]:
-    """Load ``content`` with LiteRT and compare its top-1 predictions with ``keras_model``.
+def check_tflite(content: bytes, keras_model: keras.Model, check_images: np.ndarray, keras_probs: np.ndarray,
+                 variant: str, min_agreement: float) -> tuple[float, TFLiteClassifier]:
+    """Load ``content`` with LiteRT and compare its top-1 predictions on ``check_images``
+    with ``keras_probs``, those of ``keras_model``.
 
     Raises :class:`ExportError` when shapes or types are wrong or agreement is below the bar.
     """
@@ -192,7 +201,6 @@ def check_tflite(content: bytes, keras_model: keras.Model, check_images: np.ndar
     if runner.input_shape != expected_in:
         raise ExportError(f"{variant}: input shape {runner.input_shape}, expected {expected_in}")
     tflite_probs = runner.predict(check_images)
-    keras_probs = np.asarray(keras_model.predict(check_images, verbose=0, batch_size=256))
     if tflite_probs.shape != keras_probs.shape:
         raise ExportError(f"{variant}: output shape {tflite_probs.shape[1:]}, expected {keras_probs.shape[1:]}")
     agreement = float(np.mean(np.argmax(tflite_probs, -1) == np.argmax(keras_probs, -1)))
@@ -200,31 +208,32 @@ def check_tflite(content: bytes, keras_model: keras.Model, check_images: np.ndar
         raise ExportError(
             f"{variant}: top-1 agreement with the Keras model is {agreement:.2%} on {len(check_images)} "
             f"check images, below the required {min_agreement:.1%}; no file was kept"
-            + (" (try more calibration samples: export.calibration_samples)" if variant.startswith("int8") else "")
+            + (" (try more calibration samples: export.calibration_samples)" if VARIANTS[variant].calibrated else "")
             + "; a student that is unsure on many images loses more to quantisation (train it longer), or accept "
               "the loss with export.min_agreement_float / export.min_agreement_quantized")
     return agreement, runner
 
 
-def export_classifier(classifier: keras.Model, out_dir, name: str, calibration_images: np.ndarray,
-                      check_images: np.ndarray, variants: Sequence[str] = VARIANTS,
-                      agreement_bars: dict | None = None, progress=print) -> list[ExportedFile]:
-    """Convert, check and write ``<out_dir>/<name>_<variant>.tflite`` for each variant.
+def export_classifier(classifier: keras.Model, destination: Callable[[str], Path], calibration_images: np.ndarray,
+                      check_images: np.ndarray, variants: Sequence[str], bars: dict,
+                      progress=print) -> list[ExportedFile]:
+    """Convert, check and write ``destination(variant)`` for each variant; ``bars`` maps a
+    variant to the agreement it must reach (:func:`agreement_bar`).
 
     Every file is checked before anything is written; if one fails, none is written.
     """
-    bars = {**AGREEMENT_BARS, **(agreement_bars or {})}
     model = probability_model(classifier)
+    keras_probs = np.asarray(model.predict(check_images, verbose=0, batch_size=256))
     converted = []
     for variant in variants:
         content = convert(model, variant, calibration_images)
-        agreement, runner = check_tflite(content, model, check_images, variant, bars[variant])
+        agreement, runner = check_tflite(content, model, check_images, keras_probs, variant, bars[variant])
         converted.append((variant, content, agreement, runner))
-        progress(f"  {name}_{variant}.tflite: {len(content):,} bytes, agreement with Keras {agreement:.2%}, "
+        progress(f"  {destination(variant).name}: {len(content):,} bytes, agreement with Keras {agreement:.2%}, "
                  f"input {np.dtype(runner.input_dtype).name}, output {np.dtype(runner.output_dtype).name}")
     results = []
     for variant, content, agreement, runner in converted:
-        path = artifacts.write_bytes(Path(out_dir) / f"{name}_{variant}.tflite", content)
+        path = artifacts.write_bytes(destination(variant), content)
         results.append(ExportedFile(variant, path, len(content), agreement,
                                     np.dtype(runner.input_dtype).name, np.dtype(runner.output_dtype).name,
                                     quantization_of(runner.input_detail), quantization_of(runner.output_detail)))
@@ -265,43 +274,71 @@ def check_generator(content: bytes, generator: keras.Model, variant: str, sample
     return difference
 
 
-def export_generator(generator: keras.Model, out_dir, variants=GENERATOR_VARIANTS, progress=print) -> list[dict]:
-    """``generator_<variant>.tflite`` for each variant, each checked against Keras."""
+def export_generator(generator: keras.Model, destination: Callable[[str], Path], variants: Sequence[str],
+                     progress=print) -> list[dict]:
+    """The generator as TFLite, (noise float32 [N, d], class int32 [N]) -> images in [0, 1],
+    written to ``destination(variant)`` for each variant, each checked against Keras.
+    "The dataset in a file": sample it with any class to get training images."""
     converted = []
     for variant in variants:
-        content = convert_generator(generator, variant)
+        content = convert(generator, variant)
         difference = check_generator(content, generator, variant)
         converted.append((variant, content, difference))
-        progress(f"  generator_{variant}.tflite: {len(content):,} bytes, mean |pixel - Keras| {difference:.4f}")
+        progress(f"  {destination(variant).name}: {len(content):,} bytes, mean |pixel - Keras| {difference:.4f}")
     files = []
     for variant, content, difference in converted:
-        path = artifacts.write_bytes(Path(out_dir) / f"generator_{variant}.tflite", content)
+        path = artifacts.write_bytes(destination(variant), content)
         files.append({"file": path.name, "variant": variant, "bytes": len(content), "sha256": sha256(path),
                       "mean_abs_difference_from_keras": difference})
     return files
 
 
-def model_card(class_names, image_shape, exported: list[ExportedFile], extra: dict | None = None) -> dict:
-    """What a device app needs: input layout and range, classes, files, quantisation, hashes."""
-    return {
-        "input": {"shape": [1, *image_shape], "layout": "NHWC", "dtype": "float32 (int8 for *_int8_io files)",
-                  "range": [0.0, 1.0],
-                  "normalisation": "x = pixel / 255 for 8-bit images (grey or RGB as in training); "
-                                   "int8 input: q = round(x / scale) + zero_point"},
-        "output": {"shape": [1, len(class_names)], "meaning": "class probabilities (softmax), in labels.txt order",
-                   "int8_output": "p = (q - zero_point) * scale"},
-        "class_names": list(class_names),
-        "files": [{"file": f.path.name, "variant": f.variant, "bytes": f.bytes, "sha256": sha256(f.path),
-                   "input_dtype": f.input_dtype, "output_dtype": f.output_dtype,
-                   "input_quantization": f.input_quantization, "output_quantization": f.output_quantization,
-                   "agreement_with_keras": f.agreement_with_keras} for f in exported],
-        **(extra or {}),
-    }
+def write_labels(path, class_names) -> Path:
+    """``labels.txt``: one class name per line, in output index order."""
+    return artifacts.write_text(path, "".join(f"{c}\n" for c in class_names))
 
 
-def write_labels_and_card(out_dir, class_names, image_shape, exported: list[ExportedFile],
-                          extra: dict | None = None) -> None:
-    """``labels.txt`` (one class name per line, index order) and ``model_card.json``."""
-    out_dir = Path(out_dir)
-    artifacts.write_text(out_dir / "labels.txt", "".join(f"{c}\n" for c in class_names))
-    artifacts.write_json(out_dir / "model_card.json", model_card(class_names, image_shape, exported, extra))
+class ModelCard:
+    """``model_card.json``, what a device app needs: input layout and range, classes, files,
+    quantisation, hashes. The only writer of that file: the export creates it
+    (:meth:`write`), the evaluation adds each file's test figures (:meth:`add_test_figures`)."""
+
+    TEST_KEYS = ("accuracy", "bits_per_example", "agreement_with_teacher", "latency_ms", "latency_p90_ms",
+                 "throughput_images_per_s")
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    @staticmethod
+    def content(class_names, image_shape, exported: list[ExportedFile], extra: dict | None = None) -> dict:
+        return {
+            "input": {"shape": [1, *image_shape], "layout": "NHWC", "dtype": "float32 (int8 for *_int8_io files)",
+                      "range": [0.0, 1.0],
+                      "normalisation": "x = pixel / 255 for 8-bit images (grey or RGB as in training); "
+                                       "int8 input: q = round(x / scale) + zero_point"},
+            "output": {"shape": [1, len(class_names)], "meaning": "class probabilities (softmax), in labels.txt order",
+                       "int8_output": "p = (q - zero_point) * scale"},
+            "class_names": list(class_names),
+            "files": [{"file": f.path.name, "variant": f.variant, "bytes": f.bytes, "sha256": sha256(f.path),
+                       "input_dtype": f.input_dtype, "output_dtype": f.output_dtype,
+                       "input_quantization": f.input_quantization, "output_quantization": f.output_quantization,
+                       "agreement_with_keras": f.agreement_with_keras} for f in exported],
+            **(extra or {}),
+        }
+
+    def write(self, class_names, image_shape, exported: list[ExportedFile], extra: dict | None = None) -> Path:
+        return artifacts.write_json(self.path, self.content(class_names, image_shape, exported, extra))
+
+    def read(self) -> dict:
+        return json.loads(self.path.read_text())
+
+    def add_test_figures(self, rows: list[dict], test_split: dict) -> Path:
+        """Each listed file's figures on the real test split (``rows`` as in ``report.json``)."""
+        card = self.read()
+        by_file = {Path(row["file"]).name: row for row in rows if row["format"] == "tflite"}
+        for entry in card["files"]:
+            row = by_file.get(entry["file"])
+            if row is not None:
+                entry["test"] = {key: row[key] for key in self.TEST_KEYS}
+        card["test_split"] = test_split
+        return artifacts.write_json(self.path, card)

@@ -8,11 +8,12 @@ stored in the file: ``q = round(x / scale) + zero_point``, ``x = (q - zero_point
 
 from __future__ import annotations
 
-import statistics
 import time
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
+
+from . import timing
 
 
 def quantize(x: np.ndarray, detail: dict) -> np.ndarray:
@@ -91,16 +92,9 @@ class TFLiteClassifier:
         self.predict(images, batch_size)
         return len(images) / (time.perf_counter() - start)
 
-    def latency_ms(self, image: np.ndarray, runs: int = 200, warmup: int = 20) -> dict:
+    def latency_ms(self, image: np.ndarray, runs: int, warmup: int) -> dict:
         """Single-image latency over ``runs`` invocations: median, p90 (milliseconds)."""
         self._set_batch(1)
         typed = quantize(np.asarray(image[None], np.float32), self.input_detail)
         self.interpreter.set_tensor(self.input_detail["index"], typed)
-        for _ in range(warmup):
-            self.interpreter.invoke()
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            self.interpreter.invoke()
-            times.append((time.perf_counter() - start) * 1000.0)
-        return {"median": statistics.median(times), "p90": float(np.percentile(times, 90))}
+        return timing.latency_ms(self.interpreter.invoke, runs, warmup)

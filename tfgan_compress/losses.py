@@ -5,13 +5,25 @@ caller reduces them with :func:`average_over_global_batch`, which under a
 ``tf.distribute`` strategy divides by the *global* batch size, so that the gradients
 summed across replicas equal the gradient of the mean over the global batch.
 
-Naming follows TF-GAN's ``losses_impl.py``: ``<family>_generator_loss`` and
-``<family>_discriminator_loss``. Logits are the raw (unbounded) discriminator outputs.
+Naming follows TF-GAN's ``losses_impl.py``: ``<family>_generator_loss(fake_logits)`` and
+``<family>_discriminator_loss(real_logits, fake_logits)``, one signature per role so that
+families swap freely. Logits are the raw (unbounded) discriminator outputs. A family's pair,
+with its optional penalty, is one :class:`GANLoss` object (TF-GAN's ``GANLoss``
+namedtuple); :data:`GAN_LOSSES` holds one per ``gan.loss`` choice.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable, Optional
+
 import tensorflow as tf
+
+__all__ = ["average_over_global_batch", "non_saturating_discriminator_loss", "non_saturating_generator_loss",
+           "hinge_discriminator_loss", "hinge_generator_loss", "wasserstein_discriminator_loss",
+           "wasserstein_generator_loss", "gradient_penalty", "GANLoss", "GAN_LOSSES", "gan_loss",
+           "distillation_loss"]
 
 
 def average_over_global_batch(per_example_loss, global_batch_size=None):
@@ -75,18 +87,16 @@ def wasserstein_generator_loss(fake_logits):
     return -_flat(fake_logits)
 
 
-def gradient_penalty(critic, real_images, fake_images, labels, seed=None):
+def gradient_penalty(critic, real_images, fake_images, labels, seed):
     """WGAN-GP penalty ``(||grad_x_hat D(x_hat)||_2 - 1)^2`` per example.
 
     ``x_hat = eps * x + (1 - eps) * G(z)`` with ``eps ~ U[0, 1]`` per example
     (Gulrajani et al., 2017, "Improved Training of Wasserstein GANs", eq. 3).
-    ``critic`` is a callable ``critic(images, labels) -> logits``.
+    ``critic`` is a callable ``critic(images, labels) -> logits``; ``seed`` a ``[2]``
+    stateless seed (per replica under ``tf.distribute``, like every other draw).
     """
     batch = tf.shape(real_images)[0]
-    if seed is None:
-        eps = tf.random.uniform([batch, 1, 1, 1])
-    else:
-        eps = tf.random.stateless_uniform([batch, 1, 1, 1], seed=seed)
+    eps = tf.random.stateless_uniform([batch, 1, 1, 1], seed=seed)
     interpolated = eps * real_images + (1.0 - eps) * fake_images
     with tf.GradientTape() as tape:
         tape.watch(interpolated)
@@ -96,11 +106,39 @@ def gradient_penalty(critic, real_images, fake_images, labels, seed=None):
     return tf.square(norms - 1.0)
 
 
-GAN_LOSS_FUNCTIONS = {
-    "non_saturating": (non_saturating_generator_loss, non_saturating_discriminator_loss),
-    "hinge": (hinge_generator_loss, hinge_discriminator_loss),
-    "wasserstein_gp": (wasserstein_generator_loss, wasserstein_discriminator_loss),
+@dataclass(frozen=True)
+class GANLoss:
+    """A GAN loss family: the generator and discriminator losses, and optionally a
+    discriminator penalty ``penalty(critic, real, fake, labels, seed)`` added with
+    ``penalty_weight`` and reported as the metric ``penalty_name``.
+
+    ``saturates_at_zero``: the discriminator loss is near 0 only when real and fake are
+    perfectly separated (hinge, non-saturating), so a long run of such epochs means the
+    generator gets no signal; a Wasserstein critic's loss has no such floor.
+    """
+
+    generator_loss: Callable
+    discriminator_loss: Callable
+    penalty: Optional[Callable] = None
+    penalty_weight: float = 0.0
+    penalty_name: str = "gradient_penalty"
+    saturates_at_zero: bool = True
+
+
+GAN_LOSSES = {
+    "hinge": GANLoss(hinge_generator_loss, hinge_discriminator_loss),
+    "non_saturating": GANLoss(non_saturating_generator_loss, non_saturating_discriminator_loss),
+    "wasserstein_gp": GANLoss(wasserstein_generator_loss, wasserstein_discriminator_loss, penalty=gradient_penalty,
+                              saturates_at_zero=False),
 }
+
+
+def gan_loss(name: str, penalty_weight: float = 10.0) -> GANLoss:
+    """The :class:`GANLoss` named by ``gan.loss``, with ``gan.gradient_penalty_weight``."""
+    try:
+        return dataclasses.replace(GAN_LOSSES[name], penalty_weight=penalty_weight)
+    except KeyError:
+        raise ValueError(f"unknown GAN loss {name!r}; choose from {', '.join(GAN_LOSSES)}") from None
 
 
 # --- knowledge distillation (Hinton, Vinyals & Dean, 2015, "Distilling the Knowledge in a Neural Network")

@@ -1,45 +1,85 @@
-"""Stages and the run directory.
+"""Stages as data, and the one runner that runs them.
 
-Each stage is a function over the run directory; :func:`run` chains them. A stage whose
-artifact already exists is skipped (its artifact is loaded), so re-running the same
-command after an interruption continues with the first unfinished stage.
+A :class:`Stage` is declared once in :data:`STAGES`: its name, the artifacts it needs and
+makes (named as in :class:`run_folder.RunFolder`), the modes it belongs to, and the
+function (:mod:`tfgan_compress.stages`) that makes its artifacts. :func:`run_stages`
+does for every stage what each would otherwise repeat:
 
-::
+* skip it when everything it makes exists ("using ..."; the evaluation alone always
+  measures again), refuse it when something it needs is missing (naming the stage that
+  makes it), before anything is written;
+* the progress line ``[i/n] stage: ...``; the seed ``config.seed * 100 + i``, set before
+  the stage builds anything, so a resumed run builds what an uninterrupted one does;
+* the ``fit`` callbacks (:meth:`StageContext.fit_callbacks`: divergence monitor,
+  BackupAndRestore under ``checkpoints/<stage>``, TensorBoard under ``logs/<stage>``);
+* the atomic save of the returned artifacts, and the stage's wall-clock time.
 
-    runs/<name>/
-      config.json  teacher.keras  generator.keras  student.keras
-      tflite/student_{float32,float16,dynamic,int8,int8_io}.tflite  teacher_float32.tflite
-             generator_{float16,int8}.tflite  labels.txt  model_card.json
-      samples/epoch_NNN.png  samples.png      logs/{teacher,gan,distill,samples}/
-      checkpoints/   report.md  report.json  frontier.png
+:func:`run` runs the stages of ``config.mode`` in order; the CLI's sub-commands are the
+stage names (``tfgan-compress data-free`` exists because the stage does).
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
 import keras
-import numpy as np
 
-from . import artifacts, callbacks, data, datafree, distill, distribute, evaluate, export, networks, report
-from .config import RunConfig
+from . import callbacks, data, distribute, stages
+from .config import Mode, RunConfig, choices
 from .errors import UsageError
-from .gan import ConditionalGAN
-from .teacher import as_logits, load_classifier, train_teacher
+from .run_folder import RunFolder
+from .teacher import load_classifier
 
-STAGES = ("teacher", "gan", "distill", "export", "evaluate")
-DATA_FREE_STAGES = ("teacher", "data-free", "export", "evaluate")
+__all__ = ["Stage", "STAGES", "stages_of", "StageContext", "run_stages", "run"]
 
 
-def default_run_dir(preset: str) -> Path:
-    return Path("runs") / f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+@dataclass(frozen=True)
+class Stage:
+    """One step of a run: what it needs and makes, and the function that makes it."""
+
+    name: str
+    help: str
+    produce: Callable[["StageContext"], dict]  # returns {artifact: value} for the runner to save
+    needs: tuple = ()  # artifacts that must exist
+    uses: tuple = ()  # artifacts used when they exist
+    makes: tuple = ()  # artifacts it writes; all present = done
+    needs_data: bool = False  # reads config.data
+    modes: tuple = choices(Mode)
+    divergence_hint: str = ""  # the setting to change when its training diverges
+    runs_again: bool = False  # runs even when its artifacts exist (measurements are redone)
+
+
+STAGES: dict[str, Stage] = {stage.name: stage for stage in (
+    Stage("teacher", "train the teacher on the real training split (or copy --teacher into the run)",
+          stages.teacher, makes=("teacher",), needs_data=True, divergence_hint="Lower teacher.learning_rate."),
+    Stage("gan", "train the conditional GAN; writes generator.keras and sample grids",
+          stages.gan, uses=("teacher",), makes=("generator",), needs_data=True, modes=("gan",),
+          divergence_hint="Lower gan.discriminator_learning_rate (or raise gan.generator_learning_rate), keep "
+                          "gan.spectral_norm on, or try gan.loss = wasserstein_gp."),
+    Stage("distill", "distil the student on generator samples only; writes student.keras",
+          stages.distill_student, needs=("teacher", "generator"), makes=("student",), modes=("gan",),
+          divergence_hint="Lower distill.learning_rate."),
+    Stage("data-free", "generator and student from the teacher alone (no real training image)",
+          stages.data_free, needs=("teacher",), makes=("calibration_bank", "generator", "student"),
+          modes=("data-free",), divergence_hint="Lower datafree.generator_learning_rate."),
+    Stage("export", "convert the student to TFLite (float32, float16, dynamic, int8, int8_io)",
+          stages.export_tflite, needs=("student", "generator"), uses=("teacher", "calibration_bank"),
+          makes=("tflite",), needs_data=True),
+    Stage("evaluate", "measure every model on the real test split; writes report.md/json",
+          stages.evaluate_all, needs=("teacher", "student", "tflite"), makes=("report",), needs_data=True,
+          runs_again=True),
+)}
+
+
+def stages_of(mode: str) -> list[Stage]:
+    """The stages of a run in ``mode``, in order."""
+    return [stage for stage in STAGES.values() if mode in stage.modes]
 
 
 def fit_verbosity() -> int:
@@ -48,383 +88,146 @@ def fit_verbosity() -> int:
 
 
 @dataclass
-class Run:
-    """A run directory and its configuration; the stage functions hang off it."""
+class StageContext:
+    """What a stage function gets: the config, the run folder, the data, the artifacts."""
 
     config: RunConfig
-    run_dir: Path
+    folder: RunFolder
     progress: Callable[[str], None] = print
     safe_mode: bool = True
+    given_dataset: Optional[data.Dataset] = None
+    stage: Optional[Stage] = None
+    seed: int = 0
+    started: float = 0.0
+    verbose: int = field(default_factory=fit_verbosity)
+    loaded: dict = field(default_factory=dict)
 
-    # ------------------------------------------------------------------ paths
-    @property
-    def teacher_path(self) -> Path:
-        return self.run_dir / "teacher.keras"
-
-    @property
-    def generator_path(self) -> Path:
-        return self.run_dir / "generator.keras"
-
-    @property
-    def student_path(self) -> Path:
-        return self.run_dir / "student.keras"
-
-    @property
-    def bank_calibration_path(self) -> Path:
-        """Data-free mode: replay-bank samples kept for int8 calibration."""
-        return self.run_dir / "calibration_bank.npy"
-
-    @property
-    def tflite_dir(self) -> Path:
-        return self.run_dir / "tflite"
-
-    @property
-    def logs_dir(self) -> Path:
-        return self.run_dir / "logs"
-
-    def tflite_path(self, variant: str) -> Path:
-        return self.tflite_dir / f"student_{variant}.tflite"
-
-    # ------------------------------------------------------------------ set-up
-    @classmethod
-    def create(cls, config: RunConfig, run_dir, progress=print, safe_mode: bool = True) -> "Run":
-        """Check the folder is writable, create it, and write the resolved ``config.json``."""
-        run_dir = Path(run_dir)
-        artifacts.check_writable_dir(run_dir)
-        if run_dir.exists() and not run_dir.is_dir():
-            raise UsageError(f"{run_dir}: exists and is not a folder")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        artifacts.write_json(run_dir / "config.json", config.to_dict())
-        return cls(config, run_dir, progress, safe_mode)
+    @functools.cached_property
+    def dataset(self) -> data.Dataset:
+        """``config.data``, loaded once."""
+        return self.given_dataset if self.given_dataset is not None else data.load(self.config.data)
 
     @functools.cached_property
     def strategy(self):
         """The ``tf.distribute`` strategy every training stage runs under (``config.strategy``)."""
         return distribute.make_strategy(self.config.strategy)
 
-    def _timings(self) -> dict:
-        path = self.run_dir / "checkpoints" / "stage_seconds.json"
-        return json.loads(path.read_text()) if path.is_file() else {}
+    def data_loaded(self) -> bool:
+        return self.given_dataset is not None or "dataset" in self.__dict__  # cached_property's slot
 
-    def _record_time(self, stage: str, seconds: float) -> None:
-        timings = self._timings()
-        timings[stage] = round(seconds, 2)
-        artifacts.write_json(self.run_dir / "checkpoints" / "stage_seconds.json", timings)
+    def user_teacher(self) -> keras.Model:
+        """``config.teacher_path``, loaded once and checked against the data."""
+        if "user_teacher" not in self.loaded:
+            self.loaded["user_teacher"] = load_classifier(self.config.teacher_path, self.dataset.spec,
+                                                          safe_mode=self.safe_mode)
+        return self.loaded["user_teacher"]
 
-    @property
-    def stages(self) -> tuple:
-        return DATA_FREE_STAGES if self.config.mode == "data-free" else STAGES
+    def has(self, artifact: str) -> bool:
+        return artifact in self.loaded or self.folder.exists(artifact)
 
-    def _seed(self, stage: str) -> int:
-        seed = self.config.seed * 100 + self.stages.index(stage)
-        keras.utils.set_random_seed(seed)
-        return seed
+    def load(self, artifact: str):
+        """An artifact made by this run (kept in memory) or saved in the folder (loaded once;
+        the teacher is checked against the data when the data is at hand)."""
+        if artifact not in self.loaded:
+            if artifact == "teacher":
+                spec = self.dataset.spec if self.data_loaded() else None
+                value = load_classifier(self.folder.path("teacher"), spec, safe_mode=self.safe_mode)
+            else:
+                value = self.folder.load(artifact, safe_mode=self.safe_mode)
+            self.loaded[artifact] = value
+        return self.loaded[artifact]
 
-    def _announce(self, stage: str, what: str) -> None:
-        self.progress(f"[{self.stages.index(stage) + 1}/{len(self.stages)}] {stage}: {what}")
+    def announce(self, what: str) -> None:
+        """The stage's progress line: ``[i/n] stage: what``."""
+        self.progress(f"{self.position()} {self.stage.name}: {what}")
 
-    def _backup(self, name: str) -> keras.callbacks.BackupAndRestore:
-        """Per-epoch backup, so an interrupted stage resumes from its last finished epoch."""
-        metadata = self.run_dir / "checkpoints" / name / "training_metadata.json"
-        if metadata.is_file():
-            done = json.loads(metadata.read_text()).get("epoch", 0)
-            self.progress(f"  resuming {name} after epoch {done} from {metadata.parent}")
-        return keras.callbacks.BackupAndRestore(str(self.run_dir / "checkpoints" / name), delete_checkpoint=True,
-                                                double_checkpoint=True)
+    def position(self) -> str:
+        names = [stage.name for stage in stages_of(self.config.mode)]
+        return f"[{names.index(self.stage.name) + 1}/{len(names)}]"
 
-    def _tensorboard(self, name: str, update_freq="epoch") -> keras.callbacks.TensorBoard:
-        return keras.callbacks.TensorBoard(str(self.logs_dir / name), update_freq=update_freq,
-                                           write_graph=False)
+    def elapsed(self) -> float:
+        return time.time() - self.started
 
-    # ------------------------------------------------------------------ stages
-    def teacher(self, dataset: Optional[data.Dataset] = None,
-                user_teacher: Optional[keras.Model] = None) -> keras.Model:
-        """Train the teacher on the real training split, or load the user's / a finished one.
+    def fit_callbacks(self, *extra, update_freq="epoch", watch_discriminator: bool = False) -> list:
+        """``[divergence monitor, BackupAndRestore, *extra, TensorBoard]`` for this stage's ``fit``:
+        the monitor first (it stops before a bad epoch is backed up), TensorBoard last (it
+        logs what the callbacks before it added)."""
+        name = self.stage.name
+        backup, done = self.folder.checkpoint(name), self.folder.epochs_backed_up(name)
+        if done is not None:
+            self.progress(f"  resuming {name} after epoch {done} from {backup}")
+        return [callbacks.DivergenceMonitor(name, self.stage.divergence_hint, watch_discriminator),
+                keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=True, double_checkpoint=True),
+                *extra,
+                keras.callbacks.TensorBoard(str(self.folder.logs(name)), update_freq=update_freq, write_graph=False)]
 
-        ``user_teacher``: ``config.teacher_path`` already loaded and checked by the caller.
-        """
-        spec = dataset.spec if dataset is not None else None
-        if self.teacher_path.is_file():
-            self._announce("teacher", f"using {self.teacher_path}")
-            return load_classifier(self.teacher_path, spec, safe_mode=self.safe_mode)
-        if self.config.teacher_path:
-            self._announce("teacher", f"loading the user's teacher {self.config.teacher_path}")
-            model = user_teacher or load_classifier(self.config.teacher_path, spec, safe_mode=self.safe_mode)
-            artifacts.save_keras(model, self.teacher_path)
-            return model
-        if dataset is None:
-            raise UsageError("the teacher stage needs --data (or --teacher PATH)")
-        cfg = self.config.teacher
-        self._announce("teacher", f"training on {len(dataset.x_train)} real images, {cfg.epochs} epochs")
-        start = time.time()
-        monitor = callbacks.DivergenceMonitor("teacher", "Lower teacher.learning_rate.")
-        with self.strategy.scope():
-            model = train_teacher(dataset, cfg, seed=self._seed("teacher"),
-                                  callbacks=[monitor, self._backup("teacher"), self._tensorboard("teacher")],
-                                  verbose=fit_verbosity())
-        artifacts.save_keras(model, self.teacher_path)
-        self._record_time("teacher", time.time() - start)
-        return model
 
-    def gan(self, dataset: data.Dataset, teacher: Optional[keras.Model] = None) -> keras.Model:
-        """Train the conditional GAN on the real training split; save the EMA generator."""
-        if self.generator_path.is_file():
-            self._announce("gan", f"using {self.generator_path}")
-            return keras.models.load_model(self.generator_path, compile=False)
-        cfg = self.config.gan
-        seed = self._seed("gan")
-        spec = dataset.spec
-        steps = cfg.steps_per_epoch or len(dataset.x_train) // cfg.batch_size
-        self._announce("gan", f"conditional GAN ({cfg.loss} loss), {cfg.epochs} epochs x {steps} steps, "
-                              f"batch {cfg.batch_size}")
-        with self.strategy.scope():
-            generator = networks.build_generator(spec.image_shape, spec.num_classes, cfg.noise_dim,
-                                                 cfg.generator_width)
-            discriminator = networks.build_discriminator(spec.image_shape, spec.num_classes,
-                                                         cfg.discriminator_width, cfg.spectral_norm)
-            model = ConditionalGAN(generator, discriminator, spec.num_classes, cfg.noise_dim, loss=cfg.loss,
-                                   gradient_penalty_weight=cfg.gradient_penalty_weight, ema_decay=cfg.ema_decay,
-                                   seed=seed)
-            model.compile(
-                generator_optimizer=keras.optimizers.Adam(cfg.generator_learning_rate, beta_1=cfg.beta_1,
-                                                          beta_2=cfg.beta_2),
-                discriminator_optimizer=keras.optimizers.Adam(cfg.discriminator_learning_rate, beta_1=cfg.beta_1,
-                                                              beta_2=cfg.beta_2),
-            )
-        pipeline = data.training_pipeline(dataset.x_train, dataset.y_train, min(cfg.batch_size, len(dataset.x_train)),
-                                          seed).repeat()
-        monitor = callbacks.DivergenceMonitor(
-            "gan", "Lower gan.discriminator_learning_rate (or raise gan.generator_learning_rate), keep "
-                   "gan.spectral_norm on, or try gan.loss = wasserstein_gp.",
-            watch_discriminator=cfg.loss in ("hinge", "non_saturating"))
-        fit_callbacks = [monitor, self._backup("gan")]
-        if teacher is not None:
-            fit_callbacks.append(callbacks.TeacherScore(as_logits(teacher), spec.num_classes))
-        fit_callbacks += [
-            callbacks.SampleGrid(self.run_dir / "samples", self.logs_dir, spec.num_classes, cfg.samples_per_class),
-            self._tensorboard("gan", update_freq=cfg.log_every_steps),
-        ]
-        start = time.time()
-        model.fit(pipeline, epochs=cfg.epochs, steps_per_epoch=steps, callbacks=fit_callbacks,
-                  verbose=fit_verbosity(), shuffle=False)
-        seconds = time.time() - start
-        self.progress(f"  GAN training: {cfg.epochs * steps * cfg.batch_size / seconds:,.0f} images/s")
-        grid = callbacks.SampleGrid(self.run_dir / "samples", None, spec.num_classes, cfg.samples_per_class)
-        grid.set_model(model)
-        callbacks.save_png(self.run_dir / "samples.png", grid.grid())
-        artifacts.save_keras(model.ema_generator, self.generator_path)
-        self._record_time("gan", seconds)
-        return model.ema_generator
+def run_stage(stage: Stage, ctx: StageContext) -> None:
+    """Skip, or seed, run, save and time one stage (its needs were checked by :func:`run_stages`)."""
+    ctx.stage = stage
+    folder = ctx.folder
+    if not stage.runs_again and all(folder.exists(artifact) for artifact in stage.makes):
+        ctx.announce("using " + ", ".join(str(folder.path(artifact)) for artifact in stage.makes))
+        return
+    index = [s.name for s in stages_of(ctx.config.mode)].index(stage.name)
+    ctx.seed = ctx.config.seed * 100 + index
+    keras.utils.set_random_seed(ctx.seed)
+    ctx.started = time.time()
+    for artifact, value in (stage.produce(ctx) or {}).items():
+        folder.save(artifact, value)
+        ctx.loaded[artifact] = value
+    missing = [str(folder.path(artifact)) for artifact in stage.makes if not folder.exists(artifact)]
+    if missing:
+        raise RuntimeError(f"the {stage.name} stage did not write {', '.join(missing)}")
+    folder.record_seconds(stage.name, ctx.elapsed())
 
-    def distill(self, teacher: keras.Model, generator: keras.Model) -> keras.Model:
-        """Distil the student from the teacher on generator samples only.
 
-        Deliberately takes no dataset: no real training image can reach the student.
-        """
-        if self.student_path.is_file():
-            self._announce("distill", f"using {self.student_path}")
-            return keras.models.load_model(self.student_path, compile=False)
-        cfg = self.config.distill
-        image_shape = tuple(teacher.inputs[0].shape[1:])
-        num_classes = int(teacher.outputs[0].shape[-1])
-        with self.strategy.scope():
-            student = networks.build_classifier(image_shape, num_classes, cfg.network, name="student")
-        ratio = student.count_params() / teacher.count_params()
-        self._announce("distill", f"student of {student.count_params():,} parameters ({ratio:.2f} of the teacher), "
-                                  f"{cfg.epochs} epochs x {cfg.steps_per_epoch} steps on generator samples, "
-                                  f"T={cfg.temperature}")
-        start = time.time()
-        frozen_teacher = distribute.replicate(as_logits(teacher), self.strategy)
-        frozen_generator = distribute.replicate(generator, self.strategy)
-        with self.strategy.scope():
-            distill.distill_on_generator(
-                frozen_teacher, frozen_generator, student, cfg, seed=self._seed("distill"),
-                callbacks=[callbacks.DivergenceMonitor("distill", "Lower distill.learning_rate."),
-                           self._backup("distill"), self._tensorboard("distill")],
-                verbose=fit_verbosity())
-        artifacts.save_keras(student, self.student_path)
-        self._record_time("distill", time.time() - start)
-        return student
+def run_stages(config: RunConfig, out_dir, names, progress=print, safe_mode: bool = True,
+               dataset: Optional[data.Dataset] = None) -> StageContext:
+    """Run the named stages, in order, in one run folder; bad input fails before anything
+    is written. Returns the context (its folder, the artifacts it holds)."""
+    config.validate()
+    plan = [STAGES[name] for name in names]
+    if config.teacher_path and STAGES["teacher"] not in plan and not RunFolder(out_dir or ".").exists("teacher"):
+        plan.insert(0, STAGES["teacher"])  # copies the user's --teacher into the run first
+    for stage in plan:
+        if config.mode not in stage.modes:
+            raise UsageError(f"the {stage.name} stage belongs to --mode {' or '.join(stage.modes)}, "
+                             f"not {config.mode}")
+    folder = RunFolder(out_dir) if out_dir else RunFolder.default(config.preset)
+    if config.strategy == "multi-worker" and not distribute.is_chief():
+        # Every worker runs the same steps; only the chief's files are the run's.
+        folder = RunFolder(tempfile.mkdtemp(prefix=f"tfgan-compress-{distribute.task_name()}-"))
+    made = set()
+    for stage in plan:  # every need is in the folder, or made by an earlier stage of the plan
+        for artifact in stage.needs:
+            if artifact not in made and not folder.exists(artifact):
+                makers = [s.name for s in stages_of(config.mode) if artifact in s.makes]
+                raise UsageError(f"{folder.path(artifact)}: not found; run the {' or '.join(makers)} stage first")
+        made.update(stage.makes)
+    ctx = StageContext(config, folder, progress, safe_mode, dataset)
+    if any(stage.needs_data for stage in plan):
+        ctx.dataset  # noqa: B018 - load and validate now, before anything is written
+    if config.teacher_path and STAGES["teacher"] in plan and not folder.exists("teacher"):
+        ctx.user_teacher()  # a teacher that does not fit the data also fails before anything is written
+    folder.create(config)
+    if len(plan) > 1:
+        progress(f"run directory: {folder.root}")
+        if ctx.data_loaded():
+            progress(f"data: {data.describe(ctx.dataset)}")
+    for stage in plan:
+        run_stage(stage, ctx)
+    return ctx
 
-    def data_free(self, teacher: keras.Model) -> tuple:
-        """Generator and student from the teacher alone (data-free mode).
-
-        Deliberately takes no dataset: the training code has no handle on real images.
-        Returns (generator, student); both are saved like the GAN mode's.
-        """
-        if self.student_path.is_file() and self.generator_path.is_file():
-            self._announce("data-free", f"using {self.generator_path} and {self.student_path}")
-            return (keras.models.load_model(self.generator_path, compile=False),
-                    keras.models.load_model(self.student_path, compile=False))
-        cfg, gan_cfg = self.config.datafree, self.config.gan
-        image_shape = tuple(teacher.inputs[0].shape[1:])
-        num_classes = int(teacher.outputs[0].shape[-1])
-        seed = self._seed("data-free")
-        with self.strategy.scope():
-            generator = networks.build_generator(image_shape, num_classes, gan_cfg.noise_dim, gan_cfg.generator_width)
-            student = networks.build_classifier(image_shape, num_classes, self.config.distill.network, name="student")
-        self._announce("data-free", f"generator and student ({student.count_params():,} parameters, "
-                                    f"{student.count_params() / teacher.count_params():.2f} of the teacher) from the "
-                                    f"teacher alone, {cfg.epochs} epochs x {cfg.steps_per_epoch} iterations "
-                                    f"({cfg.student_steps} student steps each)")
-        start = time.time()
-        frozen_teacher = distribute.replicate(as_logits(teacher), self.strategy)
-        grid = callbacks.SampleGrid(self.run_dir / "samples", self.logs_dir, num_classes, gan_cfg.samples_per_class)
-        with self.strategy.scope():
-            history = datafree.distill_data_free(
-                frozen_teacher, generator, student, cfg, seed=seed,
-                callbacks=[callbacks.DivergenceMonitor("data-free", "Lower datafree.generator_learning_rate."),
-                           self._backup("data-free"), grid, self._tensorboard("data-free", update_freq=50)],
-                verbose=fit_verbosity())
-        callbacks.save_png(self.run_dir / "samples.png", grid.grid())
-        # int8 calibration from the replay bank: every round's samples, not only the last generator's
-        calibration = datafree.bank_sample(history.model, self.config.export.calibration_samples, seed)
-        with artifacts.atomic_path(self.bank_calibration_path, suffix=".npy") as tmp:
-            np.save(tmp, calibration)
-        artifacts.save_keras(generator, self.generator_path)
-        artifacts.save_keras(student, self.student_path)
-        self._record_time("data-free", time.time() - start)
-        return generator, student
-
-    def calibration_source_name(self) -> str:
-        """``real``, ``generator``, or ``replay bank`` (data-free mode, once its bank sample exists)."""
-        if (self.config.export.calibration_source == "generator" and self.config.mode == "data-free"
-                and self.bank_calibration_path.is_file()):
-            return "replay bank"
-        return self.config.export.calibration_source
-
-    def calibration_images(self, generator: keras.Model, num_classes: int,
-                           dataset: Optional[data.Dataset] = None) -> np.ndarray:
-        """Calibration set for int8: class-balanced generator samples (or real ones on request; in
-        data-free mode, samples of the replay bank, which hold every synthesis round)."""
-        cfg = self.config.export
-        rng = np.random.default_rng(self.config.seed)
-        if cfg.calibration_source == "real":
-            if dataset is None:
-                raise UsageError("export.calibration_source = 'real' needs --data")
-            pick = rng.choice(len(dataset.x_train), min(cfg.calibration_samples, len(dataset.x_train)), replace=False)
-            return dataset.x_train[pick]
-        if self.calibration_source_name() == "replay bank":
-            return np.load(self.bank_calibration_path)
-        labels = (np.arange(cfg.calibration_samples) % num_classes).astype(np.int32)
-        noise_dim = int(generator.inputs[0].shape[-1])
-        noise = rng.standard_normal((len(labels), noise_dim)).astype(np.float32)
-        return np.asarray(generator.predict([noise, labels], batch_size=256, verbose=0))
-
-    def export(self, student: keras.Model, generator: keras.Model, class_names, check_images: np.ndarray,
-               dataset: Optional[data.Dataset] = None, teacher: Optional[keras.Model] = None) -> list:
-        """TFLite variants of the student (and the teacher's float32 file, for latency ratios,
-        and the generator), each checked with LiteRT against Keras on ``check_images``."""
-        cfg = self.config.export
-        if (self.tflite_dir / "model_card.json").is_file():
-            self._announce("export", f"using {self.tflite_dir}")
-            return []
-        source = self.calibration_source_name()
-        self._announce("export", f"TFLite {', '.join(cfg.variants)}; int8 calibrated on "
-                                 f"{cfg.calibration_samples} {source} samples")
-        start = time.time()
-        calibration = self.calibration_images(generator, len(class_names), dataset)
-        bars = {v: cfg.min_agreement_float if v in ("float32", "float16") else cfg.min_agreement_quantized
-                for v in export.VARIANTS}
-        exported = export.export_classifier(student, self.tflite_dir, "student", calibration, check_images,
-                                            cfg.variants, agreement_bars=bars, progress=self.progress)
-        if teacher is not None:
-            export.export_classifier(as_logits(teacher), self.tflite_dir, "teacher", calibration, check_images,
-                                     ("float32",), agreement_bars=bars, progress=self.progress)
-        generator_files = export.export_generator(generator, self.tflite_dir, cfg.generator_variants,
-                                                  progress=self.progress)
-        extra = {"calibration": {"source": source, "samples": int(len(calibration))},
-                 "agreement_checked_on": f"{len(check_images)} images of the test split",
-                 "generator": {"files": generator_files, "noise_dim": int(generator.inputs[0].shape[-1]),
-                               "inputs": "noise float32 [N, noise_dim] ~ N(0, 1), label int32 [N]",
-                               "output": "images float32 [N, H, W, C] in [0, 1]"}}
-        # The card is written last: its presence marks the stage as finished.
-        export.write_labels_and_card(self.tflite_dir, class_names, tuple(student.inputs[0].shape[1:]), exported,
-                                     extra)
-        self._record_time("export", time.time() - start)
-        return exported
-
-    def evaluate(self, dataset: data.Dataset) -> dict:
-        """Every model and export on the real test split -> report.json / report.md / frontier.png;
-        the test figures are also added to ``tflite/model_card.json``."""
-        cfg = self.config.evaluate
-        self._announce("evaluate", f"{len(dataset.x_test)} real test images; latency over {cfg.latency_runs} "
-                                   f"single-image runs, 1 thread")
-        start = time.time()
-        teacher = as_logits(load_classifier(self.teacher_path, dataset.spec, safe_mode=self.safe_mode))
-        student = keras.models.load_model(self.student_path, compile=False)
-        x, y = dataset.x_test, dataset.y_test
-        teacher_predictions = np.argmax(evaluate.keras_probabilities(teacher, x), -1)
-        args = (x, y, teacher_predictions, cfg.latency_runs, cfg.latency_warmup)
-        rows = [evaluate.evaluate_keras("teacher", teacher, self.teacher_path, *args)]
-        teacher_tflite = self.tflite_dir / "teacher_float32.tflite"
-        if teacher_tflite.is_file():
-            rows.append(evaluate.evaluate_tflite("teacher_float32", teacher_tflite, teacher.count_params(), *args))
-        rows.append(evaluate.evaluate_keras("student", student, self.student_path, *args))
-        for variant in self.config.export.variants:
-            rows.append(evaluate.evaluate_tflite(f"student_{variant}", self.tflite_path(variant),
-                                                 student.count_params(), *args))
-        if teacher_tflite.is_file():
-            for row in rows:
-                if row["format"] == "tflite":
-                    row["speedup_vs_teacher_float32"] = rows[1]["latency_ms"] / row["latency_ms"]
-        card_path = self.tflite_dir / "model_card.json"
-        card = json.loads(card_path.read_text())
-        generator_files = card.get("generator", {}).get("files", [])
-        self._record_time("evaluate", time.time() - start)
-        info = {
-            "data": dataset.source, "preset": self.config.preset, "seed": self.config.seed,
-            "mode": self.config.mode, "train_images": len(dataset.x_train), "test_images": len(x),
-            "num_classes": dataset.num_classes,
-            "image_shape": list(dataset.spec.image_shape),
-            "student_teacher_param_ratio": student.count_params() / teacher.count_params(),
-            "real_training_images_seen_by_student": 0,
-            "generator_files": {f["file"]: f["bytes"] for f in generator_files},
-            # uint8 pixels + one label byte per image: what the generator file stands in for
-            "training_set_bytes": int(dataset.x_train[0].size + 1) * len(dataset.x_train),
-            "stage_seconds": self._timings(),
-        }
-        result = report.write_report(self.run_dir, rows, info)
-        by_file = {Path(row["file"]).name: row for row in rows if row["format"] == "tflite"}
-        for entry in card["files"]:
-            row = by_file.get(entry["file"])
-            if row is not None:
-                entry["test"] = {k: row[k] for k in ("accuracy", "bits_per_example", "agreement_with_teacher",
-                                                     "latency_ms", "latency_p90_ms", "throughput_images_per_s")}
-        card["test_split"] = {"data": dataset.source, "images": len(x)}
-        artifacts.write_json(card_path, card)
-        self.progress(report.markdown_table(rows))
-        return result
 
 def run(config: RunConfig, out_dir=None, progress=print, safe_mode: bool = True,
         dataset: Optional[data.Dataset] = None) -> dict:
-    """All stages in order into one run directory; returns the report (also written as JSON).
+    """All stages of ``config.mode`` into one run folder; returns the report (``report.json``).
 
     ``dataset``: the already loaded ``config.data``, if the caller has it.
     """
-    config.validate()
-    if dataset is None:
-        dataset = data.load(config.data)  # fails before anything is written
-    if config.mode == "data-free" and not config.teacher_path:
-        raise UsageError("--mode data-free needs --teacher PATH (the model to compress)")
-    user_teacher = None
-    if config.teacher_path:  # a teacher that does not fit the data also fails before anything is written
-        user_teacher = load_classifier(config.teacher_path, dataset.spec, safe_mode=safe_mode)
-    run_dir = Path(out_dir) if out_dir else default_run_dir(config.preset)
-    if config.strategy == "multi-worker" and not distribute.is_chief():
-        # Every worker runs the same steps; only the chief's files are the run's.
-        run_dir = Path(tempfile.mkdtemp(prefix=f"tfgan-compress-{distribute.task_name()}-"))
-    this = Run.create(config, run_dir, progress, safe_mode)
-    progress(f"run directory: {run_dir}")
-    progress(f"data: {data.describe(dataset)}")
     start = time.time()
-    teacher = this.teacher(dataset, user_teacher)
-    if config.mode == "data-free":
-        generator, student = this.data_free(teacher)  # the real data is used for the report only
-    else:
-        generator = this.gan(dataset, teacher)
-        student = this.distill(teacher, generator)
-    this.export(student, generator, dataset.class_names, dataset.x_test, dataset, teacher)
-    result = this.evaluate(dataset)
-    progress(f"done in {time.time() - start:.0f} s: {run_dir / 'report.md'}")
-    return result
+    ctx = run_stages(config, out_dir, [stage.name for stage in stages_of(config.mode)], progress, safe_mode,
+                     dataset)
+    progress(f"done in {time.time() - start:.0f} s: {ctx.folder.report_md}")
+    return ctx.folder.load("report")

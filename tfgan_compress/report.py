@@ -31,8 +31,10 @@ def markdown_table(rows: list[dict], columns=COLUMNS) -> str:
     return "\n".join(lines)
 
 
-def plot_frontier(rows: list[dict], path, title: str) -> Path:
-    """Scatter of test accuracy against file size (log scale), one labelled point per model."""
+def plot_accuracy_against_bytes(points: list[tuple], path, title: str,
+                                xlabel: str = "bytes on disk (log scale)") -> Path:
+    """Scatter of test accuracy against size (log scale), one labelled point per
+    ``(label, bytes, accuracy, marker)``; the plot of the report and of the benchmarks."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -41,15 +43,13 @@ def plot_frontier(rows: list[dict], path, title: str) -> Path:
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    for row in rows:
-        marker = "s" if row["format"] == "keras" else "o"
-        ax.scatter(row["bytes"], row["accuracy"] * 100, marker=marker, s=50, alpha=0.85,
-                   label=f"{row['name']} ({row['format']})")
+    for label, size, accuracy, marker in points:
+        ax.scatter(size, accuracy * 100, marker=marker, s=50, alpha=0.85, label=label)
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:g} kB"))
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.legend(fontsize=8, loc="lower right")
-    ax.set_xlabel("bytes on disk (log scale)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
@@ -60,12 +60,15 @@ def plot_frontier(rows: list[dict], path, title: str) -> Path:
     return Path(path)
 
 
-def write_report(run_dir, rows: list[dict], info: dict) -> dict:
-    """Write ``report.json`` (``{"models": rows, **info}``), ``report.md`` and ``frontier.png``."""
-    run_dir = Path(run_dir)
+def write_report(folder, rows: list[dict], info: dict) -> dict:
+    """Write the run folder's ``report.json`` (``{"models": rows, **info}``), ``report.md``
+    and ``frontier.png``."""
     report = {"models": rows, **info}
-    artifacts.write_json(run_dir / "report.json", report)
-    plot_frontier(rows, run_dir / "frontier.png", f"Compression frontier on {info.get('data', 'the test split')}")
+    artifacts.write_json(folder.report_json, report)
+    plot_accuracy_against_bytes(
+        [(f"{row['name']} ({row['format']})", row["bytes"], row["accuracy"], "s" if row["format"] == "keras" else "o")
+         for row in rows],
+        folder.frontier_png, f"Compression frontier on {info.get('data', 'the test split')}")
     generator_files = ", ".join(f"`{name}` {size:,} bytes" for name, size in info.get("generator_files", {}).items())
     if info.get("mode") == "data-free":
         provenance = ("Data-free mode: the student and generator were trained from the teacher alone (no real "
@@ -77,7 +80,7 @@ def write_report(run_dir, rows: list[dict], info: dict) -> dict:
         generator_line = (f"The dataset in a file: the generator as TFLite {generator_files}, against "
                           f"{info.get('training_set_bytes', 0):,} bytes of training images and labels (8-bit).")
     lines = [
-        f"# tfgan_compress report: {run_dir.name}",
+        f"# tfgan_compress report: {folder.root.name}",
         "",
         f"Data: `{info.get('data')}` ({info.get('test_images')} real test images, "
         f"{info.get('num_classes')} classes). Preset `{info.get('preset')}`, seed {info.get('seed')}.",
@@ -91,11 +94,11 @@ def write_report(run_dir, rows: list[dict], info: dict) -> dict:
         "",
         generator_line,
         "",
-        "![accuracy against size](frontier.png)",
+        f"![accuracy against size]({folder.frontier_png.name})",
         "",
         "## Stage timings (seconds)",
         "",
     ]
     lines += [f"- {stage}: {seconds:.1f}" for stage, seconds in info.get("stage_seconds", {}).items()]
-    artifacts.write_text(run_dir / "report.md", "\n".join(lines) + "\n")
+    artifacts.write_text(folder.report_md, "\n".join(lines) + "\n")
     return report

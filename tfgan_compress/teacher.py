@@ -6,39 +6,31 @@ import zipfile
 from pathlib import Path
 
 import keras
-import tensorflow as tf
 
+from . import data
 from .config import TeacherConfig
 from .data import Dataset, ImageSpec
-from .errors import ModelError
+from .errors import ModelError, first_line
 from .networks import build_classifier
-
-
-def shift_augment(images, max_shift: int, seed):
-    """Random translation by up to ``max_shift`` pixels (zero padding, then random crop)."""
-    shape = tf.shape(images)
-    padded = tf.pad(images, [[0, 0], [max_shift, max_shift], [max_shift, max_shift], [0, 0]])
-    return tf.image.stateless_random_crop(padded, shape, seed=seed)
+from .training import cosine_adam
 
 
 def train_teacher(dataset: Dataset, config: TeacherConfig, seed: int = 0, callbacks=(),
                   verbose="auto") -> keras.Model:
-    """Train a classifier (logits output) on the real training split with cross-entropy."""
+    """Train a classifier (logits output) on the real training split with cross-entropy,
+    each batch randomly translated by up to ``augment_shift`` pixels (zero fill)."""
     model = build_classifier(dataset.spec.image_shape, dataset.num_classes, config.network, name="teacher")
-    ds = tf.data.Dataset.from_tensor_slices((dataset.x_train, dataset.y_train))
-    ds = ds.shuffle(len(dataset.x_train), seed=seed).batch(config.batch_size)
+    augment = None
     if config.augment_shift:
-        ds = ds.enumerate().map(
-            lambda i, xy: (shift_augment(xy[0], config.augment_shift, tf.stack([tf.cast(seed, tf.int64), i])), xy[1]),
-            num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.prefetch(tf.data.AUTOTUNE)
+        height, width = dataset.spec.image_shape[:2]
+        augment = keras.layers.RandomTranslation(config.augment_shift / height, config.augment_shift / width,
+                                                 fill_mode="constant", interpolation="nearest", seed=seed)
+    pipeline = data.training_pipeline(dataset.x_train, dataset.y_train, config.batch_size, seed,
+                                      drop_remainder=False, augment=augment)
     steps = config.epochs * -(-len(dataset.x_train) // config.batch_size)
-    model.compile(
-        optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(config.learning_rate, steps, alpha=0.01)),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
-    model.fit(ds, epochs=config.epochs, callbacks=list(callbacks), verbose=verbose, shuffle=False)
+    model.compile(optimizer=cosine_adam(config.learning_rate, steps),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.fit(pipeline, epochs=config.epochs, callbacks=list(callbacks), verbose=verbose, shuffle=False)
     return without_training_state(model)
 
 
@@ -62,11 +54,10 @@ def load_classifier(path, spec: ImageSpec | None = None, safe_mode: bool = True)
     try:
         model = keras.models.load_model(path, compile=False, safe_mode=safe_mode)
     except ValueError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         if "safe_mode" in str(err) or "Lambda" in str(err):
             raise ModelError(f"{path}: contains Python code (a Lambda layer), which could run anything when "
                              f"loaded; refused in safe mode (pass --unsafe-load only for a file you trust)") from None
-        raise ModelError(f"{path}: not a loadable Keras model ({first})") from None
+        raise ModelError(f"{path}: not a loadable Keras model ({first_line(err)})") from None
     except Exception as err:  # zip errors, OSError, ...
         raise ModelError(f"{path}: not a loadable Keras model ({type(err).__name__}: {err})") from None
     if spec is not None:

@@ -14,7 +14,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tfgan_compress import distill, networks  # noqa: E402
-from tfgan_compress.config import ClassifierConfig, DistillConfig  # noqa: E402
+from tfgan_compress.config import ClassifierConfig, DistillConfig, GANConfig  # noqa: E402
 from tfgan_compress.gan import ConditionalGAN  # noqa: E402
 
 SHAPE, CLASSES, NOISE, BATCH = (8, 8, 1), 3, 4, 8
@@ -26,7 +26,7 @@ def make_gan(strategy, weights=None):
         keras.utils.set_random_seed(0)
         generator = networks.build_generator(SHAPE, CLASSES, NOISE, width=4)
         discriminator = networks.build_discriminator(SHAPE, CLASSES, width=4)
-        model = ConditionalGAN(generator, discriminator, CLASSES, NOISE, loss=LOSS)
+        model = ConditionalGAN(generator, discriminator, GANConfig(loss=LOSS))
         model.compile(keras.optimizers.Adam(1e-2), keras.optimizers.Adam(1e-2))
     if weights is not None:
         model.generator.set_weights(weights[0])

@@ -16,7 +16,7 @@ strategy = tf.distribute.MultiWorkerMirroredStrategy()
 with strategy.scope():
     keras.utils.set_random_seed(0)
     model = ConditionalGAN(networks.build_generator(SHAPE, CLASSES, NOISE, width=4),
-                           networks.build_discriminator(SHAPE, CLASSES, width=4), CLASSES, NOISE)
+                           networks.build_discriminator(SHAPE, CLASSES, width=4))
     model.compile(keras.optimizers.Adam(1e-3), keras.optimizers.Adam(1e-3))
 rng = np.random.default_rng(0)
 x = rng.random((32, *SHAPE)).astype(np.float32)

@@ -1,0 +1,65 @@
+"""Stages as data: the declaration, the run folder's names, the runner's refusals."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tfgan_compress import cli, pipeline
+from tfgan_compress.config import Mode, choices
+from tfgan_compress.run_folder import RunFolder
+
+PACKAGE = Path(pipeline.__file__).resolve().parent
+
+
+def test_sub_commands_come_from_the_stage_declaration():
+    parser = cli.build_parser()
+    commands = set(parser._subparsers._group_actions[0].choices)
+    assert commands == {"run", *pipeline.STAGES} and "data-free" in commands
+
+
+def test_each_mode_runs_its_stages_in_order():
+    assert [s.name for s in pipeline.stages_of("gan")] == ["teacher", "gan", "distill", "export", "evaluate"]
+    assert [s.name for s in pipeline.stages_of("data-free")] == ["teacher", "data-free", "export", "evaluate"]
+
+
+@pytest.mark.parametrize("mode", choices(Mode))
+def test_every_need_is_made_by_an_earlier_stage_of_the_mode(mode):
+    made = set()
+    for stage in pipeline.stages_of(mode):
+        assert set(stage.needs) <= made, (stage.name, stage.needs)
+        for artifact in stage.needs + stage.uses + stage.makes:
+            RunFolder("r").path(artifact)  # every artifact has a file
+        made.update(stage.makes)
+
+
+def test_file_names_live_in_the_run_folder_type_only():
+    # a string literal that is a file name (f-strings included), or a sub-folder joined onto a path
+    file_name = re.compile(r'"[\w/{}-][\w./{}-]*\.(keras|tflite|json|npy|png|md|txt)"')
+    sub_folder = re.compile(r'/ "(checkpoints|tflite|logs|samples)"')
+    for path in PACKAGE.glob("*.py"):
+        if path.name == "run_folder.py":
+            continue
+        code = re.sub(r'"""[\s\S]*?"""', "", path.read_text())  # docstrings may name files
+        code = "\n".join(line.split("#")[0] for line in code.splitlines())
+        found = file_name.search(code) or sub_folder.search(code)
+        assert found is None, f"{path.name} names {found.group(0)}"
+
+
+def test_a_stage_whose_inputs_are_missing_is_refused_before_anything_is_written(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["distill", "--preset", "tiny", "--out", str(out)]) == 2
+    assert "teacher.keras: not found; run the teacher stage first" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_stage_of_the_other_mode_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["gan", "--mode", "data-free", "--teacher", "t.keras", "--out", str(out)]) == 2
+    assert "the gan stage belongs to --mode gan" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_data_free_command_needs_a_teacher(tmp_path, capsys):
+    assert cli.main(["data-free", "--preset", "tiny", "--out", str(tmp_path / "r")]) == 2
+    assert "--mode data-free needs --teacher" in capsys.readouterr().err

@@ -1,0 +1,139 @@
+"""The run directory as a type: the one place that names the files in it.
+
+::
+
+    runs/<name>/
+      config.json                    resolved configuration
+      teacher.keras  generator.keras  student.keras   calibration_bank.npy (data-free mode)
+      tflite/<model>_<variant>.tflite  labels.txt  model_card.json
+      samples.png  samples/epoch_NNN.png
+      logs/<stage>/                  TensorBoard
+      checkpoints/<stage>/           BackupAndRestore while a stage runs
+      checkpoints/stage_seconds.json
+      report.json  report.md  frontier.png
+
+Stages name what they need and make by *artifact* (``teacher``, ``generator``,
+``student``, ``calibration_bank``, ``tflite``, ``report``); :meth:`RunFolder.path` maps
+an artifact to its file (for ``tflite`` and ``report``, the file written last, whose
+presence means the artifact is complete), and :meth:`save` / :meth:`load` write and
+read the artifacts held in memory (models, the calibration bank) atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import artifacts
+from .errors import UsageError
+
+KERAS_ARTIFACTS = ("teacher", "generator", "student")
+
+
+class InFolder:
+    """A path inside the run folder, as a class attribute: ``RunFolder(r).report_json``."""
+
+    def __init__(self, *parts: str):
+        self.parts = parts
+
+    def __get__(self, folder, owner=None):
+        return self if folder is None else folder.root.joinpath(*self.parts)
+
+
+class RunFolder:
+    """A run directory and the names of everything in it (one line per file name below)."""
+
+    config_json = InFolder("config.json")
+    calibration_bank = InFolder("calibration_bank.npy")  # data-free mode: replay-bank sample for int8
+    tflite_dir = InFolder("tflite")
+    labels = InFolder("tflite", "labels.txt")
+    model_card = InFolder("tflite", "model_card.json")
+    samples_dir = InFolder("samples")
+    samples_png = InFolder("samples.png")
+    logs_dir = InFolder("logs")
+    stage_seconds_json = InFolder("checkpoints", "stage_seconds.json")
+    report_json = InFolder("report.json")
+    report_md = InFolder("report.md")
+    frontier_png = InFolder("frontier.png")
+
+    def __init__(self, root):
+        self.root = Path(root)
+
+    @classmethod
+    def default(cls, preset: str) -> "RunFolder":
+        """``runs/<preset>-<timestamp>``: a fresh folder for a run given no ``--out``."""
+        return cls(Path("runs") / f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.root)!r})"
+
+    def tflite(self, model: str, variant: str) -> Path:
+        """``tflite/<model>_<variant>.tflite``, e.g. ``student_int8``."""
+        return self.tflite_dir / f"{model}_{variant}.tflite"
+
+    def logs(self, stage: str) -> Path:
+        """TensorBoard folder of a stage (or of the sample grids: ``samples``)."""
+        return self.logs_dir / stage
+
+    def checkpoint(self, stage: str) -> Path:
+        """BackupAndRestore folder of a stage while it runs."""
+        return self.root / "checkpoints" / stage
+
+    def epochs_backed_up(self, stage: str) -> int | None:
+        """Epochs finished by an interrupted ``fit`` of ``stage``, as its BackupAndRestore
+        recorded them (``None`` when there is no backup to resume)."""
+        metadata = self.checkpoint(stage) / "training_metadata.json"  # Keras' name for it
+        return json.loads(metadata.read_text()).get("epoch", 0) if metadata.is_file() else None
+
+    # ------------------------------------------------------------------ artifacts
+    def path(self, artifact: str) -> Path:
+        """The file that holds ``artifact`` (for a group of files, the one written last)."""
+        if artifact in KERAS_ARTIFACTS:
+            return self.root / f"{artifact}.keras"
+        named = {"calibration_bank": self.calibration_bank, "tflite": self.model_card, "report": self.report_json}
+        if artifact not in named:
+            raise KeyError(f"unknown artifact {artifact!r}")
+        return named[artifact]
+
+    def exists(self, artifact: str) -> bool:
+        return self.path(artifact).is_file()
+
+    def save(self, artifact: str, value) -> Path:
+        """Write a model (``.keras``) or an array (``.npy``) atomically."""
+        path = self.path(artifact)
+        if artifact in KERAS_ARTIFACTS:
+            return artifacts.save_keras(value, path)
+        with artifacts.atomic_path(path, suffix=path.suffix) as tmp:
+            np.save(tmp, np.asarray(value))
+        return path
+
+    def load(self, artifact: str, safe_mode: bool = True):
+        """A saved model (uncompiled) or array. The teacher is checked against the data by
+        :func:`teacher.load_classifier` instead, where the data is at hand."""
+        import keras
+
+        path = self.path(artifact)
+        if artifact in KERAS_ARTIFACTS:
+            return keras.models.load_model(path, compile=False, safe_mode=safe_mode)
+        if artifact == "calibration_bank":
+            return np.load(path)
+        return json.loads(path.read_text())
+
+    # ------------------------------------------------------------------ bookkeeping
+    def create(self, config) -> None:
+        """Check the folder is writable, create it, and write the resolved ``config.json``."""
+        artifacts.check_writable_dir(self.root)
+        if self.root.exists() and not self.root.is_dir():
+            raise UsageError(f"{self.root}: exists and is not a folder")
+        self.root.mkdir(parents=True, exist_ok=True)
+        artifacts.write_json(self.config_json, config.to_dict())
+
+    def stage_seconds(self) -> dict:
+        path = self.stage_seconds_json
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    def record_seconds(self, stage: str, seconds: float) -> None:
+        artifacts.write_json(self.stage_seconds_json, {**self.stage_seconds(), stage: round(seconds, 2)})

@@ -1,0 +1,212 @@
+"""What each stage does, given a :class:`pipeline.StageContext`.
+
+Each function here is the ``produce`` of one declared stage (:data:`pipeline.STAGES`):
+it reads what it needs through the context (``ctx.load("teacher")``, ``ctx.dataset``),
+says what it is about to do (``ctx.announce``), trains with ``ctx.fit_callbacks(...)``
+and returns the artifacts it made as ``{name: value}``; the runner does the rest (skip
+when done, seed, timing, saving). The export and evaluation write their many files
+themselves, through the run folder's names.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+
+import numpy as np
+
+from . import callbacks, data, datafree, distill, distribute, evaluate, export, networks, report
+from .gan import ConditionalGAN
+from .teacher import as_logits, train_teacher
+
+
+def teacher(ctx) -> dict:
+    """The teacher: the user's ``--teacher`` copied into the run, or trained on the real
+    training split."""
+    if ctx.config.teacher_path:
+        ctx.announce(f"loading the user's teacher {ctx.config.teacher_path}")
+        return {"teacher": ctx.user_teacher()}
+    dataset, cfg = ctx.dataset, ctx.config.teacher
+    ctx.announce(f"training on {len(dataset.x_train)} real images, {cfg.epochs} epochs")
+    with ctx.strategy.scope():
+        model = train_teacher(dataset, cfg, seed=ctx.seed, callbacks=ctx.fit_callbacks(), verbose=ctx.verbose)
+    return {"teacher": model}
+
+
+def gan(ctx) -> dict:
+    """The conditional GAN on the real training split; its EMA generator, sample grids."""
+    cfg, dataset, folder = ctx.config.gan, ctx.dataset, ctx.folder
+    spec = dataset.spec
+    batch_size = min(cfg.batch_size, len(dataset.x_train))
+    steps = cfg.steps_per_epoch or max(1, len(dataset.x_train) // cfg.batch_size)
+    ctx.announce(f"conditional GAN ({cfg.loss} loss), {cfg.epochs} epochs x {steps} steps, batch {cfg.batch_size}")
+    with ctx.strategy.scope():
+        generator = networks.build_generator(spec.image_shape, spec.num_classes, cfg.noise_dim, cfg.generator_width)
+        discriminator = networks.build_discriminator(spec.image_shape, spec.num_classes, cfg.discriminator_width,
+                                                     cfg.spectral_norm)
+        model = ConditionalGAN(generator, discriminator, cfg, seed=ctx.seed)
+        model.compile()
+    extra = []
+    if ctx.has("teacher"):
+        extra.append(callbacks.TeacherScore(as_logits(ctx.load("teacher")), spec.num_classes))
+    grid = callbacks.SampleGrid(folder.samples_dir, folder.logs("samples"), spec.num_classes, cfg.samples_per_class)
+    start = time.time()
+    model.fit(data.training_pipeline(dataset.x_train, dataset.y_train, batch_size, ctx.seed).repeat(),
+              epochs=cfg.epochs, steps_per_epoch=steps, shuffle=False, verbose=ctx.verbose,
+              callbacks=ctx.fit_callbacks(*extra, grid, update_freq=cfg.log_every_steps,
+                                          watch_discriminator=model.gan_loss.saturates_at_zero))
+    ctx.progress(f"  GAN training: {cfg.epochs * steps * cfg.batch_size / (time.time() - start):,.0f} images/s")
+    callbacks.save_png(folder.samples_png, grid.grid())
+    return {"generator": model.ema_generator}
+
+
+def student_network(ctx, teacher_model):
+    """A fresh student (``distill.network``) for the teacher's image shape and classes."""
+    image_shape = tuple(teacher_model.inputs[0].shape[1:])
+    num_classes = int(teacher_model.outputs[0].shape[-1])
+    with ctx.strategy.scope():
+        return networks.build_classifier(image_shape, num_classes, ctx.config.distill.network, name="student")
+
+
+def distill_student(ctx) -> dict:
+    """The student, distilled from the teacher on generator samples only.
+
+    Deliberately reads no data: no real training image can reach the student.
+    """
+    cfg = ctx.config.distill
+    teacher_model, generator = ctx.load("teacher"), ctx.load("generator")
+    student = student_network(ctx, teacher_model)
+    ratio = student.count_params() / teacher_model.count_params()
+    ctx.announce(f"student of {student.count_params():,} parameters ({ratio:.2f} of the teacher), "
+                 f"{cfg.epochs} epochs x {cfg.steps_per_epoch} steps on generator samples, T={cfg.temperature}")
+    teacher_logits = distribute.replicate(as_logits(teacher_model), ctx.strategy)
+    generator = distribute.replicate(generator, ctx.strategy)
+    with ctx.strategy.scope():
+        distill.distill_on_generator(teacher_logits, generator, student, cfg, seed=ctx.seed,
+                                     callbacks=ctx.fit_callbacks(), verbose=ctx.verbose)
+    return {"student": student}
+
+
+def data_free(ctx) -> dict:
+    """Generator and student from the teacher alone (data-free mode), and a sample of the
+    replay bank for int8 calibration.
+
+    Deliberately reads no data: the training code has no handle on real images.
+    """
+    cfg, gan_cfg, folder = ctx.config.datafree, ctx.config.gan, ctx.folder
+    teacher_model = ctx.load("teacher")
+    num_classes = int(teacher_model.outputs[0].shape[-1])
+    with ctx.strategy.scope():
+        generator = networks.build_generator(tuple(teacher_model.inputs[0].shape[1:]), num_classes, gan_cfg.noise_dim,
+                                             gan_cfg.generator_width)
+    student = student_network(ctx, teacher_model)
+    ctx.announce(f"generator and student ({student.count_params():,} parameters, "
+                 f"{student.count_params() / teacher_model.count_params():.2f} of the teacher) from the "
+                 f"teacher alone, {cfg.epochs} epochs x {cfg.steps_per_epoch} iterations "
+                 f"({cfg.student_steps} student steps each)")
+    teacher_logits = distribute.replicate(as_logits(teacher_model), ctx.strategy)
+    grid = callbacks.SampleGrid(folder.samples_dir, folder.logs("samples"), num_classes, gan_cfg.samples_per_class)
+    with ctx.strategy.scope():
+        history = datafree.distill_data_free(teacher_logits, generator, student, cfg, seed=ctx.seed,
+                                             callbacks=ctx.fit_callbacks(grid, update_freq=50), verbose=ctx.verbose)
+    callbacks.save_png(folder.samples_png, grid.grid())
+    # int8 calibration from the replay bank: every round's samples, not only the last generator's
+    bank = datafree.bank_sample(history.model, ctx.config.export.calibration_samples, ctx.seed)
+    return {"calibration_bank": bank, "generator": generator, "student": student}
+
+
+def calibration_source(ctx) -> str:
+    """``real``, ``generator``, or ``replay bank`` (data-free mode, once its bank sample exists)."""
+    source = ctx.config.export.calibration_source
+    if source == "generator" and ctx.config.mode == "data-free" and ctx.has("calibration_bank"):
+        return "replay bank"
+    return source
+
+
+def calibration_images(ctx, generator, source: str) -> np.ndarray:
+    """int8 calibration set: class-balanced generator samples, real training images on
+    request, or (data-free mode) the replay-bank sample, which holds every synthesis round."""
+    cfg = ctx.config.export
+    rng = np.random.default_rng(ctx.config.seed)
+    if source == "real":
+        x_train = ctx.dataset.x_train
+        return x_train[rng.choice(len(x_train), min(cfg.calibration_samples, len(x_train)), replace=False)]
+    if source == "replay bank":
+        return ctx.load("calibration_bank")
+    num_classes = int(generator.get_layer("label_embedding").input_dim)
+    labels = (np.arange(cfg.calibration_samples) % num_classes).astype(np.int32)
+    noise = rng.standard_normal((len(labels), int(generator.inputs[0].shape[-1]))).astype(np.float32)
+    return np.asarray(generator.predict([noise, labels], batch_size=256, verbose=0))
+
+
+def export_tflite(ctx) -> dict:
+    """TFLite variants of the student (and the teacher's float32 file, for latency ratios,
+    and the generator), each checked with LiteRT against Keras on the test images; then
+    ``labels.txt`` and, last, ``model_card.json``."""
+    cfg, folder, dataset = ctx.config.export, ctx.folder, ctx.dataset
+    student, generator = ctx.load("student"), ctx.load("generator")
+    source = calibration_source(ctx)
+    ctx.announce(f"TFLite {', '.join(cfg.variants)}; int8 calibrated on {cfg.calibration_samples} {source} samples")
+    calibration = calibration_images(ctx, generator, source)
+    bars = {variant: export.agreement_bar(variant, cfg) for variant in export.VARIANTS}
+    checks = (calibration, dataset.x_test)
+    exported = export.export_classifier(student, functools.partial(folder.tflite, "student"), *checks, cfg.variants,
+                                        bars, ctx.progress)
+    if ctx.has("teacher"):
+        export.export_classifier(as_logits(ctx.load("teacher")), functools.partial(folder.tflite, "teacher"), *checks,
+                                 ("float32",), bars, ctx.progress)
+    generator_files = export.export_generator(generator, functools.partial(folder.tflite, "generator"),
+                                              cfg.generator_variants, ctx.progress)
+    export.write_labels(folder.labels, dataset.class_names)
+    extra = {"calibration": {"source": source, "samples": int(len(calibration))},
+             "agreement_checked_on": f"{len(dataset.x_test)} images of the test split",
+             "generator": {"files": generator_files, "noise_dim": int(generator.inputs[0].shape[-1]),
+                           "inputs": "noise float32 [N, noise_dim] ~ N(0, 1), label int32 [N]",
+                           "output": "images float32 [N, H, W, C] in [0, 1]"}}
+    export.ModelCard(folder.model_card).write(dataset.class_names, tuple(student.inputs[0].shape[1:]), exported, extra)
+    return {}
+
+
+def evaluate_all(ctx) -> dict:
+    """Every model and export on the real test split -> ``report.json`` / ``report.md`` /
+    ``frontier.png``; the test figures are also added to the model card."""
+    cfg, folder, dataset = ctx.config.evaluate, ctx.folder, ctx.dataset
+    ctx.announce(f"{len(dataset.x_test)} real test images; latency over {cfg.latency_runs} single-image runs, "
+                 f"1 thread")
+    teacher_model, student = as_logits(ctx.load("teacher")), ctx.load("student")
+    x, y = dataset.x_test, dataset.y_test
+    teacher_predictions = np.argmax(evaluate.keras_probabilities(teacher_model, x), -1)
+    args = (x, y, teacher_predictions, cfg.latency_runs, cfg.latency_warmup)
+    rows = [evaluate.evaluate_keras("teacher", teacher_model, folder.path("teacher"), *args)]
+    baseline = None
+    if folder.tflite("teacher", "float32").is_file():
+        baseline = evaluate.evaluate_tflite("teacher_float32", folder.tflite("teacher", "float32"),
+                                            teacher_model.count_params(), *args)
+        rows.append(baseline)
+    rows.append(evaluate.evaluate_keras("student", student, folder.path("student"), *args))
+    for variant in ctx.config.export.variants:
+        rows.append(evaluate.evaluate_tflite(f"student_{variant}", folder.tflite("student", variant),
+                                             student.count_params(), *args))
+    if baseline is not None:
+        for row in rows:
+            if row["format"] == "tflite":
+                row["speedup_vs_teacher_float32"] = baseline["latency_ms"] / row["latency_ms"]
+    card = export.ModelCard(folder.model_card)
+    generator_files = card.read().get("generator", {}).get("files", [])
+    info = {
+        "data": dataset.source, "preset": ctx.config.preset, "seed": ctx.config.seed,
+        "mode": ctx.config.mode, "train_images": len(dataset.x_train), "test_images": len(x),
+        "num_classes": dataset.num_classes,
+        "image_shape": list(dataset.spec.image_shape),
+        "student_teacher_param_ratio": student.count_params() / teacher_model.count_params(),
+        "real_training_images_seen_by_student": 0,
+        "generator_files": {f["file"]: f["bytes"] for f in generator_files},
+        # uint8 pixels + one label byte per image: what the generator file stands in for
+        "training_set_bytes": int(dataset.x_train[0].size + 1) * len(dataset.x_train),
+        "stage_seconds": {**folder.stage_seconds(), "evaluate": round(ctx.elapsed(), 2)},
+    }
+    report.write_report(folder, rows, info)
+    card.add_test_figures(rows, {"data": dataset.source, "images": len(x)})
+    ctx.progress(report.markdown_table(rows))
+    return {}
+
