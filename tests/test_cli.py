@@ -86,6 +86,20 @@ def test_export_command_writes_what_run_writes(tiny_run, tmp_path):
     assert sorted(p.name for p in (copy / "tflite").iterdir()) == sorted(p.name for p in (tiny_run / "tflite").iterdir())
 
 
+@pytest.mark.slow
+def test_a_run_resumed_between_stages_makes_the_same_student(tiny_run, tmp_path):
+    import keras
+    import numpy as np
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_run, copy)
+    (copy / "student.keras").unlink()
+    assert cli.main(["distill", "--out", str(copy)]) == 0  # teacher and generator now come from disk
+    resumed = keras.models.load_model(copy / "student.keras", compile=False).get_weights()
+    uninterrupted = keras.models.load_model(tiny_run / "student.keras", compile=False).get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(resumed, uninterrupted))
+
+
 def run_cli(args, tmp_path, capsys):
     status = cli.main(args)
     captured = capsys.readouterr()

@@ -366,9 +366,8 @@ def training_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int,
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    if augment is not None:
-        ds = ds.map(lambda images, labels: (augment(images, training=True), labels),
-                    num_parallel_calls=tf.data.AUTOTUNE)
+    if augment is not None:  # in order: the layer's random state advances once per batch, reproducibly
+        ds = ds.map(lambda images, labels: (augment(images, training=True), labels))
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

@@ -8,8 +8,9 @@ does for every stage what each would otherwise repeat:
 * skip it when everything it makes exists ("using ..."; the evaluation alone always
   measures again), refuse it when something it needs is missing (naming the stage that
   makes it), before anything is written;
-* the progress line ``[i/n] stage: ...``; the seed ``config.seed * 100 + i``, set before
-  the stage builds anything, so a resumed run builds what an uninterrupted one does;
+* the progress line ``[i/n] stage: ...``; the seed ``config.seed * 100 + i``, set after
+  its inputs are loaded and before it builds anything, so a resumed run builds what an
+  uninterrupted one does;
 * the ``fit`` callbacks (:meth:`StageContext.fit_callbacks`: divergence monitor,
   BackupAndRestore under ``checkpoints/<stage>``, TensorBoard under ``logs/<stage>``);
 * the atomic save of the returned artifacts, and the stage's wall-clock time.
@@ -169,6 +170,9 @@ def run_stage(stage: Stage, ctx: StageContext) -> None:
     if not stage.runs_again and all(folder.exists(artifact) for artifact in stage.makes):
         ctx.announce("using " + ", ".join(str(folder.path(artifact)) for artifact in stage.makes))
         return
+    for artifact in stage.needs + stage.uses:  # loading a model draws random initial weights: before the seed
+        if ctx.has(artifact):
+            ctx.load(artifact)
     index = [s.name for s in stages_of(ctx.config.mode)].index(stage.name)
     ctx.seed = ctx.config.seed * 100 + index
     keras.utils.set_random_seed(ctx.seed)
