@@ -150,6 +150,14 @@ def test_cli_data_free_run(tmp_path, capsys):
     assert "Data-free mode: the student and generator were trained from the teacher alone" in (
         out / "report.md").read_text()
     assert json.loads((out / "report.json").read_text())["mode"] == "data-free"
+    # the stage alone, as its own sub-command: copies the teacher in, then trains
+    stage_out = tmp_path / "stage"
+    assert cli.main(["data-free", "--preset", "tiny", "--teacher", str(tmp_path / "t" / "teacher.keras"),
+                     "--out", str(stage_out)]) == 0
+    printed = capsys.readouterr().out
+    assert "[1/4] teacher: loading the user's teacher" in printed and "[2/4] data-free: generator and" in printed
+    assert json.loads((stage_out / "config.json").read_text())["mode"] == "data-free"
+    assert (stage_out / "student.keras").is_file() and not (stage_out / "tflite").exists()
 
 
 def test_an_interrupted_run_resumes_with_its_bank(tmp_path):

@@ -192,8 +192,6 @@ def run_stages(config: RunConfig, out_dir, names, progress=print, safe_mode: boo
     is written. Returns the context (its folder, the artifacts it holds)."""
     config.validate()
     plan = [STAGES[name] for name in names]
-    if config.teacher_path and STAGES["teacher"] not in plan and not RunFolder(out_dir or ".").exists("teacher"):
-        plan.insert(0, STAGES["teacher"])  # copies the user's --teacher into the run first
     for stage in plan:
         if config.mode not in stage.modes:
             raise UsageError(f"the {stage.name} stage belongs to --mode {' or '.join(stage.modes)}, "
@@ -202,6 +200,8 @@ def run_stages(config: RunConfig, out_dir, names, progress=print, safe_mode: boo
     if config.strategy == "multi-worker" and not distribute.is_chief():
         # Every worker runs the same steps; only the chief's files are the run's.
         folder = RunFolder(tempfile.mkdtemp(prefix=f"tfgan-compress-{distribute.task_name()}-"))
+    if config.teacher_path and STAGES["teacher"] not in plan and not folder.exists("teacher"):
+        plan.insert(0, STAGES["teacher"])  # copies the user's --teacher into the run first
     made = set()
     for stage in plan:  # every need is in the folder, or made by an earlier stage of the plan
         for artifact in stage.needs:
