@@ -9,7 +9,9 @@ runs the file::
     python predict.py runs/NAME/tflite/student_int8.tflite --npz data.npz --limit 10
     python predict.py runs/NAME/tflite/student_int8.tflite --idx t10k-images-idx3-ubyte.gz --limit 10
 
-Pixels are scaled to [0, 1] (8-bit / 255) as in training; float or int8 input and output
+Pixels are scaled as the model takes them: ``x = pixel / 255 * scale + offset`` with the
+input ``scale`` and ``offset`` of ``model_card.json`` beside the file (its input convention:
+0-1, 0-255 or -1-1, the teacher's; [0, 1] without a card); float or int8 input and output
 tensors are handled from the file's own quantisation parameters
 (``q = round(x / scale) + zero_point``). Class names come from ``labels.txt`` beside the file.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import json
 import struct
 import sys
 from pathlib import Path
@@ -52,6 +55,15 @@ def load_npz_images(path, key="x_test"):
         x = npz[key].astype(np.float32)
     x = x[..., None] if x.ndim == 3 else x
     return x / 255.0 if x.max() > 1.0 else x
+
+
+def input_scaling(model_path) -> tuple:
+    """(scale, offset) of the model's input convention, from ``model_card.json`` beside it."""
+    card = Path(model_path).with_name("model_card.json")
+    if not card.is_file():
+        return 1.0, 0.0
+    spec = json.loads(card.read_text()).get("input", {})
+    return float(spec.get("scale", 1.0)), float(spec.get("offset", 0.0))
 
 
 def to_input(x, detail):
@@ -92,6 +104,8 @@ def main(argv=None):
         images, names = load_images(args.images, shape), args.images
     else:
         parser.error("give image files, --npz or --idx")
+    scale, offset = input_scaling(args.model)
+    images = images * scale + offset  # [0, 1] -> the model's input convention
     labels_file = Path(args.model).with_name("labels.txt")
     labels = labels_file.read_text().splitlines() if labels_file.is_file() else None
     for i, image in enumerate(images):

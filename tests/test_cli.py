@@ -164,9 +164,15 @@ def test_usage_errors_exit_2_via_the_installed_command(tmp_path):
 def test_lambda_teacher_needs_unsafe_load(tmp_path, capsys):
     import keras
 
+    from tfgan_compress import data
+
     inputs = keras.Input((8, 8, 1))
     scaled = keras.layers.Lambda(lambda t: t * 2.0)(inputs)
-    keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(scaled))).save(tmp_path / "lambda.keras")
+    model = keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(scaled)))
+    digits = data.load("digits")  # trained a little: a teacher near chance would be refused
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(digits.x_train, digits.y_train, epochs=10, verbose=0)
+    model.save(tmp_path / "lambda.keras")
     args = ["run", "--preset", "tiny", "--teacher", str(tmp_path / "lambda.keras"), "--out", str(tmp_path / "r")]
     status, err = run_cli(args, tmp_path, capsys)
     assert status == 2 and "Lambda" in err and "--unsafe-load" in err and not (tmp_path / "r").exists()

@@ -10,6 +10,7 @@ from tfgan_compress import export, networks
 from tfgan_compress.config import ClassifierConfig
 from tfgan_compress.errors import ExportError
 from tfgan_compress.litert import TFLiteClassifier, dequantize, quantize
+from tfgan_compress.stages import BUILT_IN_INPUT
 
 SHAPE, CLASSES = (8, 8, 1), 3
 BARS = {"float32": 0.995, "float16": 0.995, "dynamic": 0.0, "int8": 0.0, "int8_io": 0.0}
@@ -46,7 +47,7 @@ def test_every_variant_loads_and_predicts(tmp_path_factory, student, images):
     assert not any("VARIABLE" in name or name == "VAR_HANDLE" for names in ops.values() for name in names)
     assert "CONV_2D" in ops["int8"]
     export.write_labels(out / "labels.txt", ["a", "b", "c"])
-    export.ModelCard(out / "model_card.json").write(["a", "b", "c"], SHAPE, exported)
+    export.ModelCard(out / "model_card.json").write(["a", "b", "c"], SHAPE, exported, BUILT_IN_INPUT)
     assert (out / "labels.txt").read_text() == "a\nb\nc\n"
     card = json.loads((out / "model_card.json").read_text())
     assert {f["file"]: f["sha256"] for f in card["files"]} == {

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from .config import Mode, Strategy, choices
+from .config import Mode, Strategy, TeacherInput, choices
 from .errors import TfganCompressError, UsageError, first_line, one_line
 from .run_folder import RunFolder
 
@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="gan (default): learn the data with a conditional GAN; data-free: from --teacher alone, "
                             "--data only for the test-split report")
         p.add_argument("--teacher", metavar="PATH", help="use this .keras classifier as the teacher")
+        p.add_argument("--teacher-input", choices=choices(TeacherInput),
+                       help="pixel range the --teacher takes: 0-1, 0-255 or -1-1 (default auto: measured on the "
+                            "test split); the student takes the same")
         p.add_argument("--unsafe-load", action="store_true",
                        help="allow --teacher files that contain Python code (Lambda layers); only for files you trust")
         p.add_argument("--debug", action="store_true", help="show full tracebacks")
@@ -88,6 +91,8 @@ def resolve_config(args, default_preset: Callable[[], str]):
         config.seed = args.seed
     if args.teacher:
         config.teacher_path = args.teacher
+    if args.teacher_input:
+        config.teacher_input = args.teacher_input
     if args.strategy:
         config.strategy = args.strategy
     if args.mode:

@@ -29,6 +29,7 @@ Strategy = Literal["default", "mirrored", "multi-worker", "tpu"]
 ExportVariant = Literal["float32", "float16", "dynamic", "int8", "int8_io"]
 GeneratorVariant = Literal["float32", "float16", "dynamic"]  # float input (noise), no calibration
 CalibrationSource = Literal["generator", "real"]
+TeacherInput = Literal["auto", "0-1", "0-255", "-1-1"]  # pixel range the teacher takes; auto: measured
 
 
 def choices(literal) -> tuple:
@@ -195,6 +196,7 @@ class RunConfig:
     strategy: Strategy = "default"  # tfgan_compress.distribute
     mode: Mode = "gan"  # "gan": conditional GAN on the data; "data-free": from the teacher alone
     teacher_path: Optional[str] = None
+    teacher_input: TeacherInput = "auto"  # with teacher_path: the input convention, or auto (measured)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     gan: GANConfig = field(default_factory=GANConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
@@ -207,6 +209,8 @@ class RunConfig:
         _check_fields(self, "")
         if self.mode == "data-free" and not self.teacher_path:
             raise UsageError("--mode data-free needs --teacher PATH (the model to compress)")
+        if self.teacher_input != "auto" and not self.teacher_path:
+            raise UsageError("--teacher-input describes a --teacher PATH; the built-in teacher takes 0-1")
         return self
 
     def to_dict(self) -> dict:

@@ -310,12 +310,17 @@ class ModelCard:
         self.path = Path(path)
 
     @staticmethod
-    def content(class_names, image_shape, exported: list[ExportedFile], extra: dict | None = None) -> dict:
+    def content(class_names, image_shape, exported: list[ExportedFile], teacher_input: dict,
+                extra: dict | None = None) -> dict:
+        """``teacher_input``: the teacher's input convention, which the student files share."""
+        scale, offset = teacher_input["scale"], teacher_input["offset"]
         return {
             "input": {"shape": [1, *image_shape], "layout": "NHWC", "dtype": "float32 (int8 for *_int8_io files)",
-                      "range": [0.0, 1.0],
-                      "normalisation": "x = pixel / 255 for 8-bit images (grey or RGB as in training); "
-                                       "int8 input: q = round(x / scale) + zero_point"},
+                      "convention": teacher_input["convention"], "range": [offset, scale + offset],
+                      "scale": scale, "offset": offset,
+                      "normalisation": f"x = pixel / 255 * {scale:g} + {offset:g} for 8-bit images (grey or RGB as "
+                                       f"in training), as the teacher took them; "
+                                       "int8 input: q = round(x / scale) + zero_point with the file's own scale"},
             "output": {"shape": [1, len(class_names)], "meaning": "class probabilities (softmax), in labels.txt order",
                        "int8_output": "p = (q - zero_point) * scale"},
             "class_names": list(class_names),
@@ -326,8 +331,9 @@ class ModelCard:
             **(extra or {}),
         }
 
-    def write(self, class_names, image_shape, exported: list[ExportedFile], extra: dict | None = None) -> Path:
-        return artifacts.write_json(self.path, self.content(class_names, image_shape, exported, extra))
+    def write(self, class_names, image_shape, exported: list[ExportedFile], teacher_input: dict,
+              extra: dict | None = None) -> Path:
+        return artifacts.write_json(self.path, self.content(class_names, image_shape, exported, teacher_input, extra))
 
     def read(self) -> dict:
         return json.loads(self.path.read_text())

@@ -26,12 +26,11 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Optional
 
 import keras
 
-from . import callbacks, data, distribute, stages
+from . import callbacks, data, distribute, stages, teacher
 from .config import Mode, RunConfig, choices
 from .errors import UsageError
 from .run_folder import RunFolder
@@ -58,22 +57,24 @@ class Stage:
 
 STAGES: dict[str, Stage] = {stage.name: stage for stage in (
     Stage("teacher", "train the teacher on the real training split (or copy --teacher into the run)",
-          stages.teacher, makes=("teacher",), needs_data=True, divergence_hint="Lower teacher.learning_rate."),
+          stages.teacher, makes=("teacher", "teacher_input"), needs_data=True,
+          divergence_hint="Lower teacher.learning_rate."),
     Stage("gan", "train the conditional GAN; writes generator.keras and sample grids",
           stages.gan, uses=("teacher",), makes=("generator",), needs_data=True, modes=("gan",),
           divergence_hint="Lower gan.discriminator_learning_rate (or raise gan.generator_learning_rate), keep "
                           "gan.spectral_norm on, or try gan.loss = wasserstein_gp."),
     Stage("distill", "distil the student on generator samples only; writes student.keras",
-          stages.distill_student, needs=("teacher", "generator"), makes=("student",), modes=("gan",),
+          stages.distill_student, needs=("teacher", "teacher_input", "generator"), makes=("student",), modes=("gan",),
           divergence_hint="Lower distill.learning_rate."),
     Stage("data-free", "generator and student from the teacher alone (no real training image)",
-          stages.data_free, needs=("teacher",), makes=("calibration_bank", "generator", "student"),
+          stages.data_free, needs=("teacher", "teacher_input"), makes=("calibration_bank", "generator", "student"),
           modes=("data-free",), divergence_hint="Lower datafree.generator_learning_rate."),
     Stage("export", "convert the student to TFLite (float32, float16, dynamic, int8, int8_io)",
-          stages.export_tflite, needs=("student", "generator"), uses=("teacher", "calibration_bank"),
+          stages.export_tflite, needs=("student", "generator", "teacher_input"), uses=("teacher", "calibration_bank"),
           makes=("tflite",), needs_data=True),
     Stage("evaluate", "measure every model on the real test split; writes report.md/json",
-          stages.evaluate_all, needs=("teacher", "student", "tflite"), makes=("report",), needs_data=True,
+          stages.evaluate_all, needs=("teacher", "teacher_input", "student", "tflite"), makes=("report",),
+          needs_data=True,
           runs_again=True),
 )}
 
@@ -116,12 +117,23 @@ class StageContext:
     def data_loaded(self) -> bool:
         return self.given_dataset is not None or "dataset" in self.__dict__  # cached_property's slot
 
-    def user_teacher(self) -> keras.Model:
-        """``config.teacher_path``, loaded once and checked against the data."""
+    def user_teacher(self) -> tuple:
+        """``config.teacher_path``, loaded once, checked against the data, its input convention
+        found on the test split: (the teacher taking [0, 1] images, the ``teacher_input`` record)."""
         if "user_teacher" not in self.loaded:
-            self.loaded["user_teacher"] = load_classifier(self.config.teacher_path, self.dataset.spec,
-                                                          safe_mode=self.safe_mode)
+            path, dataset = self.config.teacher_path, self.dataset
+            model = load_classifier(path, dataset.spec, safe_mode=self.safe_mode)
+            convention, accuracies = teacher.find_input_convention(
+                model, dataset.x_test, dataset.y_test, dataset.num_classes, self.config.teacher_input, path)
+            scale, offset = teacher.INPUT_CONVENTIONS[convention]
+            record = {"convention": convention, "scale": scale, "offset": offset,
+                      "requested": self.config.teacher_input, "test_accuracy_by_convention": accuracies}
+            self.loaded["user_teacher"] = teacher.taking_unit_range(model, dataset.spec.image_shape, convention), record
         return self.loaded["user_teacher"]
+
+    def convention(self) -> str:
+        """The teacher's input convention (``0-1`` for the built-in teacher)."""
+        return self.load("teacher_input")["convention"]
 
     def has(self, artifact: str) -> bool:
         return artifact in self.loaded or self.folder.exists(artifact)

@@ -60,6 +60,18 @@ def plot_accuracy_against_bytes(points: list[tuple], path, title: str,
     return Path(path)
 
 
+def teacher_input_line(record: dict | None) -> str:
+    """How the teacher takes its images, and how that was found."""
+    if not record:
+        return ""
+    if not record.get("test_accuracy_by_convention"):
+        return "The teacher was trained here on images in [0, 1]; the student takes the same."
+    measured = ", ".join(f"{name} {accuracy:.2%}" for name, accuracy in record["test_accuracy_by_convention"].items())
+    how = "as given by --teacher-input" if record.get("requested") not in (None, "auto") else "found on the test split"
+    return (f"The teacher takes {record['convention']} input ({how}; test accuracy by input convention: "
+            f"{measured}); the student's Keras model and TFLite files take the same.")
+
+
 def write_report(folder, rows: list[dict], info: dict) -> dict:
     """Write the run folder's ``report.json`` (``{"models": rows, **info}``), ``report.md``
     and ``frontier.png``."""
@@ -85,6 +97,7 @@ def write_report(folder, rows: list[dict], info: dict) -> dict:
         f"Data: `{info.get('data')}` ({info.get('test_images')} real test images, "
         f"{info.get('num_classes')} classes). Preset `{info.get('preset')}`, seed {info.get('seed')}.",
         provenance,
+        teacher_input_line(info.get("teacher_input")),
         "",
         markdown_table(rows),
         "",

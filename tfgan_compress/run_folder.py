@@ -4,6 +4,7 @@
 
     runs/<name>/
       config.json                    resolved configuration
+      teacher_input.json             the teacher's input convention (0-1, 0-255, -1-1), as found
       teacher.keras  generator.keras  student.keras   calibration_bank.npy (data-free mode)
       tflite/<model>_<variant>.tflite  labels.txt  model_card.json
       samples.png  samples/epoch_NNN.png
@@ -12,7 +13,7 @@
       checkpoints/stage_seconds.json
       report.json  report.md  frontier.png
 
-Stages name what they need and make by *artifact* (``teacher``, ``generator``,
+Stages name what they need and make by *artifact* (``teacher``, ``teacher_input``, ``generator``,
 ``student``, ``calibration_bank``, ``tflite``, ``report``); :meth:`RunFolder.path` maps
 an artifact to its file (for ``tflite`` and ``report``, the file written last, whose
 presence means the artifact is complete), and :meth:`save` / :meth:`load` write and
@@ -47,6 +48,7 @@ class RunFolder:
     """A run directory and the names of everything in it (one line per file name below)."""
 
     config_json = InFolder("config.json")
+    teacher_input_json = InFolder("teacher_input.json")  # the teacher's input convention, as found
     calibration_bank = InFolder("calibration_bank.npy")  # data-free mode: replay-bank sample for int8
     tflite_dir = InFolder("tflite")
     labels = InFolder("tflite", "labels.txt")
@@ -93,7 +95,8 @@ class RunFolder:
         """The file that holds ``artifact`` (for a group of files, the one written last)."""
         if artifact in KERAS_ARTIFACTS:
             return self.root / f"{artifact}.keras"
-        named = {"calibration_bank": self.calibration_bank, "tflite": self.model_card, "report": self.report_json}
+        named = {"calibration_bank": self.calibration_bank, "teacher_input": self.teacher_input_json,
+                 "tflite": self.model_card, "report": self.report_json}
         if artifact not in named:
             raise KeyError(f"unknown artifact {artifact!r}")
         return named[artifact]
@@ -102,10 +105,12 @@ class RunFolder:
         return self.path(artifact).is_file()
 
     def save(self, artifact: str, value) -> Path:
-        """Write a model (``.keras``) or an array (``.npy``) atomically."""
+        """Write a model (``.keras``), an array (``.npy``) or a dict (``.json``) atomically."""
         path = self.path(artifact)
         if artifact in KERAS_ARTIFACTS:
             return artifacts.save_keras(value, path)
+        if path.suffix == ".json":
+            return artifacts.write_json(path, value)
         with artifacts.atomic_path(path, suffix=path.suffix) as tmp:
             np.save(tmp, np.asarray(value))
         return path

@@ -17,20 +17,30 @@ import numpy as np
 
 from . import callbacks, data, datafree, distill, distribute, evaluate, export, networks, report
 from .gan import ConditionalGAN
-from .teacher import as_logits, train_teacher
+from .teacher import as_logits, taking_convention, to_convention, train_teacher
+
+#: what the teacher_input record says of a teacher trained here
+BUILT_IN_INPUT = {"convention": "0-1", "scale": 1.0, "offset": 0.0, "requested": "auto",
+                  "test_accuracy_by_convention": None}
 
 
 def teacher(ctx) -> dict:
     """The teacher: the user's ``--teacher`` copied into the run, or trained on the real
     training split."""
     if ctx.config.teacher_path:
-        ctx.announce(f"loading the user's teacher {ctx.config.teacher_path}")
-        return {"teacher": ctx.user_teacher()}
+        model, record = ctx.user_teacher()
+        measured = ", ".join(f"{name} {accuracy:.2%}" for name, accuracy in record["test_accuracy_by_convention"].items())
+        ctx.announce(f"loading the user's teacher {ctx.config.teacher_path}; it takes {record['convention']} input "
+                     f"(test accuracy by input convention: {measured}); the student will take the same")
+        return {"teacher": model, "teacher_input": record}
+    if ctx.folder.exists("teacher"):  # a run folder from before teacher_input.json: its teacher was built here
+        ctx.announce(f"using {ctx.folder.path('teacher')}, trained here on images in [0, 1]")
+        return {"teacher": ctx.load("teacher"), "teacher_input": BUILT_IN_INPUT}
     dataset, cfg = ctx.dataset, ctx.config.teacher
     ctx.announce(f"training on {len(dataset.x_train)} real images, {cfg.epochs} epochs")
     with ctx.strategy.scope():
         model = train_teacher(dataset, cfg, seed=ctx.seed, callbacks=ctx.fit_callbacks(), verbose=ctx.verbose)
-    return {"teacher": model}
+    return {"teacher": model, "teacher_input": BUILT_IN_INPUT}
 
 
 def gan(ctx) -> dict:
@@ -84,7 +94,7 @@ def distill_student(ctx) -> dict:
     with ctx.strategy.scope():
         distill.distill_on_generator(teacher_logits, generator, student, cfg, seed=ctx.seed,
                                      callbacks=ctx.fit_callbacks(), verbose=ctx.verbose)
-    return {"student": student}
+    return {"student": taking_convention(student, ctx.convention())}  # a drop-in for the teacher
 
 
 def data_free(ctx) -> dict:
@@ -112,7 +122,7 @@ def data_free(ctx) -> dict:
     callbacks.save_png(folder.samples_png, grid.grid())
     # int8 calibration from the replay bank: every round's samples, not only the last generator's
     bank = datafree.bank_sample(history.model, ctx.config.export.calibration_samples, ctx.seed)
-    return {"calibration_bank": bank, "generator": generator, "student": student}
+    return {"calibration_bank": bank, "generator": generator, "student": taking_convention(student, ctx.convention())}
 
 
 def calibration_source(ctx) -> str:
@@ -149,12 +159,13 @@ def export_tflite(ctx) -> dict:
     ctx.announce(f"TFLite {', '.join(cfg.variants)}; int8 calibrated on {cfg.calibration_samples} {source} samples")
     calibration = calibration_images(ctx, generator, source)
     bars = {variant: export.agreement_bar(variant, cfg) for variant in export.VARIANTS}
-    checks = (calibration, dataset.x_test)
-    exported = export.export_classifier(student, functools.partial(folder.tflite, "student"), *checks, cfg.variants,
-                                        bars, ctx.progress)
+    convention = ctx.convention()  # the student takes the teacher's input; the run's teacher takes [0, 1]
+    exported = export.export_classifier(student, functools.partial(folder.tflite, "student"),
+                                        to_convention(calibration, convention), to_convention(dataset.x_test, convention),
+                                        cfg.variants, bars, ctx.progress)
     if ctx.has("teacher"):
-        export.export_classifier(as_logits(ctx.load("teacher")), functools.partial(folder.tflite, "teacher"), *checks,
-                                 ("float32",), bars, ctx.progress)
+        export.export_classifier(as_logits(ctx.load("teacher")), functools.partial(folder.tflite, "teacher"),
+                                 calibration, dataset.x_test, ("float32",), bars, ctx.progress)
     generator_files = export.export_generator(generator, functools.partial(folder.tflite, "generator"),
                                               cfg.generator_variants, ctx.progress)
     export.write_labels(folder.labels, dataset.class_names)
@@ -163,7 +174,8 @@ def export_tflite(ctx) -> dict:
              "generator": {"files": generator_files, "noise_dim": int(generator.inputs[0].shape[-1]),
                            "inputs": "noise float32 [N, noise_dim] ~ N(0, 1), label int32 [N]",
                            "output": "images float32 [N, H, W, C] in [0, 1]"}}
-    export.ModelCard(folder.model_card).write(dataset.class_names, tuple(student.inputs[0].shape[1:]), exported, extra)
+    export.ModelCard(folder.model_card).write(dataset.class_names, tuple(student.inputs[0].shape[1:]), exported,
+                                              ctx.load("teacher_input"), extra)
     return {}
 
 
@@ -175,18 +187,19 @@ def evaluate_all(ctx) -> dict:
                  f"1 thread")
     teacher_model, student = as_logits(ctx.load("teacher")), ctx.load("student")
     x, y = dataset.x_test, dataset.y_test
+    x_student = to_convention(x, ctx.convention())  # the run's teacher takes [0, 1], the student the user's range
     teacher_predictions = np.argmax(evaluate.keras_probabilities(teacher_model, x), -1)
-    args = (x, y, teacher_predictions, cfg.latency_runs, cfg.latency_warmup)
-    rows = [evaluate.evaluate_keras("teacher", teacher_model, folder.path("teacher"), *args)]
+    settings = (y, teacher_predictions, cfg.latency_runs, cfg.latency_warmup)
+    rows = [evaluate.evaluate_keras("teacher", teacher_model, folder.path("teacher"), x, *settings)]
     baseline = None
     if folder.tflite("teacher", "float32").is_file():
         baseline = evaluate.evaluate_tflite("teacher_float32", folder.tflite("teacher", "float32"),
-                                            teacher_model.count_params(), *args)
+                                            teacher_model.count_params(), x, *settings)
         rows.append(baseline)
-    rows.append(evaluate.evaluate_keras("student", student, folder.path("student"), *args))
+    rows.append(evaluate.evaluate_keras("student", student, folder.path("student"), x_student, *settings))
     for variant in ctx.config.export.variants:
         rows.append(evaluate.evaluate_tflite(f"student_{variant}", folder.tflite("student", variant),
-                                             student.count_params(), *args))
+                                             student.count_params(), x_student, *settings))
     if baseline is not None:
         for row in rows:
             if row["format"] == "tflite":
@@ -196,6 +209,7 @@ def evaluate_all(ctx) -> dict:
     info = {
         "data": dataset.source, "preset": ctx.config.preset, "seed": ctx.config.seed,
         "mode": ctx.config.mode, "train_images": len(dataset.x_train), "test_images": len(x),
+        "teacher_input": ctx.load("teacher_input"),
         "num_classes": dataset.num_classes,
         "image_shape": list(dataset.spec.image_shape),
         "student_teacher_param_ratio": student.count_params() / teacher_model.count_params(),

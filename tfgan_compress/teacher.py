@@ -1,4 +1,14 @@
-"""The teacher: trained on the real training split, or loaded from the user's ``.keras`` file."""
+"""The teacher: trained on the real training split, or loaded from the user's ``.keras`` file.
+
+Every stage works on images in [0, 1]. A user's teacher may take another *input
+convention* (:data:`INPUT_CONVENTIONS`: 0-255 pixels, as ``image_dataset_from_directory``
+delivers them to a model that starts with ``Rescaling(1/255)``, or [-1, 1]); it is found
+by measuring the teacher on the real test split under each (:func:`find_input_convention`),
+or refused when the teacher is near chance under all of them, and the run keeps the
+teacher behind a ``Rescaling`` layer that maps [0, 1] to its convention
+(:func:`taking_unit_range`). The student is saved in the teacher's convention again
+(:func:`taking_convention`), so that it replaces the teacher in the user's code.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +18,7 @@ from pathlib import Path
 import keras
 
 from . import data
-from .config import TeacherConfig
+from .config import TeacherConfig, TeacherInput, choices
 from .data import Dataset, ImageSpec
 from .errors import ModelError, first_line
 from .networks import build_classifier
@@ -66,19 +76,94 @@ def load_classifier(path, spec: ImageSpec | None = None, safe_mode: bool = True)
 
 
 def check_classifier(model: keras.Model, spec: ImageSpec, where) -> None:
-    """Raise :class:`ModelError` when ``model`` does not take the data's images or classes."""
-    try:
-        input_shape = tuple(model.inputs[0].shape[1:])
-        output_shape = tuple(model.outputs[0].shape[1:])
-    except (AttributeError, IndexError, TypeError, ValueError):
-        raise ModelError(f"{where}: not a functional/sequential Keras classifier with one input and one output") from None
-    if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise ModelError(f"{where}: a classifier needs one input and one output")
-    if input_shape != tuple(spec.image_shape):
-        raise ModelError(f"{where}: takes images of shape {input_shape} but the data has {tuple(spec.image_shape)}")
-    if output_shape != (spec.num_classes,):
-        raise ModelError(f"{where}: outputs shape {output_shape} but the data has {spec.num_classes} classes")
+    """Raise :class:`ModelError` when ``model`` does not take the data's images or give one
+    output per class. Functional and Sequential models are checked by their declared input
+    (dimensions left open, such as the batch, fit anything); subclassed ones by a call."""
+    import numpy as np
 
+    try:
+        declared = model.inputs  # subclassed models, and Sequential ones without an Input, have none
+    except (AttributeError, ValueError):
+        declared = None
+    if declared:
+        if len(model.inputs) != 1 or len(model.outputs) != 1:
+            raise ModelError(f"{where}: a classifier needs one input and one output")
+        input_shape = tuple(model.inputs[0].shape[1:])
+        if len(input_shape) != len(spec.image_shape) or any(
+                d is not None and d != want for d, want in zip(input_shape, spec.image_shape)):
+            raise ModelError(f"{where}: takes images of shape {input_shape} but the data has "
+                             f"{tuple(spec.image_shape)}")
+    try:
+        output = model(np.zeros((2, *spec.image_shape), np.float32), training=False)
+    except Exception as err:  # noqa: BLE001 - whatever the user's call raises
+        raise ModelError(f"{where}: cannot be called on images of shape {tuple(spec.image_shape)} "
+                         f"({first_line(err)})") from None
+    if not hasattr(output, "shape") or tuple(output.shape[1:]) != (spec.num_classes,):
+        shape = tuple(output.shape[1:]) if hasattr(output, "shape") else type(output).__name__
+        raise ModelError(f"{where}: outputs shape {shape} but the data has {spec.num_classes} classes")
+
+
+#: input convention -> (scale, offset): the teacher takes ``scale * x + offset`` for ``x`` in [0, 1]
+INPUT_CONVENTIONS = {"0-1": (1.0, 0.0), "0-255": (255.0, 0.0), "-1-1": (2.0, -1.0)}
+assert ("auto", *INPUT_CONVENTIONS) == choices(TeacherInput), "INPUT_CONVENTIONS and config.TeacherInput disagree"
+
+
+def near_chance(accuracy: float, num_classes: int) -> bool:
+    """Whether ``accuracy`` is too close to guessing (``1/k``) for the teacher to teach:
+    below ``1/k + max(0.05, (1 - 1/k) / 4)`` (32.5% for 10 classes, 62.5% for 2)."""
+    chance = 1.0 / num_classes
+    return accuracy < chance + max(0.05, (1.0 - chance) / 4)
+
+
+def find_input_convention(model: keras.Model, images, labels, num_classes: int, requested: str = "auto",
+                          where: str = "the teacher") -> tuple[str, dict]:
+    """The convention under which ``model`` is accurate on ``images`` (in [0, 1]), and the
+    accuracy under each convention tried (only ``requested`` unless it is ``auto``).
+
+    Raises :class:`ModelError` naming the accuracies when the best is near chance.
+    """
+    import numpy as np
+
+    tried = list(INPUT_CONVENTIONS) if requested == "auto" else [requested]
+    accuracies = {}
+    for name in tried:
+        scale, offset = INPUT_CONVENTIONS[name]
+        outputs = model.predict(np.asarray(images, np.float32) * scale + offset, batch_size=256, verbose=0)
+        accuracies[name] = float(np.mean(np.argmax(outputs, axis=-1) == np.asarray(labels)))
+    best = max(accuracies, key=accuracies.get)
+    if near_chance(accuracies[best], num_classes):
+        measured = ", ".join(f"{name} {accuracy:.2%}" for name, accuracy in accuracies.items())
+        raise ModelError(f"{where}: near chance ({1 / num_classes:.0%}) on the {len(labels)} test images under "
+                         f"every input convention tried ({measured}); check that the model and the data match"
+                         + ("" if requested != "auto" else ", or name the convention with --teacher-input"))
+    return best, accuracies
+
+
+def _rescaled(model: keras.Model, image_shape, scale: float, offset: float, name: str) -> keras.Model:
+    inputs = keras.Input(shape=tuple(image_shape), name="image")
+    return keras.Model(inputs, model(keras.layers.Rescaling(scale, offset, name=name)(inputs)), name=model.name)
+
+
+def taking_unit_range(model: keras.Model, image_shape, convention: str) -> keras.Model:
+    """A functional model taking images in [0, 1] that feeds ``model`` in its convention
+    (also for ``0-1``: subclassed models and models without a fixed input become functional)."""
+    scale, offset = INPUT_CONVENTIONS[convention]
+    return _rescaled(model, image_shape, scale, offset, "to_teacher_input")
+
+
+def taking_convention(model: keras.Model, convention: str) -> keras.Model:
+    """``model`` (on [0, 1] images) behind a layer that maps ``convention`` to [0, 1]; itself
+    for ``0-1``."""
+    if convention == "0-1":
+        return model
+    scale, offset = INPUT_CONVENTIONS[convention]
+    return _rescaled(model, model.inputs[0].shape[1:], 1.0 / scale, -offset / scale, "from_teacher_input")
+
+
+def to_convention(images, convention: str):
+    """Images in [0, 1] as a model of ``convention`` takes them."""
+    scale, offset = INPUT_CONVENTIONS[convention]
+    return images if convention == "0-1" else images * scale + offset
 
 
 @keras.saving.register_keras_serializable(package="tfgan_compress")
@@ -89,13 +174,20 @@ class LogProbabilities(keras.layers.Layer):
         return keras.ops.log(keras.ops.clip(probabilities, 1e-7, 1.0))
 
 
+def outputs_probabilities(model: keras.Model) -> bool:
+    """Whether ``model`` ends in a softmax: its outputs on probe images are non-negative and
+    sum to 1 (read from the numbers, so nested and subclassed models are judged alike)."""
+    import numpy as np
+
+    probe = np.random.default_rng(0).random((4, *model.inputs[0].shape[1:])).astype(np.float32)
+    outputs = np.asarray(model(probe, training=False), np.float64)
+    return bool(np.all(outputs >= 0) and np.allclose(outputs.sum(axis=-1), 1.0, atol=1e-3))
+
+
 def as_logits(model: keras.Model) -> keras.Model:
     """The model itself when it outputs logits; for a softmax output, a wrapper returning
     ``log(p)`` (equal to the logits up to a per-example constant, which softmax ignores)."""
-    last = model.layers[-1]
-    is_softmax = isinstance(last, keras.layers.Softmax) or (
-        getattr(last, "activation", None) is keras.activations.softmax)
-    if not is_softmax:
+    if not outputs_probabilities(model):
         return model
     inputs = keras.Input(shape=model.inputs[0].shape[1:], name="image")
     logits = LogProbabilities(name="log_probabilities")(model(inputs))

@@ -1,0 +1,143 @@
+"""A user's own teacher: its input convention is found (or the teacher refused), and the
+student takes the same input. Teachers built the usual Keras ways, tiny, trained here."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from tfgan_compress import cli, data, teacher
+from tfgan_compress.errors import ModelError
+
+SHAPE, CLASSES = (8, 8, 1), 3
+RUNNER = Path(__file__).resolve().parent.parent / "export" / "predict.py"
+
+
+@keras.saving.register_keras_serializable(package="user_code")
+class UserNet(keras.Model):
+    """A subclassed classifier, as users write them (takes [0, 1] images)."""
+
+    def __init__(self, classes=CLASSES, **kwargs):
+        super().__init__(**kwargs)
+        self.classes = classes
+        self.conv = keras.layers.Conv2D(4, 3, padding="same", activation="relu")
+        self.pool = keras.layers.GlobalMaxPooling2D()
+        self.head = keras.layers.Dense(classes)
+
+    def call(self, images):
+        return self.head(self.pool(self.conv(images)))
+
+    def get_config(self):
+        return {**super().get_config(), "classes": self.classes}
+
+
+@pytest.fixture(scope="module")
+def dataset(tiny_arrays):
+    return data.make_dataset(*tiny_arrays, source="tiny", where="fixture")
+
+
+@pytest.fixture(scope="module")
+def base(dataset):
+    """A small trained classifier of [0, 1] images, any image size, logits out."""
+    keras.utils.set_random_seed(0)
+    net = UserNet()
+    net.compile(keras.optimizers.Adam(0.05), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    net.fit(dataset.x_train, dataset.y_train, epochs=40, batch_size=10, verbose=0)
+    assert np.mean(np.argmax(net.predict(dataset.x_test, verbose=0), -1) == dataset.y_test) > 0.9
+    return net
+
+
+def user_teachers(base):
+    """name -> (model, the convention it takes)."""
+    image = keras.Input(SHAPE)
+    signed = keras.Input(SHAPE)
+    open_size = keras.Input((None, None, 1))
+    normalised = keras.Input(SHAPE)
+    return {
+        "sequential_rescaling_0_255": (keras.Sequential([keras.Input(SHAPE), keras.layers.Rescaling(1 / 255), base]),
+                                       "0-255"),
+        "functional_minus1_1": (keras.Model(signed, base(keras.layers.Rescaling(0.5, 0.5)(signed))), "-1-1"),
+        "softmax_output": (keras.Model(image, keras.layers.Softmax()(base(image))), "0-1"),
+        "batch_norm": (keras.Model(normalised, base(keras.layers.BatchNormalization()(normalised))), "0-1"),
+        "no_fixed_input_size": (keras.Model(open_size, base(open_size)), "0-1"),
+        "subclassed": (base, "0-1"),
+    }
+
+
+def test_each_teacher_kind_is_loaded_and_its_convention_found(base, dataset, tmp_path):
+    for name, (model, convention) in user_teachers(base).items():
+        path = tmp_path / f"{name}.keras"
+        model.save(path)
+        loaded = teacher.load_classifier(path, dataset.spec)
+        found, accuracies = teacher.find_input_convention(loaded, dataset.x_test, dataset.y_test, CLASSES)
+        assert found == convention, (name, accuracies)
+        unit = teacher.taking_unit_range(loaded, SHAPE, found)
+        predictions = np.argmax(unit.predict(dataset.x_test, verbose=0), -1)
+        assert np.mean(predictions == dataset.y_test) > 0.9, name
+        assert teacher.outputs_probabilities(unit) == (name == "softmax_output")
+
+
+def test_a_teacher_near_chance_under_every_convention_is_refused(dataset, tmp_path, capsys):
+    inputs = keras.Input(SHAPE)
+    constant = keras.Model(inputs, keras.layers.Dense(CLASSES, kernel_initializer="zeros")(
+        keras.layers.Flatten()(inputs)))
+    with pytest.raises(ModelError, match=r"near chance \(33%\).*0-1 33.33%, 0-255 33.33%, -1-1 33.33%"):
+        teacher.find_input_convention(constant, dataset.x_test, dataset.y_test, CLASSES)
+    np.savez(tmp_path / "tiny.npz", x_train=dataset.x_train, y_train=dataset.y_train, x_test=dataset.x_test,
+             y_test=dataset.y_test)
+    constant.save(tmp_path / "constant.keras")
+    out = tmp_path / "run"
+    assert cli.main(["run", "--preset", "tiny", "--data", f"npz:{tmp_path / 'tiny.npz'}", "--teacher",
+                     str(tmp_path / "constant.keras"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "near chance" in err and "--teacher-input" in err
+    assert not out.exists()
+
+
+def test_a_stated_convention_is_the_only_one_tried(base, dataset):
+    model = keras.Sequential([keras.Input(SHAPE), keras.layers.Rescaling(1 / 255), base])
+    found, accuracies = teacher.find_input_convention(model, dataset.x_test, dataset.y_test, CLASSES, "0-255")
+    assert found == "0-255" and list(accuracies) == ["0-255"]
+    with pytest.raises(ModelError, match="near chance"):
+        teacher.find_input_convention(model, dataset.x_test, dataset.y_test, CLASSES, "-1-1")
+
+
+@pytest.mark.slow
+def test_a_0_255_teacher_gives_a_0_255_student(base, dataset, tmp_path, capsys):
+    np.savez(tmp_path / "tiny.npz", x_train=(dataset.x_train * 255).astype(np.uint8),
+             y_train=dataset.y_train, x_test=(dataset.x_test * 255).astype(np.uint8), y_test=dataset.y_test)
+    model = keras.Sequential([keras.Input(SHAPE), keras.layers.Rescaling(1 / 255), base])
+    model.save(tmp_path / "user.keras")
+    out = tmp_path / "run"
+    assert cli.main(["run", "--preset", "tiny", "--data", f"npz:{tmp_path / 'tiny.npz'}", "--teacher",
+                     str(tmp_path / "user.keras"), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "it takes 0-255 input" in printed
+    assert "The teacher takes 0-255 input (found on the test split" in (out / "report.md").read_text()
+    report = json.loads((out / "report.json").read_text())
+    assert report["teacher_input"]["convention"] == "0-255"
+    assert report["models"][0]["accuracy"] > 0.9  # the run's teacher is fed as it expects
+    card = json.loads((out / "tflite" / "model_card.json").read_text())
+    assert card["input"]["convention"] == "0-255" and card["input"]["range"] == [0.0, 255.0]
+    # the student is a drop-in: Keras and TFLite take 0-255 pixels, as the teacher did
+    student = keras.models.load_model(out / "student.keras", compile=False)
+    pixels = dataset.x_test * 255.0
+    from tfgan_compress.litert import TFLiteClassifier
+
+    keras_classes = np.argmax(student.predict(pixels, verbose=0), -1)
+    tflite = TFLiteClassifier(model_path=out / "tflite" / "student_float32.tflite")
+    assert np.array_equal(np.argmax(tflite.predict(pixels), -1), keras_classes)
+    rows = {row["name"]: row for row in report["models"]}
+    assert rows["student"]["accuracy"] == pytest.approx(np.mean(keras_classes == dataset.y_test))
+    # the stand-alone runner reads the convention from the model card
+    np.savez(tmp_path / "x.npz", x_test=(dataset.x_test[..., 0] * 255).astype(np.uint8))
+    result = subprocess.run([sys.executable, str(RUNNER), str(out / "tflite" / "student_float32.tflite"),
+                             "--npz", str(tmp_path / "x.npz"), "--limit", "12"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    names = [line.split("\t")[1] for line in result.stdout.strip().splitlines()]
+    assert names == [card["class_names"][c] for c in keras_classes]
