@@ -52,8 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--teacher-input", choices=choices(TeacherInput),
                        help="pixel range the --teacher takes: 0-1, 0-255 or -1-1 (default auto: measured on the "
                             "test split); the student takes the same")
+        p.add_argument("--student", metavar="FILE", help="a .keras student architecture to train from scratch "
+                                                          "(default: the preset's student network)")
+        p.add_argument("--student-budget-kb", metavar="N", type=float,
+                       help="pick the widest student of the preset's family whose int8 file fits in N KB "
+                            "(1 KB = 1024 bytes)")
         p.add_argument("--unsafe-load", action="store_true",
-                       help="allow --teacher files that contain Python code (Lambda layers); only for files you trust")
+                       help="allow --teacher/--student files that contain Python code (Lambda layers); only for files you "
+                            "trust")
         p.add_argument("--debug", action="store_true", help="show full tracebacks")
     return parser
 
@@ -93,6 +99,10 @@ def resolve_config(args, default_preset: Callable[[], str]):
         config.teacher_path = args.teacher
     if args.teacher_input:
         config.teacher_input = args.teacher_input
+    if args.student:
+        config.student_path = args.student
+    if args.student_budget_kb is not None:
+        config.student_budget_kb = args.student_budget_kb
     if args.strategy:
         config.strategy = args.strategy
     if args.mode:

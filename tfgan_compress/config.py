@@ -197,6 +197,8 @@ class RunConfig:
     mode: Mode = "gan"  # "gan": conditional GAN on the data; "data-free": from the teacher alone
     teacher_path: Optional[str] = None
     teacher_input: TeacherInput = "auto"  # with teacher_path: the input convention, or auto (measured)
+    student_path: Optional[str] = None  # a .keras student architecture, trained from scratch (else distill.network)
+    student_budget_kb: Optional[float] = setting(None, POSITIVE)  # widest distill.network width whose int8 file fits
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     gan: GANConfig = field(default_factory=GANConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
@@ -209,6 +211,9 @@ class RunConfig:
         _check_fields(self, "")
         if self.mode == "data-free" and not self.teacher_path:
             raise UsageError("--mode data-free needs --teacher PATH (the model to compress)")
+        if self.student_path and self.student_budget_kb:
+            raise UsageError("--student and --student-budget-kb exclude each other (the budget picks a width of "
+                             "the preset's student network)")
         if self.teacher_input != "auto" and not self.teacher_path:
             raise UsageError("--teacher-input describes a --teacher PATH; the built-in teacher takes 0-1")
         return self
@@ -238,7 +243,7 @@ def _check_fields(section, prefix: str) -> None:
             continue
         _coerce(hints[f.name], value, name)  # type and choices
         allowed = f.metadata.get("range")
-        if allowed is not None:
+        if allowed is not None and value is not None:
             for item in value if isinstance(value, tuple) else (value,):
                 if item not in allowed:
                     raise UsageError(f"{name} must be {allowed}, got {item!r}")

@@ -34,7 +34,7 @@ from . import callbacks, data, distribute, stages, teacher
 from .config import Mode, RunConfig, choices
 from .errors import UsageError
 from .run_folder import RunFolder
-from .teacher import load_classifier
+from .teacher import check_classifier, load_classifier
 
 __all__ = ["Stage", "STAGES", "stages_of", "StageContext", "run_stages", "run"]
 
@@ -131,6 +131,12 @@ class StageContext:
             self.loaded["user_teacher"] = teacher.taking_unit_range(model, dataset.spec.image_shape, convention), record
         return self.loaded["user_teacher"]
 
+    def user_student(self) -> keras.Model:
+        """``config.student_path``, loaded once (an architecture: its weights are not used)."""
+        if "user_student" not in self.loaded:
+            self.loaded["user_student"] = load_classifier(self.config.student_path, safe_mode=self.safe_mode)
+        return self.loaded["user_student"]
+
     def convention(self) -> str:
         """The teacher's input convention (``0-1`` for the built-in teacher)."""
         return self.load("teacher_input")["convention"]
@@ -226,6 +232,10 @@ def run_stages(config: RunConfig, out_dir, names, progress=print, safe_mode: boo
         ctx.dataset  # noqa: B018 - load and validate now, before anything is written
     if config.teacher_path and STAGES["teacher"] in plan and not folder.exists("teacher"):
         ctx.user_teacher()  # a teacher that does not fit the data also fails before anything is written
+    if config.student_path and any("student" in stage.makes for stage in plan) and not folder.exists("student"):
+        student = ctx.user_student()  # and so does a student file that cannot be used
+        if ctx.data_loaded():
+            check_classifier(student, ctx.dataset.spec, config.student_path)
     folder.create(config)
     if len(plan) > 1:
         progress(f"run directory: {folder.root}")

@@ -32,9 +32,10 @@ def markdown_table(rows: list[dict], columns=COLUMNS) -> str:
 
 
 def plot_accuracy_against_bytes(points: list[tuple], path, title: str,
-                                xlabel: str = "bytes on disk (log scale)") -> Path:
+                                xlabel: str = "bytes on disk (log scale)", budget_bytes: int | None = None) -> Path:
     """Scatter of test accuracy against size (log scale), one labelled point per
-    ``(label, bytes, accuracy, marker)``; the plot of the report and of the benchmarks."""
+    ``(label, bytes, accuracy, marker)``, and a vertical line at ``budget_bytes``; the plot
+    of the report and of the benchmarks."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -45,6 +46,8 @@ def plot_accuracy_against_bytes(points: list[tuple], path, title: str,
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for label, size, accuracy, marker in points:
         ax.scatter(size, accuracy * 100, marker=marker, s=50, alpha=0.85, label=label)
+    if budget_bytes:
+        ax.axvline(budget_bytes, color="grey", linestyle="--", label=f"student budget {budget_bytes:,} bytes")
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:g} kB"))
     ax.xaxis.set_minor_formatter(NullFormatter())
@@ -72,6 +75,22 @@ def teacher_input_line(record: dict | None) -> str:
             f"{measured}); the student's Keras model and TFLite files take the same.")
 
 
+def student_line(network: dict | None, rows: list[dict]) -> str:
+    """Which student was trained: the user's file, or the preset's network (within a budget)."""
+    if not network:
+        return ""
+    shape = f"conv filters {tuple(network['conv_filters'])}, dense units {tuple(network['dense_units'])}"
+    if network.get("file"):
+        return f"Student: the architecture of `{network['file']}` ({shape}), trained from scratch here."
+    if not network.get("budget_bytes"):
+        return f"Student: the preset's network ({shape})."
+    int8 = next((row["bytes"] for row in rows if row["name"] == "student_int8"), None)
+    landed = (f"its int8 file is {int8:,} bytes ({'within' if int8 <= network['budget_bytes'] else 'OVER'} "
+              f"the budget)" if int8 is not None else "no int8 file was exported")
+    return (f"Student budget: {network['budget_bytes']:,} bytes for the int8 file; the widest student of the preset's "
+            f"family that fits: {shape}; {landed}.")
+
+
 def write_report(folder, rows: list[dict], info: dict) -> dict:
     """Write the run folder's ``report.json`` (``{"models": rows, **info}``), ``report.md``
     and ``frontier.png``."""
@@ -80,7 +99,8 @@ def write_report(folder, rows: list[dict], info: dict) -> dict:
     plot_accuracy_against_bytes(
         [(f"{row['name']} ({row['format']})", row["bytes"], row["accuracy"], "s" if row["format"] == "keras" else "o")
          for row in rows],
-        folder.frontier_png, f"Compression frontier on {info.get('data', 'the test split')}")
+        folder.frontier_png, f"Compression frontier on {info.get('data', 'the test split')}",
+        budget_bytes=(info.get("student_network") or {}).get("budget_bytes"))
     generator_files = ", ".join(f"`{name}` {size:,} bytes" for name, size in info.get("generator_files", {}).items())
     if info.get("mode") == "data-free":
         provenance = ("Data-free mode: the student and generator were trained from the teacher alone (no real "
@@ -98,6 +118,7 @@ def write_report(folder, rows: list[dict], info: dict) -> dict:
         f"{info.get('num_classes')} classes). Preset `{info.get('preset')}`, seed {info.get('seed')}.",
         provenance,
         teacher_input_line(info.get("teacher_input")),
+        student_line(info.get("student_network"), rows),
         "",
         markdown_table(rows),
         "",

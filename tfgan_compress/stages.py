@@ -17,7 +17,8 @@ import numpy as np
 
 from . import callbacks, data, datafree, distill, distribute, evaluate, export, networks, report
 from .gan import ConditionalGAN
-from .teacher import as_logits, taking_convention, to_convention, train_teacher
+from . import student as student_choice
+from .teacher import as_functional, as_logits, taking_convention, taking_unit_range, to_convention, train_teacher
 
 #: what the teacher_input record says of a teacher trained here
 BUILT_IN_INPUT = {"convention": "0-1", "scale": 1.0, "offset": 0.0, "requested": "auto",
@@ -70,12 +71,28 @@ def gan(ctx) -> dict:
     return {"generator": model.ema_generator}
 
 
-def student_network(ctx, teacher_model):
-    """A fresh student (``distill.network``) for the teacher's image shape and classes."""
+def student_network(ctx, teacher_model) -> tuple:
+    """A fresh student for the teacher's image shape and classes: (the model trained here,
+    taking [0, 1] images and giving logits; the model saved, taking the teacher's input).
+
+    The preset's ``distill.network``; the widest of its family within ``student_budget_kb``;
+    or the architecture of ``student_path``, which takes the teacher's input as it is.
+    """
     image_shape = tuple(teacher_model.inputs[0].shape[1:])
     num_classes = int(teacher_model.outputs[0].shape[-1])
+    convention, config = ctx.convention(), ctx.config
     with ctx.strategy.scope():
-        return networks.build_classifier(image_shape, num_classes, ctx.config.distill.network, name="student")
+        if config.student_path:
+            saved = student_choice.user_architecture(ctx.user_student(), image_shape, num_classes,
+                                                     config.student_path)
+            return as_logits(taking_unit_range(saved, image_shape, convention)), saved
+        network = config.distill.network
+        if config.student_budget_kb:
+            network = student_choice.widest_within_budget(image_shape, num_classes, network,
+                                                          round(config.student_budget_kb * student_choice.KB),
+                                                          ctx.progress)[0]
+        trained = networks.build_classifier(image_shape, num_classes, network, name="student")
+        return trained, taking_convention(trained, convention)
 
 
 def distill_student(ctx) -> dict:
@@ -85,7 +102,7 @@ def distill_student(ctx) -> dict:
     """
     cfg = ctx.config.distill
     teacher_model, generator = ctx.load("teacher"), ctx.load("generator")
-    student = student_network(ctx, teacher_model)
+    student, saved = student_network(ctx, teacher_model)
     ratio = student.count_params() / teacher_model.count_params()
     ctx.announce(f"student of {student.count_params():,} parameters ({ratio:.2f} of the teacher), "
                  f"{cfg.epochs} epochs x {cfg.steps_per_epoch} steps on generator samples, T={cfg.temperature}")
@@ -94,7 +111,7 @@ def distill_student(ctx) -> dict:
     with ctx.strategy.scope():
         distill.distill_on_generator(teacher_logits, generator, student, cfg, seed=ctx.seed,
                                      callbacks=ctx.fit_callbacks(), verbose=ctx.verbose)
-    return {"student": taking_convention(student, ctx.convention())}  # a drop-in for the teacher
+    return {"student": saved}  # a drop-in for the teacher: it takes the teacher's input
 
 
 def data_free(ctx) -> dict:
@@ -109,7 +126,7 @@ def data_free(ctx) -> dict:
     with ctx.strategy.scope():
         generator = networks.build_generator(tuple(teacher_model.inputs[0].shape[1:]), num_classes, gan_cfg.noise_dim,
                                              gan_cfg.generator_width)
-    student = student_network(ctx, teacher_model)
+    student, saved = student_network(ctx, teacher_model)
     ctx.announce(f"generator and student ({student.count_params():,} parameters, "
                  f"{student.count_params() / teacher_model.count_params():.2f} of the teacher) from the "
                  f"teacher alone, {cfg.epochs} epochs x {cfg.steps_per_epoch} iterations "
@@ -122,7 +139,7 @@ def data_free(ctx) -> dict:
     callbacks.save_png(folder.samples_png, grid.grid())
     # int8 calibration from the replay bank: every round's samples, not only the last generator's
     bank = datafree.bank_sample(history.model, ctx.config.export.calibration_samples, ctx.seed)
-    return {"calibration_bank": bank, "generator": generator, "student": taking_convention(student, ctx.convention())}
+    return {"calibration_bank": bank, "generator": generator, "student": saved}
 
 
 def calibration_source(ctx) -> str:
@@ -154,7 +171,8 @@ def export_tflite(ctx) -> dict:
     and the generator), each checked with LiteRT against Keras on the test images; then
     ``labels.txt`` and, last, ``model_card.json``."""
     cfg, folder, dataset = ctx.config.export, ctx.folder, ctx.dataset
-    student, generator = ctx.load("student"), ctx.load("generator")
+    student = as_logits(as_functional(ctx.load("student"), dataset.spec.image_shape))
+    generator = ctx.load("generator")
     source = calibration_source(ctx)
     ctx.announce(f"TFLite {', '.join(cfg.variants)}; int8 calibrated on {cfg.calibration_samples} {source} samples")
     calibration = calibration_images(ctx, generator, source)
@@ -174,7 +192,7 @@ def export_tflite(ctx) -> dict:
              "generator": {"files": generator_files, "noise_dim": int(generator.inputs[0].shape[-1]),
                            "inputs": "noise float32 [N, noise_dim] ~ N(0, 1), label int32 [N]",
                            "output": "images float32 [N, H, W, C] in [0, 1]"}}
-    export.ModelCard(folder.model_card).write(dataset.class_names, tuple(student.inputs[0].shape[1:]), exported,
+    export.ModelCard(folder.model_card).write(dataset.class_names, dataset.spec.image_shape, exported,
                                               ctx.load("teacher_input"), extra)
     return {}
 
@@ -185,7 +203,8 @@ def evaluate_all(ctx) -> dict:
     cfg, folder, dataset = ctx.config.evaluate, ctx.folder, ctx.dataset
     ctx.announce(f"{len(dataset.x_test)} real test images; latency over {cfg.latency_runs} single-image runs, "
                  f"1 thread")
-    teacher_model, student = as_logits(ctx.load("teacher")), ctx.load("student")
+    teacher_model = as_logits(ctx.load("teacher"))
+    student = as_logits(as_functional(ctx.load("student"), dataset.spec.image_shape))
     x, y = dataset.x_test, dataset.y_test
     x_student = to_convention(x, ctx.convention())  # the run's teacher takes [0, 1], the student the user's range
     teacher_predictions = np.argmax(evaluate.keras_probabilities(teacher_model, x), -1)
@@ -210,6 +229,9 @@ def evaluate_all(ctx) -> dict:
         "data": dataset.source, "preset": ctx.config.preset, "seed": ctx.config.seed,
         "mode": ctx.config.mode, "train_images": len(dataset.x_train), "test_images": len(x),
         "teacher_input": ctx.load("teacher_input"),
+        "student_network": {**student_choice.layer_widths(student), "file": ctx.config.student_path,
+                            "budget_bytes": round(ctx.config.student_budget_kb * student_choice.KB)
+                            if ctx.config.student_budget_kb else None},
         "num_classes": dataset.num_classes,
         "image_shape": list(dataset.spec.image_shape),
         "student_teacher_param_ratio": student.count_params() / teacher_model.count_params(),

@@ -151,6 +151,17 @@ def taking_unit_range(model: keras.Model, image_shape, convention: str) -> keras
     return _rescaled(model, image_shape, scale, offset, "to_teacher_input")
 
 
+def as_functional(model: keras.Model, image_shape) -> keras.Model:
+    """``model`` as a functional model with a fixed ``image_shape`` input (itself when it is one)."""
+    try:
+        if tuple(model.inputs[0].shape[1:]) == tuple(image_shape):
+            return model
+    except (AttributeError, ValueError, IndexError):
+        pass  # subclassed, or a Sequential model without an Input
+    inputs = keras.Input(shape=tuple(image_shape), name="image")
+    return keras.Model(inputs, model(inputs), name=model.name)
+
+
 def taking_convention(model: keras.Model, convention: str) -> keras.Model:
     """``model`` (on [0, 1] images) behind a layer that maps ``convention`` to [0, 1]; itself
     for ``0-1``."""
