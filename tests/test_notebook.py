@@ -19,3 +19,4 @@ def test_quickstart_notebook_executes(tmp_path):
     assert (tmp_path / "run" / "report.json").is_file()
     outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert "predicted:" in outputs
+    assert "teacher input: 0-255" in outputs and "student on 0-255 pixels:" in outputs
