@@ -15,7 +15,6 @@ float32 and int8 students.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import shutil
 import sys
@@ -25,9 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
+from benchmarks import common  # noqa: E402
 from tfgan_compress import artifacts, config as configs, data, pipeline  # noqa: E402
-from tfgan_compress.cli import report_failure  # noqa: E402
-from tfgan_compress.errors import TfganCompressError, UsageError  # noqa: E402
+from tfgan_compress.errors import UsageError  # noqa: E402
 from tfgan_compress.report import markdown_table  # noqa: E402
 from tfgan_compress.run_folder import RunFolder  # noqa: E402
 from tfgan_compress.student import KB  # noqa: E402
@@ -39,10 +38,11 @@ COLUMNS = [("budget_kb", "budget KB", "{:g}"), ("conv_filters", "conv filters", 
            ("distill_seconds", "distill s", "{:.0f}")]
 
 
-def run_budgets(source: str, preset: str, out: Path, budgets, seed: int = 0, progress=print) -> dict:
+def run_budgets(source: str, preset: str, out: Path, budgets, seed: int = 0, overrides: dict | None = None,
+                progress=print) -> dict:
     if not budgets:
         raise UsageError("give at least one budget")
-    config = configs.preset(preset)
+    config = configs.merge(configs.preset(preset), overrides or {})
     config.data, config.seed = source, seed
     dataset = data.load(source)
     artifacts.check_writable_dir(out)
@@ -66,28 +66,20 @@ def run_budgets(source: str, preset: str, out: Path, budgets, seed: int = 0, pro
                      "student": models["student"]["accuracy"], "student_int8": models["student_int8"]["accuracy"],
                      "distill_seconds": report["stage_seconds"]["distill"]})
     result = {"data": source, "preset": preset, "seed": seed, "rows": rows, "test_images": len(dataset.x_test)}
-    artifacts.write_json(out / "budget.json", result)
     text = "\n".join([f"# Student budgets on `{source}`", "",
                       f"Preset `{preset}`, seed {seed}, {len(dataset.x_test)} real test images; one teacher and "
                       f"generator for every row; 1 KB = {KB} bytes.", "", markdown_table(rows, COLUMNS)])
-    artifacts.write_text(out / "budget.md", text + "\n")
-    progress(text)
+    common.write_results(out, "budget", result, text, progress)
     return result
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="digits", help="data source (see tfgan-compress run --help)")
-    parser.add_argument("--preset", default="mnist", help="configuration preset (default mnist)")
+    parser = common.argument_parser(__doc__, "benchmarks/results/budget")
     parser.add_argument("--budgets", type=float, nargs="+", default=[16, 32, 64], help="int8 budgets in KB")
-    parser.add_argument("--out", default="benchmarks/results/budget", help="folder for the runs and results")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    try:
-        run_budgets(args.data, args.preset, Path(args.out), args.budgets, args.seed)
-    except TfganCompressError as err:  # one line and tfgan-compress's exit status
-        return report_failure("budget", err)
-    return 0
+    return common.run_main("budget", lambda: run_budgets(args.data, args.preset, Path(args.out), args.budgets,
+                                                         args.seed, common.overrides(args)))
 
 
 if __name__ == "__main__":

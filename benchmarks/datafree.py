@@ -15,9 +15,7 @@ then mean and sample standard deviation over the seeds.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import statistics
 import sys
 import time
@@ -28,8 +26,8 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
 from tfgan_compress import artifacts, config as configs, data, pipeline  # noqa: E402
-from tfgan_compress.cli import report_failure  # noqa: E402
-from tfgan_compress.errors import TfganCompressError, UsageError  # noqa: E402
+from benchmarks import common  # noqa: E402
+from tfgan_compress.errors import UsageError  # noqa: E402
 from tfgan_compress.report import markdown_table  # noqa: E402
 
 COLUMNS = [
@@ -86,7 +84,6 @@ def run_seeds(source: str, preset: str, out: Path, seeds, teacher_path: str | No
 
 
 def write_outputs(out: Path, result: dict) -> None:
-    artifacts.write_json(out / "datafree.json", result)
     s = result["summary"]
 
     def spread(key, scale=100.0, unit="%"):
@@ -106,26 +103,16 @@ def write_outputs(out: Path, result: dict) -> None:
         "",
         "+- is the sample standard deviation over the seeds.",
     ]
-    artifacts.write_text(out / "datafree.md", "\n".join(lines) + "\n")
-    print("\n".join(lines))
+    common.write_results(out, "datafree", result, "\n".join(lines))
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="digits", help="data source (see tfgan-compress run --help)")
-    parser.add_argument("--preset", default="mnist", help="configuration preset (default mnist)")
-    parser.add_argument("--out", default="benchmarks/results/datafree", help="folder for the results")
+    parser = common.argument_parser(__doc__, "benchmarks/results/datafree")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--teacher", metavar="FILE", help="use this teacher instead of training the preset's")
-    parser.add_argument("--config", metavar="FILE", help="JSON settings over the preset (as tfgan-compress --config)")
     args = parser.parse_args(argv)
-    try:
-        overrides = json.loads(Path(args.config).read_text()) if args.config else None
-        run_seeds(args.data, args.preset, Path(args.out), args.seeds, args.teacher, overrides)
-    except TfganCompressError as err:  # one line and tfgan-compress's exit status
-        return report_failure("datafree", err)
-    return 0
-
+    return common.run_main("datafree", lambda: run_seeds(args.data, args.preset, Path(args.out), args.seeds,
+                                                         args.teacher, common.overrides(args)))
 
 if __name__ == "__main__":
     sys.exit(main())

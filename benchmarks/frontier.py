@@ -28,9 +28,7 @@ holds the teacher's). ``--quick`` shrinks every stage to a few steps (smoke test
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
@@ -42,8 +40,8 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
 from tfgan_compress import artifacts, config as configs, data, distill, evaluate, export, pipeline  # noqa: E402
-from tfgan_compress.cli import report_failure  # noqa: E402
-from tfgan_compress.errors import ExportError, TfganCompressError  # noqa: E402
+from benchmarks import common  # noqa: E402
+from tfgan_compress.errors import ExportError  # noqa: E402
 from tfgan_compress.networks import build_classifier  # noqa: E402
 from tfgan_compress.report import markdown_table, plot_accuracy_against_bytes  # noqa: E402
 from tfgan_compress.run_folder import RunFolder  # noqa: E402
@@ -204,7 +202,6 @@ def run_benchmark(source: str, preset: str, out: Path, seed: int, is_quick: bool
 
 
 def write_outputs(out: Path, result: dict) -> None:
-    artifacts.write_json(out / "frontier.json", result)
     rows = result["rows"]
     data_free_line = (f" Data-free pipeline: {result['datafree_pipeline_seconds']:.0f} s."
                       if "datafree_pipeline_seconds" in result else "")
@@ -224,29 +221,21 @@ def write_outputs(out: Path, result: dict) -> None:
         "",
         "![accuracy against int8 size](frontier.png)",
     ]
-    artifacts.write_text(out / "frontier.md", "\n".join(lines) + "\n")
+    common.write_results(out, "frontier", result, "\n".join(lines), progress=lambda _: None)
     plot_accuracy_against_bytes([(row["name"], row["int8_bytes"], row["accuracy"], "o") for row in rows],
                                 out / "frontier.png", f"Compression frontier: {result['data']}",
                                 xlabel="bytes of the int8 .tflite (log scale)")
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="digits", help="data source (see tfgan-compress run --help)")
-    parser.add_argument("--preset", default="mnist", help="configuration preset (default mnist)")
-    parser.add_argument("--out", default="benchmarks/results/frontier", help="folder for the three files")
+    parser = common.argument_parser(__doc__, "benchmarks/results/frontier")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="a few steps of everything (smoke test)")
     parser.add_argument("--no-data-free", dest="data_free", action="store_false", help="skip the data-free rows")
-    parser.add_argument("--config", metavar="FILE", help="JSON settings over the preset (as tfgan-compress --config)")
     args = parser.parse_args(argv)
-    try:
-        overrides = json.loads(Path(args.config).read_text()) if args.config else None
-        run_benchmark(args.data, args.preset, Path(args.out), args.seed, args.quick, data_free=args.data_free,
-                      overrides=overrides)
-    except TfganCompressError as err:  # one line and tfgan-compress's exit status
-        return report_failure("frontier", err)
-    return 0
+    return common.run_main("frontier", lambda: run_benchmark(
+        args.data, args.preset, Path(args.out), args.seed, args.quick, data_free=args.data_free,
+        overrides=common.overrides(args)))
 
 
 if __name__ == "__main__":

@@ -17,9 +17,7 @@ both runs, the convention found, and the student's difference.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
@@ -29,9 +27,8 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
 
 import keras  # noqa: E402
 
+from benchmarks import common  # noqa: E402
 from tfgan_compress import artifacts, config as configs, data, networks, pipeline  # noqa: E402
-from tfgan_compress.cli import report_failure  # noqa: E402
-from tfgan_compress.errors import TfganCompressError  # noqa: E402
 from tfgan_compress.report import markdown_table  # noqa: E402
 
 COLUMNS = [("run", "run", "{}"), ("teacher_input", "teacher input (found)", "{}"), ("teacher", "teacher", "{:.2%}"),
@@ -73,31 +70,21 @@ def compare(source: str, preset: str, out: Path, seed: int = 0, overrides: dict 
     result = {"data": source, "preset": preset, "seed": seed, "rows": rows,
               "student_difference": rows[1]["student"] - rows[0]["student"],
               "student_int8_difference": rows[1]["student_int8"] - rows[0]["student_int8"]}
-    artifacts.write_json(out / "user_teacher.json", result)
     text = "\n".join([f"# A user's teacher against the built-in one on `{source}`", "",
                       f"Preset `{preset}`, seed {seed}, {len(dataset.x_test)} real test images.", "",
                       markdown_table(rows, COLUMNS), "",
                       f"Student (user - built-in): {result['student_difference'] * 100:+.2f} points; "
                       f"int8: {result['student_int8_difference'] * 100:+.2f} points."])
-    artifacts.write_text(out / "user_teacher.md", text + "\n")
-    progress(text)
+    common.write_results(out, "user_teacher", result, text, progress)
     return result
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="digits", help="data source (see tfgan-compress run --help)")
-    parser.add_argument("--preset", default="digits", help="configuration preset")
-    parser.add_argument("--out", default="benchmarks/results/user-teacher", help="folder for the runs and results")
+    parser = common.argument_parser(__doc__, "benchmarks/results/user-teacher", default_preset="digits")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--config", metavar="FILE", help="JSON settings over the preset (as tfgan-compress --config)")
     args = parser.parse_args(argv)
-    try:
-        overrides = json.loads(Path(args.config).read_text()) if args.config else None
-        compare(args.data, args.preset, Path(args.out), args.seed, overrides)
-    except TfganCompressError as err:  # one line and tfgan-compress's exit status
-        return report_failure("user_teacher", err)
-    return 0
+    return common.run_main("user_teacher", lambda: compare(args.data, args.preset, Path(args.out), args.seed,
+                                                           common.overrides(args)))
 
 
 if __name__ == "__main__":

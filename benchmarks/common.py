@@ -1,0 +1,43 @@
+"""What the benchmark scripts share: their command line, their result files, their errors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Callable
+
+from tfgan_compress import artifacts
+from tfgan_compress.cli import report_failure
+from tfgan_compress.errors import TfganCompressError
+
+
+def argument_parser(doc: str, default_out: str, default_preset: str = "mnist") -> argparse.ArgumentParser:
+    """``--data``, ``--preset``, ``--out`` and ``--config``, as every benchmark takes them."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--data", default="digits", help="data source (see tfgan-compress run --help)")
+    parser.add_argument("--preset", default=default_preset, help=f"configuration preset (default {default_preset})")
+    parser.add_argument("--out", default=default_out, help="folder for the runs and the results")
+    parser.add_argument("--config", metavar="FILE", help="JSON settings over the preset (as tfgan-compress --config)")
+    return parser
+
+
+def overrides(args) -> dict | None:
+    """The ``--config`` file's settings, or None."""
+    return json.loads(Path(args.config).read_text()) if args.config else None
+
+
+def write_results(out: Path, name: str, result: dict, markdown: str, progress=print) -> None:
+    """``<name>.json`` and ``<name>.md`` in ``out``; the markdown is also printed."""
+    artifacts.write_json(out / f"{name}.json", result)
+    artifacts.write_text(out / f"{name}.md", markdown + "\n")
+    progress(markdown)
+
+
+def run_main(prog: str, body: Callable[[], object]) -> int:
+    """``body()``; a known failure as one line and tfgan-compress's exit status."""
+    try:
+        body()
+    except TfganCompressError as err:
+        return report_failure(prog, err)
+    return 0
