@@ -12,11 +12,13 @@ from tfgan_compress.cli import report_failure
 from tfgan_compress.errors import TfganCompressError
 
 
-def argument_parser(doc: str, default_out: str, default_preset: str = "mnist") -> argparse.ArgumentParser:
-    """``--data``, ``--preset``, ``--out`` and ``--config``, as every benchmark takes them."""
+def argument_parser(doc: str, default_out: str, default_preset: str | None = "mnist") -> argparse.ArgumentParser:
+    """``--data`` and ``--preset`` (unless ``default_preset`` is None), ``--out`` and ``--config``,
+    as the benchmarks take them."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
-    parser.add_argument("--data", default="digits", help="data source (see tfgan-compress run --help)")
-    parser.add_argument("--preset", default=default_preset, help=f"configuration preset (default {default_preset})")
+    if default_preset is not None:
+        parser.add_argument("--data", default="digits", help="data source (see tfgan-compress run --help)")
+        parser.add_argument("--preset", default=default_preset, help=f"configuration preset (default {default_preset})")
     parser.add_argument("--out", default=default_out, help="folder for the runs and the results")
     parser.add_argument("--config", metavar="FILE", help="JSON settings over the preset (as tfgan-compress --config)")
     return parser

@@ -38,3 +38,28 @@ def test_budget_benchmark_shares_one_teacher_and_generator(tmp_path):
     assert result["rows"][0]["params"] <= result["rows"][1]["params"]
     teachers = {(out / f"budget-{kb}kb" / "teacher.keras").read_bytes() for kb in (5, 7)}
     assert len(teachers) == 1
+
+
+@pytest.mark.slow
+def test_keras_applications_benchmark_reads_the_zip_and_refuses_an_untrained_teacher(tmp_path):
+    import zipfile
+
+    import numpy as np
+    from PIL import Image
+
+    benchmark = load("keras_applications")
+    rng = np.random.default_rng(0)
+    with zipfile.ZipFile(tmp_path / "cifar.zip", "w") as archive:
+        for split in ("train", "test"):
+            for name in benchmark.CLASSES:
+                for i in range(2):
+                    path = tmp_path / "image.jpg"
+                    Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(path)
+                    archive.write(path, f"{split}/{name}/{i:04d}.jpg")
+    out = tmp_path / "mobilenet"
+    # random pictures teach nothing: the run must stop at the teacher check, in one line
+    assert benchmark.main(["--cifar", str(tmp_path / "cifar.zip"), "--train-per-class", "2", "--test-per-class", "2",
+                           "--epochs", "1", "--out", str(out)]) == 2
+    with np.load(out / "cifar10_subset.npz") as arrays:
+        assert arrays["x_train"].shape == (20, 32, 32, 3) and list(arrays["y_test"][::2]) == list(range(10))
+    assert (out / "mobilenet_v2.keras").is_file() and not (out / "run").exists()
