@@ -79,6 +79,22 @@ def test_each_teacher_kind_is_loaded_and_its_convention_found(base, dataset, tmp
         predictions = np.argmax(unit.predict(dataset.x_test, verbose=0), -1)
         assert np.mean(predictions == dataset.y_test) > 0.9, name
         assert teacher.outputs_probabilities(unit) == (name == "softmax_output")
+        logits = teacher.without_softmax(loaded)
+        assert (logits is not None) == (name == "softmax_output")
+        if logits is not None:  # the layer under the softmax: the logits themselves, not log(p)
+            np.testing.assert_allclose(logits.predict(dataset.x_test, verbose=0),
+                                       base.predict(dataset.x_test, verbose=0), rtol=1e-5, atol=1e-5)
+
+
+def test_the_logits_under_a_dense_softmax_layer_are_recovered():
+    inputs = keras.Input(SHAPE)
+    hidden = keras.layers.Flatten()(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(CLASSES, activation="softmax")(hidden))
+    model.layers[-1].set_weights([np.full((64, CLASSES), 0.5), np.array([30.0, 0.0, -30.0])])
+    x = np.random.default_rng(0).random((4, *SHAPE)).astype(np.float32)
+    logits = teacher.without_softmax(model).predict(x, verbose=0)
+    np.testing.assert_allclose(logits[:, 0] - logits[:, 2], 60.0, rtol=1e-5)  # log(p) would say 16 (1e-7 floor)
+    assert teacher.without_softmax(keras.Model(inputs, keras.layers.Dense(CLASSES)(hidden))) is None
 
 
 def test_a_teacher_near_chance_under_every_convention_is_refused(dataset, tmp_path, capsys):
@@ -116,7 +132,7 @@ def test_a_0_255_teacher_gives_a_0_255_student(base, dataset, tmp_path, capsys):
     assert cli.main(["run", "--preset", "tiny", "--data", f"npz:{tmp_path / 'tiny.npz'}", "--teacher",
                      str(tmp_path / "user.keras"), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "it takes 0-255 input" in printed
+    assert "it takes 0-255 input" in printed and "output logits" in printed
     assert "The teacher takes 0-255 input (found on the test split" in (out / "report.md").read_text()
     report = json.loads((out / "report.json").read_text())
     assert report["teacher_input"]["convention"] == "0-255"

@@ -123,11 +123,18 @@ class StageContext:
         if "user_teacher" not in self.loaded:
             path, dataset = self.config.teacher_path, self.dataset
             model = load_classifier(path, dataset.spec, safe_mode=self.safe_mode)
+            logits = teacher.without_softmax(model)
+            output = "logits" if logits is None and not teacher.outputs_probabilities(
+                teacher.as_functional(model, dataset.spec.image_shape)) else (
+                "softmax: the logits under it are used" if logits is not None else
+                "softmax: its log-probabilities are used (the logits are not reachable)")
+            model = logits or model
             convention, accuracies = teacher.find_input_convention(
                 model, dataset.x_test, dataset.y_test, dataset.num_classes, self.config.teacher_input, path)
             scale, offset = teacher.INPUT_CONVENTIONS[convention]
             record = {"convention": convention, "scale": scale, "offset": offset,
-                      "requested": self.config.teacher_input, "test_accuracy_by_convention": accuracies}
+                      "requested": self.config.teacher_input, "test_accuracy_by_convention": accuracies,
+                      "output": output}
             self.loaded["user_teacher"] = teacher.taking_unit_range(model, dataset.spec.image_shape, convention), record
         return self.loaded["user_teacher"]
 

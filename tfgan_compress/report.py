@@ -72,7 +72,8 @@ def teacher_input_line(record: dict | None) -> str:
     measured = ", ".join(f"{name} {accuracy:.2%}" for name, accuracy in record["test_accuracy_by_convention"].items())
     how = "as given by --teacher-input" if record.get("requested") not in (None, "auto") else "found on the test split"
     return (f"The teacher takes {record['convention']} input ({how}; test accuracy by input convention: "
-            f"{measured}); the student's Keras model and TFLite files take the same.")
+            f"{measured}); the student's Keras model and TFLite files take the same. Teacher output: "
+            f"{record.get('output', 'logits')}.")
 
 
 def student_line(network: dict | None, rows: list[dict]) -> str:

@@ -185,6 +185,31 @@ class LogProbabilities(keras.layers.Layer):
         return keras.ops.log(keras.ops.clip(probabilities, 1e-7, 1.0))
 
 
+def without_softmax(model: keras.Model) -> keras.Model | None:
+    """The logits under a softmax output: the model up to its last ``Softmax`` layer, or with
+    its last ``Dense(activation="softmax")`` made linear (same weights). None when the
+    structure does not show them (a subclassed model), or there is no softmax at the end.
+
+    Distillation wants these: ``log(softmax)`` of a confident teacher has its small
+    probabilities rounded to 0 in float32, and with them the teacher's ranking of the
+    other classes (the "dark knowledge" of Hinton et al., 2015).
+    """
+    try:
+        inputs, last = model.inputs, model.layers[-1]
+    except (AttributeError, ValueError, IndexError):
+        return None
+    softmax = keras.activations.softmax
+    if isinstance(last, keras.layers.Softmax) or (
+            isinstance(last, keras.layers.Activation) and last.activation is softmax):
+        return keras.Model(inputs, last.input, name=model.name)
+    if isinstance(last, keras.layers.Dense) and last.activation is softmax:
+        linear = keras.layers.Dense(last.units, use_bias=last.use_bias, name=f"{last.name}_logits")
+        outputs = linear(last.input)
+        linear.set_weights(last.get_weights())
+        return keras.Model(inputs, outputs, name=model.name)
+    return None
+
+
 def outputs_probabilities(model: keras.Model) -> bool:
     """Whether ``model`` ends in a softmax: its outputs on probe images are non-negative and
     sum to 1 (read from the numbers, so nested and subclassed models are judged alike)."""
