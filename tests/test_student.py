@@ -78,6 +78,7 @@ def test_your_own_student_architecture_is_trained_from_scratch(tmp_path, capsys)
     (["--student", "{tmp}/wrong.keras"], "outputs shape (3,) but the data has 10 classes"),
     (["--student", "{tmp}/mine.keras", "--student-budget-kb", "8"], "exclude each other"),
     (["--student-budget-kb", "0"], "student_budget_kb must be > 0"),
+    (["--student-budget-kb", "0.5"], "narrowest student of the preset's family"),
 ])
 def test_a_student_that_cannot_be_used_is_refused_before_anything_is_written(tmp_path, capsys, args, fragment):
     keras.Sequential([keras.Input(SHAPE), keras.layers.Flatten(), keras.layers.Dense(3)]).save(tmp_path / "wrong.keras")

@@ -31,6 +31,7 @@ from typing import Callable, Optional
 import keras
 
 from . import callbacks, data, distribute, stages, teacher
+from . import student as student_choice
 from .config import Mode, RunConfig, choices
 from .errors import UsageError
 from .run_folder import RunFolder
@@ -239,10 +240,15 @@ def run_stages(config: RunConfig, out_dir, names, progress=print, safe_mode: boo
         ctx.dataset  # noqa: B018 - load and validate now, before anything is written
     if config.teacher_path and STAGES["teacher"] in plan and not folder.exists("teacher"):
         ctx.user_teacher()  # a teacher that does not fit the data also fails before anything is written
-    if config.student_path and any("student" in stage.makes for stage in plan) and not folder.exists("student"):
+    makes_student = any("student" in stage.makes for stage in plan) and not folder.exists("student")
+    if config.student_path and makes_student:
         student = ctx.user_student()  # and so does a student file that cannot be used
         if ctx.data_loaded():
             check_classifier(student, ctx.dataset.spec, config.student_path)
+    if config.student_budget_kb and makes_student and ctx.data_loaded():  # and a budget nothing fits
+        spec = ctx.dataset.spec
+        student_choice.check_budget_reachable(spec.image_shape, spec.num_classes, config.distill.network,
+                                              round(config.student_budget_kb * student_choice.KB))
     folder.create(config)
     if len(plan) > 1:
         progress(f"run directory: {folder.root}")

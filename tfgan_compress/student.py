@@ -44,6 +44,14 @@ def int8_bytes(image_shape, num_classes: int, config: ClassifierConfig) -> int:
     return len(export.convert(export.probability_model(model), "int8", calibration))
 
 
+def check_budget_reachable(image_shape, num_classes: int, base: ClassifierConfig, budget_bytes: int) -> None:
+    """Raise :class:`UsageError` when even the narrowest family member's int8 file is over budget."""
+    narrowest = int8_bytes(image_shape, num_classes, scaled(base, WIDTHS[0]))
+    if narrowest > budget_bytes:
+        raise UsageError(f"--student-budget-kb: the narrowest student of the preset's family (width x{WIDTHS[0]:g}) "
+                         f"has an int8 file of {narrowest:,} bytes, over the budget of {budget_bytes:,} bytes")
+
+
 def widest_within_budget(image_shape, num_classes: int, base: ClassifierConfig, budget_bytes: int,
                          progress=print) -> tuple[ClassifierConfig, float, int]:
     """(network, width factor, int8 bytes) of the widest family member that fits."""
@@ -54,9 +62,7 @@ def widest_within_budget(image_shape, num_classes: int, base: ClassifierConfig, 
             sizes[index] = int8_bytes(image_shape, num_classes, scaled(base, WIDTHS[index]))
         return sizes[index]
 
-    if size(0) > budget_bytes:
-        raise UsageError(f"--student-budget-kb: the narrowest student of the preset's family (width x{WIDTHS[0]:g}) "
-                         f"has an int8 file of {size(0):,} bytes, over the budget of {budget_bytes:,} bytes")
+    check_budget_reachable(image_shape, num_classes, base, budget_bytes)
     low, high = 0, len(WIDTHS) - 1  # size(low) fits; find the last index that fits
     if size(high) <= budget_bytes:
         low = high
