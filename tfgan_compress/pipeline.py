@@ -122,21 +122,9 @@ class StageContext:
         """``config.teacher_path``, loaded once, checked against the data, its input convention
         found on the test split: (the teacher taking [0, 1] images, the ``teacher_input`` record)."""
         if "user_teacher" not in self.loaded:
-            path, dataset = self.config.teacher_path, self.dataset
-            model = load_classifier(path, dataset.spec, safe_mode=self.safe_mode)
-            logits = teacher.without_softmax(model)
-            output = "logits" if logits is None and not teacher.outputs_probabilities(
-                teacher.as_functional(model, dataset.spec.image_shape)) else (
-                "softmax: the logits under it are used" if logits is not None else
-                "softmax: its log-probabilities are used (the logits are not reachable)")
-            model = logits or model
-            convention, accuracies = teacher.find_input_convention(
-                model, dataset.x_test, dataset.y_test, dataset.num_classes, self.config.teacher_input, path)
-            scale, offset = teacher.INPUT_CONVENTIONS[convention]
-            record = {"convention": convention, "scale": scale, "offset": offset,
-                      "requested": self.config.teacher_input, "test_accuracy_by_convention": accuracies,
-                      "output": output}
-            self.loaded["user_teacher"] = teacher.taking_unit_range(model, dataset.spec.image_shape, convention), record
+            path = self.config.teacher_path
+            model = load_classifier(path, self.dataset.spec, safe_mode=self.safe_mode)
+            self.loaded["user_teacher"] = teacher.as_run_teacher(model, self.dataset, self.config.teacher_input, path)
         return self.loaded["user_teacher"]
 
     def user_student(self) -> keras.Model:

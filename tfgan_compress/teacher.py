@@ -139,6 +139,25 @@ def find_input_convention(model: keras.Model, images, labels, num_classes: int, 
     return best, accuracies
 
 
+def as_run_teacher(model: keras.Model, dataset: Dataset, requested: str = "auto", where="the teacher") -> tuple:
+    """A user's teacher as a run keeps it, and the ``teacher_input`` record that says how:
+    the logits under its softmax when they can be reached, behind a ``Rescaling`` from [0, 1]
+    to the input convention found on the test split (or ``requested``)."""
+    logits = without_softmax(model)
+    if logits is not None:
+        output, model = "softmax: the logits under it are used", logits
+    elif outputs_probabilities(as_functional(model, dataset.spec.image_shape)):
+        output = "softmax: its log-probabilities are used (the logits are not reachable)"
+    else:
+        output = "logits"
+    convention, accuracies = find_input_convention(model, dataset.x_test, dataset.y_test, dataset.num_classes,
+                                                   requested, where)
+    scale, offset = INPUT_CONVENTIONS[convention]
+    record = {"convention": convention, "scale": scale, "offset": offset, "requested": requested,
+              "test_accuracy_by_convention": accuracies, "output": output}
+    return taking_unit_range(model, dataset.spec.image_shape, convention), record
+
+
 def _rescaled(model: keras.Model, image_shape, scale: float, offset: float, name: str) -> keras.Model:
     inputs = keras.Input(shape=tuple(image_shape), name="image")
     return keras.Model(inputs, model(keras.layers.Rescaling(scale, offset, name=name)(inputs)), name=model.name)
