@@ -75,6 +75,84 @@ def test_folder_source(tmp_path, tiny_arrays):
     assert ds.spec.image_shape == (8, 8, 1)
 
 
+def write_split_tree(root, size=8, mode="L", per_class=3, classes=("cat", "dog")):
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for label, cls in enumerate(classes):
+            (root / split / cls).mkdir(parents=True, exist_ok=True)
+            for i in range(per_class if split == "train" else 1):
+                shape = (size, size) if mode == "L" else (size, size, 3)
+                pixels = rng.integers(0, 256, shape, dtype=np.uint8)
+                Image.fromarray(pixels, mode).save(root / split / cls / f"{i}.png")
+    return root
+
+
+def test_folder_train_test_layout_keeps_the_split(tmp_path):
+    root = write_split_tree(tmp_path / "photos", mode="RGB")
+    ds = data.load(f"folder:{root}")
+    assert ds.class_names == ("cat", "dog") and ds.spec.image_shape == (8, 8, 3)
+    assert len(ds.x_train) == 6 and len(ds.x_test) == 2
+    expected = np.asarray(Image.open(root / "test" / "dog" / "0.png"), np.float32) / 255
+    np.testing.assert_allclose(ds.x_test[ds.y_test == 1][0], expected, atol=1e-6)
+
+
+def test_folder_zip_equals_the_folder_it_holds(tmp_path):
+    import shutil
+
+    root = write_split_tree(tmp_path / "photos" / "wrapped")  # the zip holds wrapped/train/..., wrapped/test/...
+    archive = shutil.make_archive(str(tmp_path / "photos"), "zip", root_dir=tmp_path / "photos")
+    from_zip, from_dir = data.load(f"folder:{archive}"), data.load(f"folder:{root}")
+    np.testing.assert_array_equal(from_zip.x_train, from_dir.x_train)
+    np.testing.assert_array_equal(from_zip.y_test, from_dir.y_test)
+    assert from_zip.class_names == from_dir.class_names
+
+
+def test_16_bit_png_scales_like_8_bit(tmp_path):
+    pixels8 = np.arange(64, dtype=np.uint8).reshape(8, 8) * 4
+    for cls in ("a", "b"):
+        (tmp_path / "d" / cls).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(pixels8.astype(np.uint16) * 257).save(tmp_path / "d" / cls / f"{i}.png")  # 16-bit
+    ds = data.load(f"folder:{tmp_path / 'd'}")
+    assert ds.spec.image_shape == (8, 8, 1)
+    np.testing.assert_allclose(ds.x_train[0, ..., 0], pixels8 / 255.0, atol=1e-6)  # not saturated at 1.0
+
+
+def test_oversized_image_is_refused_before_decoding(tmp_path):
+    root = write_split_tree(tmp_path / "d")
+    Image.new("L", (3000, 20)).save(root / "train" / "cat" / "big.png")
+    expect_error(f"folder:{root}", "big.png", "3000x20", "larger than")
+
+
+@pytest.mark.parametrize("breaks, fragment", [
+    (lambda root: (root / "train" / "emu").mkdir(), "holds no images"),
+    (lambda root: (root / "test" / "owl").mkdir() or Image.new("L", (8, 8)).save(root / "test" / "owl" / "0.png"),
+     "has no train/ folder"),
+    (lambda root: (root / "train" / "loose.png").write_bytes((root / "train" / "cat" / "0.png").read_bytes()),
+     "unexpected folder depth"),
+])
+def test_folder_layout_errors(tmp_path, breaks, fragment):
+    root = write_split_tree(tmp_path / "d")
+    breaks(root)
+    expect_error(f"folder:{root}", fragment)
+
+
+def test_zip_that_is_not_images(tmp_path):
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "x.zip", "w") as archive:
+        archive.writestr("a/readme.txt", "hello")
+    expect_error(f"folder:{tmp_path / 'x.zip'}", "x.zip", "no image files")
+    (tmp_path / "broken.zip").write_bytes(b"PK\x03\x04 not really")
+    expect_error(f"folder:{tmp_path / 'broken.zip'}", "broken.zip")
+
+
+@pytest.mark.parametrize("name", ["cat\ndog", "tab\there", "bell\x07", "  "])
+def test_class_names_that_would_break_labels_txt_are_refused(tiny_arrays, name):
+    with pytest.raises(DataError, match="class name"):
+        data.make_dataset(*tiny_arrays, "t", "t", class_names=["ok", name, "fine"])
+
+
 def test_training_pipeline_batches(tiny_arrays):
     ds = data.make_dataset(*tiny_arrays, "t", "t")
     x, y = next(iter(data.training_pipeline(ds.x_train, ds.y_train, 4, seed=0)))
@@ -168,7 +246,7 @@ def test_npz_bad_contents(tmp_path, tiny_arrays, mutate, fragment):
 def test_folder_errors(tmp_path):
     expect_error(f"folder:{tmp_path / 'nope'}", "nope", "not a folder")
     (tmp_path / "one" / "a").mkdir(parents=True)
-    expect_error(f"folder:{tmp_path / 'one'}", "at least 2 class")
+    expect_error(f"folder:{tmp_path / 'one'}", "no image files")
     root = tmp_path / "mixed"
     for cls in "ab":
         (root / cls).mkdir(parents=True)
