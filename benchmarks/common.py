@@ -12,13 +12,16 @@ from tfgan_compress.cli import report_failure
 from tfgan_compress.errors import TfganCompressError
 
 
-def argument_parser(doc: str, default_out: str, default_preset: str | None = "mnist") -> argparse.ArgumentParser:
-    """``--data`` and ``--preset`` (unless ``default_preset`` is None), ``--out`` and ``--config``,
-    as the benchmarks take them."""
+def argument_parser(doc: str, default_out: str, default_preset: str | None = "mnist",
+                    data_options: bool = True) -> argparse.ArgumentParser:
+    """``--data`` and ``--preset`` (unless ``data_options`` is False; ``default_preset`` None:
+    the data's own, as ``tfgan-compress run`` picks it), ``--out`` and ``--config``, as the
+    benchmarks take them."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
-    if default_preset is not None:
+    if data_options:
         parser.add_argument("--data", default="digits", help="data source (see tfgan-compress run --help)")
-        parser.add_argument("--preset", default=default_preset, help=f"configuration preset (default {default_preset})")
+        parser.add_argument("--preset", default=default_preset,
+                            help=f"configuration preset (default {default_preset or 'chosen from the data'})")
     parser.add_argument("--out", default=default_out, help="folder for the runs and the results")
     parser.add_argument("--config", metavar="FILE", help="JSON settings over the preset (as tfgan-compress --config)")
     return parser
@@ -38,6 +41,9 @@ def write_results(out: Path, name: str, result: dict, markdown: str, progress=pr
 
 def run_main(prog: str, body: Callable[[], object]) -> int:
     """``body()``; a known failure as one line and tfgan-compress's exit status."""
+    from tfgan_compress.timing import use_all_cores_per_op
+
+    use_all_cores_per_op()
     try:
         body()
     except TfganCompressError as err:

@@ -24,6 +24,17 @@ Each row: ``accuracy``, ``bits_per_example`` (test cross-entropy), ``params``,
 measured on: float32 TFLite for float rows, int8 for int8 rows) and ``train_seconds``
 (wall-clock of the training that row needs beyond the teacher; the teacher's own row
 holds the teacher's). ``--quick`` shrinks every stage to a few steps (smoke test only).
+
+Also written: ``per_class`` (test accuracy per class of ours, float32 and int8),
+``generator_quality`` (the teacher's accuracy on class-balanced generator samples, per
+class, and the Fréchet distance between real and generated images in the teacher's
+penultimate features: :mod:`tfgan_compress.quality`), ``throughput`` (images/s and
+achieved GFLOP/s of each training stage, next to this machine's measured matmul rate) and
+``samples.png`` (the generator's samples, one row per class).
+
+``--teacher FILE`` reuses a saved teacher (e.g. ``runs/T/teacher.keras`` from
+``tfgan-compress teacher --out runs/T``), so that a benchmark run is not dominated by
+retraining it; its training time is read from that run folder when it is there.
 """
 
 from __future__ import annotations
@@ -40,6 +51,8 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
 from tfgan_compress import artifacts, config as configs, data, distill, evaluate, export, pipeline  # noqa: E402
+from tfgan_compress import quality, timing  # noqa: E402
+from tfgan_compress.litert import TFLiteClassifier  # noqa: E402
 from benchmarks import common  # noqa: E402
 from tfgan_compress.errors import ExportError  # noqa: E402
 from tfgan_compress.networks import build_classifier  # noqa: E402
@@ -115,20 +128,53 @@ class Frontier:
                 "train_seconds": round(seconds, 1)}
 
 
-def run_benchmark(source: str, preset: str, out: Path, seed: int, is_quick: bool, progress=print,
-                  data_free: bool = True, overrides: dict | None = None) -> dict:
+def per_class_accuracy(predicted: np.ndarray, labels: np.ndarray, num_classes: int) -> list[float]:
+    return [float(np.mean(predicted[labels == c] == c)) for c in range(num_classes)]
+
+
+def throughput(config: configs.RunConfig, dataset: data.Dataset, stage: dict, networks: dict, peak: float,
+               teacher_seconds: float | None) -> list[dict]:
+    """Images/s and achieved GFLOP/s of each training stage (training = 3x the forward
+    FLOPs of the trained network, plus the forward passes of the frozen ones)."""
+    flops = {name: timing.forward_flops(model) for name, model in networks.items()}
+    g, d, t, s = flops["generator"], flops["discriminator"], flops["teacher"], flops["student"]
+    gan, dist = config.gan, config.distill
+    gan_steps = gan.steps_per_epoch or max(1, len(dataset.x_train) // gan.batch_size)
+    hard = dist.hard_latent_steps * 2 * (g + t + s)
+    stages = [
+        # discriminator step: G forward, D forward and backward on real and fake (6D);
+        # generator step: G forward and backward (3G), D forward and input gradient (3D)
+        ("gan", gan.epochs * gan_steps * gan.batch_size, 4 * g + 9 * d, stage.get("gan")),
+        ("distill", dist.epochs * dist.steps_per_epoch * dist.batch_size, g + t + 3 * s + hard, stage.get("distill")),
+    ]
+    if teacher_seconds:
+        stages.insert(0, ("teacher", config.teacher.epochs * len(dataset.x_train), 3 * t, teacher_seconds))
+    rows = []
+    for name, images, per_image, seconds in stages:
+        if seconds:
+            rows.append({"stage": name, "images": images, "seconds": round(seconds, 1),
+                         "images_per_second": round(images / seconds, 1),
+                         "gflop_per_image": round(per_image / 1e9, 4),
+                         "achieved_gflops": round(images * per_image / seconds / 1e9, 1),
+                         "matmul_peak_gflops": round(peak, 1)})
+    return rows
+
+
+def run_benchmark(source: str, preset: str | None, out: Path, seed: int, is_quick: bool, progress=print,
+                  data_free: bool = True, overrides: dict | None = None, teacher_path: str | None = None) -> dict:
+    dataset = data.load(source)
+    preset = preset or configs.preset_for(dataset.spec)  # as tfgan-compress run picks it
     config = configs.merge(configs.preset(preset), overrides or {})
-    config.data, config.seed = source, seed
+    config.data, config.seed, config.teacher_path = source, seed, teacher_path
     if is_quick:
         config = quick(config)
     config.validate()
-    dataset = data.load(source)
     artifacts.check_writable_dir(out)
     wall_start = time.time()
 
     # Ours, the whole product pipeline (teacher, GAN, distillation, export, evaluation).
     progress("== ours: tfgan-compress run ==")
-    report = pipeline.run(config, out / "run", progress=progress)
+    report = pipeline.run(config, out / "run", progress=progress, dataset=dataset)
     pipeline_seconds = time.time() - wall_start
     stage = report["stage_seconds"]
     run = RunFolder(out / "run")
@@ -137,7 +183,10 @@ def run_benchmark(source: str, preset: str, out: Path, seed: int, is_quick: bool
     frontier = Frontier(dataset, out, config, teacher_predictions)
     calibration = frontier.real_calibration()
 
-    rows = [frontier.keras_row("teacher_float32", teacher, stage["teacher"], calibration)]
+    teacher_seconds = stage["teacher"]
+    if teacher_path:  # reused: its training time, when its run folder recorded it
+        teacher_seconds = RunFolder(Path(teacher_path).parent).stage_seconds().get("teacher")
+    rows = [frontier.keras_row("teacher_float32", teacher, teacher_seconds or 0.0, calibration)]
     progress("== teacher int8 post-training quantisation (real calibration) ==")
     start = time.time()
     rows.append(frontier.int8_row("teacher_int8_ptq", frontier.tflite("teacher", teacher, "int8", calibration),
@@ -163,7 +212,27 @@ def run_benchmark(source: str, preset: str, out: Path, seed: int, is_quick: bool
     rows.append(row)
     rows.append(frontier.int8_row("student_gan_int8", gan_int8, student_gan.count_params(), gan_seconds))
 
-    extra = {}
+    num_classes = dataset.num_classes
+    ours_float = np.argmax(evaluate.keras_probabilities(student_gan, dataset.x_test), -1)
+    ours_int8 = np.argmax(TFLiteClassifier(model_path=gan_int8).predict(dataset.x_test), -1)
+    per_class = {"class_names": list(dataset.class_names),
+                 "student_gan_float32": per_class_accuracy(ours_float, dataset.y_test, num_classes),
+                 "student_gan_int8": per_class_accuracy(ours_int8, dataset.y_test, num_classes),
+                 "student_kd_real": per_class_accuracy(
+                     np.argmax(evaluate.keras_probabilities(kd_real, dataset.x_test), -1), dataset.y_test, num_classes)}
+    progress("== generator quality (teacher features) ==")
+    generator = run.load("generator")
+    gan_quality = quality.generator_quality(teacher, generator, dataset.x_train, num_classes,
+                                            samples=200 if is_quick else 5000, seed=seed)
+    if run.samples_png.is_file():
+        artifacts.write_bytes(out / "samples.png", run.samples_png.read_bytes())
+    discriminator = pipeline_discriminator(config, dataset)
+    speed = throughput(config, dataset, stage, {"generator": generator, "discriminator": discriminator,
+                                                "teacher": teacher, "student": student_gan},
+                       timing.matmul_peak_gflops(), teacher_seconds)
+
+    extra = {"per_class": per_class, "generator_quality": gan_quality, "throughput": speed,
+             "teacher_reused": teacher_path}
     if data_free:
         progress("== data-free: tfgan-compress run --mode data-free ==")
         df_config = dataclasses.replace(config, mode="data-free", teacher_path=str(run.path("teacher")))
@@ -201,6 +270,21 @@ def run_benchmark(source: str, preset: str, out: Path, seed: int, is_quick: bool
     return result
 
 
+def pipeline_discriminator(config: configs.RunConfig, dataset: data.Dataset):
+    """A discriminator as the GAN stage builds it (the run folder keeps only the generator),
+    for counting its FLOPs."""
+    from tfgan_compress import networks
+
+    gan = config.gan
+    return networks.build_discriminator(dataset.spec.image_shape, dataset.num_classes, gan.discriminator_width,
+                                        gan.spectral_norm, gan.architecture)
+
+
+THROUGHPUT_COLUMNS = [("stage", "stage", "{}"), ("images_per_second", "images/s", "{:,.0f}"),
+                      ("gflop_per_image", "GFLOP/image", "{:.3f}"), ("achieved_gflops", "GFLOP/s", "{:.0f}"),
+                      ("matmul_peak_gflops", "matmul peak GFLOP/s", "{:.0f}"), ("seconds", "seconds", "{:.0f}")]
+
+
 def write_outputs(out: Path, result: dict) -> None:
     rows = result["rows"]
     data_free_line = (f" Data-free pipeline: {result['datafree_pipeline_seconds']:.0f} s."
@@ -217,10 +301,33 @@ def write_outputs(out: Path, result: dict) -> None:
         "",
         f"Whole pipeline (teacher + GAN + distillation + export + evaluation): {result['pipeline_seconds']:.0f} s; "
         f"GAN training {result['gan_images_per_second']:,.0f} images/s; benchmark total "
-        f"{result['benchmark_seconds']:.0f} s.{data_free_line}",
+        f"{result['benchmark_seconds']:.0f} s.{data_free_line}"
+        + (f" Teacher reused from `{result['teacher_reused']}`." if result.get("teacher_reused") else ""),
         "",
         "![accuracy against int8 size](frontier.png)",
     ]
+    if "per_class" in result:
+        per_class = result["per_class"]
+        quality_ = result["generator_quality"]
+        keys = ("student_gan_float32", "student_gan_int8", "student_kd_real")
+        class_rows = [{"class": name, **{key: per_class[key][i] for key in keys},
+                       "teacher_on_samples": quality_["per_class"][i]}
+                      for i, name in enumerate(per_class["class_names"])]
+        lines += [
+            "", "## Per class: test accuracy of ours and of real-data KD, and the teacher's accuracy on generator "
+            "samples of the class", "",
+            markdown_table(class_rows, [("class", "class", "{}"), ("student_gan_float32", "ours float32", "{:.2%}"),
+                                        ("student_gan_int8", "ours int8", "{:.2%}"),
+                                        ("student_kd_real", "KD on real data", "{:.2%}"),
+                                        ("teacher_on_samples", "teacher on samples", "{:.2%}")]),
+            "", f"Generator quality ({quality_['samples']:,} samples): the teacher classifies "
+            f"{quality_['teacher_accuracy_on_samples']:.2%} as the class asked for; Fréchet distance to real "
+            f"training images in the teacher's penultimate features {quality_['frechet_distance_teacher_features']:.2f} "
+            f"(real against real: {quality_['frechet_distance_real_vs_real']:.2f}).",
+            "", "## Throughput of the training stages", "",
+            markdown_table(result["throughput"], THROUGHPUT_COLUMNS),
+            "", "![generator samples, one row per class](samples.png)",
+        ]
     common.write_results(out, "frontier", result, "\n".join(lines), progress=lambda _: None)
     plot_accuracy_against_bytes([(row["name"], row["int8_bytes"], row["accuracy"], "o") for row in rows],
                                 out / "frontier.png", f"Compression frontier: {result['data']}",
@@ -228,14 +335,15 @@ def write_outputs(out: Path, result: dict) -> None:
 
 
 def main(argv=None) -> int:
-    parser = common.argument_parser(__doc__, "benchmarks/results/frontier")
+    parser = common.argument_parser(__doc__, "benchmarks/results/frontier", default_preset=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="a few steps of everything (smoke test)")
     parser.add_argument("--no-data-free", dest="data_free", action="store_false", help="skip the data-free rows")
+    parser.add_argument("--teacher", metavar="FILE", help="reuse this saved teacher (.keras) instead of training one")
     args = parser.parse_args(argv)
     return common.run_main("frontier", lambda: run_benchmark(
         args.data, args.preset, Path(args.out), args.seed, args.quick, data_free=args.data_free,
-        overrides=common.overrides(args)))
+        overrides=common.overrides(args), teacher_path=args.teacher))
 
 
 if __name__ == "__main__":

@@ -129,7 +129,7 @@ def run(cifar: Path, out: Path, train_per_class: int, test_per_class: int, epoch
 
 
 def main(argv=None) -> int:
-    parser = common.argument_parser(__doc__, "benchmarks/results/mobilenet", default_preset=None)
+    parser = common.argument_parser(__doc__, "benchmarks/results/mobilenet", data_options=False)
     parser.add_argument("--cifar", required=True, help="cifar10-jpeg.zip")
     parser.add_argument("--train-per-class", type=int, default=1000)
     parser.add_argument("--test-per-class", type=int, default=200)

@@ -75,7 +75,7 @@ def test_default_preset_follows_the_image_size():
 
     assert config.preset_for(ImageSpec((8, 8, 1), tuple("0123456789"))) == "digits"
     assert config.preset_for(ImageSpec((28, 28, 1), tuple("0123456789"))) == "mnist"
-    assert config.preset_for(ImageSpec((32, 32, 3), ("cat", "dog"))) == "mnist"
+    assert config.preset_for(ImageSpec((32, 32, 3), ("cat", "dog"))) == "color"
 
 
 def test_cli_uses_the_preset_for_the_data_unless_told(tmp_path):
@@ -86,3 +86,26 @@ def test_cli_uses_the_preset_for_the_data_unless_told(tmp_path):
     args = parser.parse_args(["run", "--preset", "tiny", "--seed", "7", "--data", "npz:x.npz"])
     resolved = cli.resolve_config(args, lambda: pytest.fail("the preset was given"))
     assert (resolved.preset, resolved.seed, resolved.data) == ("tiny", 7, "npz:x.npz")
+
+
+def test_colour_images_of_32_pixels_and_up_get_the_color_preset():
+    from tfgan_compress.data import ImageSpec
+
+    names = tuple("abc")
+    assert config.preset_for(ImageSpec((32, 32, 3), names)) == "color"
+    assert config.preset_for(ImageSpec((64, 64, 3), names)) == "color"
+    assert config.preset_for(ImageSpec((32, 32, 1), names)) == "mnist"
+    assert config.preset_for(ImageSpec((28, 28, 3), names)) == "mnist"
+    assert config.preset_for(ImageSpec((8, 8, 3), names)) == "digits"
+    color = config.preset("color").validate()
+    assert color.teacher.network.architecture == "resnet" and color.gan.architecture == "resnet"
+    assert color.distill.network.architecture == "mobilenet" and color.gan.diff_augment
+
+
+def test_gpu_configuration_file_is_a_valid_override_of_the_color_preset():
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "configs" / "color_gpu.json"
+    merged = config.merge(config.preset("color"), json.loads(path.read_text()))
+    assert merged.teacher.epochs >= config.preset("color").teacher.epochs

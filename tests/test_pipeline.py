@@ -63,3 +63,23 @@ def test_a_stage_of_the_other_mode_is_refused(tmp_path, capsys):
 def test_data_free_command_needs_a_teacher(tmp_path, capsys):
     assert cli.main(["data-free", "--preset", "tiny", "--out", str(tmp_path / "r")]) == 2
     assert "--mode data-free needs --teacher" in capsys.readouterr().err
+
+
+def test_a_file_below_its_bar_makes_check_exports_fail_with_exit_status_3(tmp_path):
+    import json
+
+    from tfgan_compress.errors import BelowAgreementBar
+    from tfgan_compress.run_folder import RunFolder
+
+    folder = RunFolder(tmp_path / "run")
+    folder.model_card.parent.mkdir(parents=True)
+    files = [{"file": "student_int8.tflite", "agreement_with_keras": 0.995, "agreement_bar": 0.99, "passed": True},
+             {"file": "below_bar/student_dynamic.tflite", "agreement_with_keras": 0.986, "agreement_bar": 0.99,
+              "passed": False}]
+    folder.model_card.write_text(json.dumps({"files": files}))
+    with pytest.raises(BelowAgreementBar, match="student_dynamic.tflite: agreement with Keras 98.60% < 99.00%") as info:
+        pipeline.check_exports(folder)
+    assert info.value.exit_status == 3
+    files[1]["passed"] = True
+    folder.model_card.write_text(json.dumps({"files": files}))
+    pipeline.check_exports(folder)  # all passed: nothing to say

@@ -112,7 +112,9 @@ def resolve_config(args, default_preset: Callable[[], str]):
 
 def execute(args) -> None:
     from . import config as cfg, data, pipeline
+    from .timing import use_all_cores_per_op
 
+    use_all_cores_per_op()
     loaded = {}
 
     def load(source: str):
@@ -128,14 +130,16 @@ def execute(args) -> None:
     config = resolve_config(args, preset_for_data)
     safe_mode = not args.unsafe_load
     if args.command == "run":
-        pipeline.run(config, args.out, safe_mode=safe_mode, dataset=load(config.data))
+        pipeline.run(config, args.out, safe_mode=safe_mode, dataset=load(config.data), strict=True)
         return
     stage = pipeline.STAGES[args.command]
     if len(stage.modes) == 1 and not args.mode and not RunFolder(args.out).config_json.is_file():
         config.mode = stage.modes[0]  # a new run folder takes the mode of the stage it starts with
         config.validate()
     dataset = load(config.data) if stage.needs_data else None
-    pipeline.run_stages(config, args.out, [args.command], safe_mode=safe_mode, dataset=dataset)
+    ctx = pipeline.run_stages(config, args.out, [args.command], safe_mode=safe_mode, dataset=dataset)
+    if args.command in ("export", "evaluate"):
+        pipeline.check_exports(ctx.folder)
 
 
 def report_failure(prog: str, err: TfganCompressError) -> int:

@@ -10,7 +10,9 @@ Presets:
   CPU cores; the default for images up to 16x16 (:func:`preset_for`).
 * ``tiny``: a handful of steps on tiny networks, for tests and smoke runs.
 * ``mnist``: LeNet-5 teacher and LeNet-5-half student for 28x28 sources (MNIST,
-  Fashion-MNIST), sized for two CPU cores; the default for larger images.
+  Fashion-MNIST), sized for two CPU cores; the default for larger grey images.
+* ``color``: ResNet-9 teacher, residual cGAN with DiffAugment, MobileNet-style student, for
+  colour photos (CIFAR-10); the default for RGB images of 32x32 and more.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ Strategy = Literal["default", "mirrored", "multi-worker", "tpu"]
 ExportVariant = Literal["float32", "float16", "dynamic", "int8", "int8_io"]
 GeneratorVariant = Literal["float32", "float16", "dynamic"]  # float input (noise), no calibration
 CalibrationSource = Literal["generator", "real"]
+TeacherOptimizer = Literal["adam", "sgd"]
+ClassifierArchitecture = Literal["lenet", "resnet", "mobilenet"]  # networks.build_classifier
+GeneratorArchitecture = Literal["dcgan", "resnet"]  # networks.build_generator / build_discriminator
+DiffAugmentPolicy = Literal["color", "translation", "cutout"]  # augment.diff_augment
 TeacherInput = Literal["auto", "0-1", "0-255", "-1-1"]  # pixel range the teacher takes; auto: measured
 
 
@@ -74,12 +80,20 @@ def setting(default=dataclasses.MISSING, allowed: Optional[Range] = None, factor
 
 @dataclass
 class ClassifierConfig:
-    """A LeNet-style classifier: two conv blocks (conv, ReLU, 2x2 max-pool), two dense."""
+    """A classifier network (:func:`networks.build_classifier`).
+
+    ``lenet``: two conv blocks (conv, ReLU, 2x2 max-pool) of ``conv_filters``, then the
+    ``dense_units``. ``resnet``: ResNet-9 (Page, 2018), four stages of ``conv_filters``
+    (each conv-BN-ReLU, stages 2-4 max-pooled, residual pairs after stages 2 and 4).
+    ``mobilenet``: a stem convolution of ``conv_filters[0]``, then one depthwise-separable
+    block per further entry (stride 2 where the filters grow), global pooling, logits.
+    """
 
     conv_filters: tuple[int, ...] = setting((16, 32), AT_LEAST_1)
-    dense_units: tuple[int, ...] = setting((128, 64), AT_LEAST_1)
-    kernel_size: int = setting(3, AT_LEAST_1)
-    dropout: float = setting(0.0, FRACTION)
+    dense_units: tuple[int, ...] = setting((128, 64), AT_LEAST_1)  # lenet only
+    kernel_size: int = setting(3, AT_LEAST_1)  # lenet only
+    dropout: float = setting(0.0, FRACTION)  # lenet only
+    architecture: ClassifierArchitecture = "lenet"
 
 
 @dataclass
@@ -91,8 +105,13 @@ class TeacherConfig:
     )
     epochs: int = setting(60, AT_LEAST_1)
     batch_size: int = setting(64, AT_LEAST_1)
-    learning_rate: float = setting(2e-3, POSITIVE)
-    augment_shift: int = setting(1, AT_LEAST_0)  # random translation in pixels, 0 to disable
+    optimizer: TeacherOptimizer = "adam"  # adam, or sgd (Nesterov momentum 0.9)
+    learning_rate: float = setting(2e-3, POSITIVE)  # peak of the schedule
+    warmup_fraction: float = setting(0.0, FRACTION)  # linear warm-up over this share of the steps, then cosine
+    weight_decay: float = setting(0.0, AT_LEAST_0)  # decoupled (the optimizer's weight_decay)
+    label_smoothing: float = setting(0.0, FRACTION)
+    augment_shift: int = setting(1, AT_LEAST_0)  # random translation in pixels (zero fill: pad-and-crop), 0: off
+    augment_flip: bool = False  # random horizontal flips (photos; not for digits or text)
 
 
 @dataclass
@@ -100,6 +119,8 @@ class GANConfig:
     """Conditional GAN (projection discriminator, class-conditional generator)."""
 
     loss: GANLossName = "hinge"
+    architecture: GeneratorArchitecture = "dcgan"  # generator and discriminator family
+    diff_augment: tuple[DiffAugmentPolicy, ...] = ()  # DiffAugment policies on every discriminator input
     noise_dim: int = setting(32, AT_LEAST_1)
     generator_width: int = setting(64, AT_LEAST_1)
     discriminator_width: int = setting(64, AT_LEAST_1)
@@ -131,6 +152,7 @@ class DistillConfig:
     learning_rate: float = setting(3e-3, POSITIVE)
     mixup: bool = True  # also distil on convex mixes of generator samples
     augment_shift: int = setting(0, AT_LEAST_0)  # random translation of generator samples, in pixels
+    augment_flip: bool = False  # random horizontal flips of generator samples
     hard_latent_steps: int = setting(0, AT_LEAST_0)  # gradient steps moving the noise to teacher-student disagreement
     hard_latent_step_size: float = setting(1.0, POSITIVE)  # length of each step in noise space
 
@@ -348,7 +370,39 @@ def _mnist() -> RunConfig:
     )
 
 
-PRESETS = {"digits": RunConfig, "tiny": _tiny, "mnist": _mnist}
+def _color() -> RunConfig:
+    """Colour photos from 32x32 up (CIFAR-10), sized for two CPU cores (about 90 minutes for
+    the whole pipeline on CIFAR-10; benchmarks/README.md):
+
+    * teacher: ResNet-9 (Page, 2018) at half width (32, 64, 128, 256 filters; 1.6M
+      parameters), SGD with Nesterov momentum, warm-up + cosine (one-cycle shape), weight
+      decay, label smoothing 0.2, pad-and-crop (4 pixels) + flip augmentation;
+    * GAN: residual generator with class-conditional BN and residual projection
+      discriminator with spectral norm (SN-GAN / BigGAN style), hinge loss, EMA generator,
+      DiffAugment color + translation + cutout (Zhao et al., 2020);
+    * student: MobileNet-style depthwise-separable network (81k parameters; int8 file
+      about 100 KB), distilled at T = 4 on shifted, flipped and mixed generator samples.
+
+    For a GPU, the documented larger configuration is ``benchmarks/configs/color_gpu.json``.
+    """
+    return RunConfig(
+        preset="color",
+        teacher=TeacherConfig(
+            network=ClassifierConfig(conv_filters=(32, 64, 128, 256), dense_units=(), architecture="resnet"),
+            epochs=16, batch_size=256, optimizer="sgd", learning_rate=0.2, warmup_fraction=0.2,
+            weight_decay=5e-4, label_smoothing=0.2, augment_shift=4, augment_flip=True),
+        gan=GANConfig(architecture="resnet", diff_augment=("color", "translation", "cutout"), noise_dim=128,
+                      generator_width=32, discriminator_width=32, epochs=20, steps_per_epoch=400, batch_size=64,
+                      log_every_steps=50),
+        distill=DistillConfig(
+            network=ClassifierConfig(conv_filters=(24, 48, 96, 96, 192, 192), dense_units=(),
+                                     architecture="mobilenet"),
+            epochs=20, steps_per_epoch=200, batch_size=128, temperature=4.0, learning_rate=3e-3, mixup=True,
+            augment_shift=4, augment_flip=True),
+    )
+
+
+PRESETS = {"digits": RunConfig, "tiny": _tiny, "mnist": _mnist, "color": _color}
 
 
 def preset(name: str) -> RunConfig:
@@ -361,8 +415,12 @@ def preset(name: str) -> RunConfig:
 
 
 def preset_for(spec) -> str:
-    """The default preset for data of this shape: ``digits`` up to 16x16 pixels, else ``mnist``."""
-    return "digits" if max(spec.image_shape[:2]) <= 16 else "mnist"
+    """The default preset for data of this shape: ``digits`` up to 16x16 pixels, ``color`` for
+    RGB images of 32x32 and more, else ``mnist``."""
+    height, width, channels = spec.image_shape
+    if max(height, width) <= 16:
+        return "digits"
+    return "color" if channels == 3 and min(height, width) >= 32 else "mnist"
 
 
 def merge(base: RunConfig, overrides: dict) -> RunConfig:

@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from . import losses
 from .config import DistillConfig
+from .teacher import image_augmenter
 from .training import PrebuiltModel, TeacherAgreement, cosine_adam, label_batches, per_replica_seed
 
 __all__ = ["GeneratorDistiller", "distill_on_generator", "distill_on_images"]
@@ -43,10 +44,8 @@ class GeneratorDistiller(PrebuiltModel):
         self.teacher.trainable = False
         self.generator.trainable = False
         self.noise_dim = int(generator.inputs[0].shape[-1])
-        height, width = generator.outputs[0].shape[1:3]
-        shift = config.augment_shift
-        self.augmenter = keras.layers.RandomTranslation(
-            shift / height, shift / width, fill_mode="constant", seed=seed) if shift else None
+        self.augmenter = image_augmenter(generator.outputs[0].shape[1:], config.augment_shift, config.augment_flip,
+                                         seed)
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.loss_tracker = keras.metrics.Mean(name="distill_loss")
         self.agreement_tracker = TeacherAgreement()
@@ -73,8 +72,9 @@ class GeneratorDistiller(PrebuiltModel):
         With ``hard_latent_steps``, the noise first climbs the teacher-student divergence:
         ``z <- z + eta * g / ||g||``, ``g = grad_z KL(T(G(z)) || S(G(z)))``, so that the
         samples move, along the generator's manifold, to where the student is still wrong.
-        With ``augment_shift``, each image is translated by up to that many pixels (the
-        teacher labels the shifted image, so any input is a valid training point).
+        With ``augment_shift``, each image is translated by up to that many pixels, and with
+        ``augment_flip`` flipped left-right at random (the teacher labels the augmented
+        image, so any input is a valid training point).
         With ``mixup``, about half the images become ``lam * x_i + (1 - lam) * x_j``,
         ``lam ~ U(0, 1)``, ``j`` a random partner from the batch.
         """
@@ -155,6 +155,10 @@ def distill_on_images(teacher: keras.Model, student: keras.Model, images, config
     distiller.compile(optimizer=cosine_adam(config.learning_rate, config.epochs * config.steps_per_epoch),
                       loss="sparse_categorical_crossentropy")  # required by Distiller, weighted 0
     pipeline = tf.data.Dataset.from_tensor_slices(images).shuffle(len(images), seed=seed).repeat()
-    pipeline = pipeline.batch(config.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    pipeline = pipeline.batch(config.batch_size, drop_remainder=True)
+    augment = image_augmenter(images.shape[1:], config.augment_shift, config.augment_flip, seed)
+    if augment is not None:  # the same augmentation as on generator samples
+        pipeline = pipeline.map(lambda x: augment(x, training=True))
+    pipeline = pipeline.prefetch(tf.data.AUTOTUNE)
     return distiller.fit(pipeline, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch,
                          callbacks=list(callbacks), verbose=verbose, shuffle=False)

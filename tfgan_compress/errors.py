@@ -4,6 +4,8 @@
   nothing was written.
 * :class:`TrainingDiverged`, :class:`ExportError` (exit 1): a run that stopped; the
   message names the setting to change.
+* :class:`BelowAgreementBar` (exit 3): the run finished and wrote its report, but an
+  exported file missed its agreement bar; it is kept apart under ``tflite/below_bar/``.
 
 The CLI and the benchmark scripts print each as one line (:func:`one_line`).
 """
@@ -11,7 +13,7 @@ The CLI and the benchmark scripts print each as one line (:func:`one_line`).
 from __future__ import annotations
 
 __all__ = ["TfganCompressError", "InputError", "UsageError", "DataError", "ModelError", "TrainingDiverged",
-           "ExportError", "first_line", "one_line"]
+           "ExportError", "BelowAgreementBar", "first_line", "one_line"]
 
 
 class TfganCompressError(Exception):
@@ -50,6 +52,13 @@ class ExportError(TfganCompressError):
     """A TFLite export that failed its checks; no file was kept."""
 
     label = "export failed"
+
+
+class BelowAgreementBar(TfganCompressError):
+    """A finished run with an exported file below its agreement bar (kept apart, reported)."""
+
+    exit_status = 3
+    label = "finished, but a check failed"
 
 
 def first_line(err: BaseException) -> str:

@@ -18,9 +18,12 @@ Conversion goes through the public ``tf.lite.TFLiteConverter.from_keras_model``.
 ``TFLITE_BUILTINS`` / ``TFLITE_BUILTINS_INT8`` ops are allowed (no Flex), so the files run
 on any LiteRT build. The exported classifier ends in a softmax: outputs are probabilities.
 Every file is loaded back with ``ai_edge_litert`` and checked: input/output shape and
-type, and top-1 agreement with the Keras model on check images, which must reach the bar
-(``export.min_agreement_float`` for float variants, ``min_agreement_quantized`` for
-quantised ones) or the export fails and nothing is kept.
+type (a file that fails those is never written), and top-1 agreement with the Keras model
+on check images, which must reach the variant's bar (:func:`scaled_bar`:
+``export.min_agreement_float`` for float variants, ``min_agreement_quantized`` for
+quantised ones, lowered by half the share of near-ties, on which any rounding may flip the
+top-1 class). A file below its bar is not thrown away with the training behind it: it is
+written apart, under ``below_bar/``, and marked ``"passed": false`` in the model card.
 """
 
 from __future__ import annotations
@@ -41,10 +44,10 @@ import tensorflow as tf
 
 from . import artifacts
 from .config import ExportConfig, ExportVariant, choices
-from .errors import ExportError
+from .errors import ExportError, first_line
 from .litert import TFLiteClassifier
 
-__all__ = ["Variant", "VARIANTS", "agreement_bar", "convert", "probability_model", "export_classifier",
+__all__ = ["Variant", "VARIANTS", "agreement_bar", "scaled_bar", "near_tie_share", "convert", "probability_model", "export_classifier",
            "export_generator", "ModelCard", "write_labels", "ExportedFile"]
 
 
@@ -75,8 +78,26 @@ assert tuple(VARIANTS) == choices(ExportVariant), "export.VARIANTS and config.Ex
 
 
 def agreement_bar(variant: str, config: ExportConfig) -> float:
-    """The top-1 agreement with Keras that a file of ``variant`` must reach."""
+    """The configured top-1 agreement with Keras for a file of ``variant`` (before
+    :func:`scaled_bar`)."""
     return config.min_agreement_quantized if VARIANTS[variant].quantized else config.min_agreement_float
+
+
+#: top-1 minus top-2 probability below which a prediction counts as a near-tie
+NEAR_TIE_MARGIN = 0.05
+
+
+def near_tie_share(probabilities: np.ndarray) -> float:
+    """Share of images whose two most probable classes are within :data:`NEAR_TIE_MARGIN`."""
+    top2 = np.sort(np.asarray(probabilities), axis=-1)[:, -2:]
+    return float(np.mean(top2[:, 1] - top2[:, 0] < NEAR_TIE_MARGIN))
+
+
+def scaled_bar(bar: float, probabilities: np.ndarray) -> float:
+    """``bar - near_tie_share / 2``: a near-tie flips under rounding noise larger than its gap
+    about half the time, so a student unsure on many images is not held to the bar of a
+    confident one; a confident student (no near-ties) keeps the configured bar."""
+    return max(0.0, bar - near_tie_share(probabilities) / 2)
 
 
 @dataclass
@@ -89,6 +110,8 @@ class ExportedFile:
     output_dtype: str
     input_quantization: dict | None = None  # {"scale": s, "zero_point": z} for integer tensors
     output_quantization: dict | None = None
+    bar: float = 0.0  # the agreement it had to reach (scaled_bar)
+    passed: bool = True  # False: below the bar, written apart (below_bar/)
 
 
 def quantization_of(detail: dict) -> dict | None:
@@ -141,8 +164,11 @@ def convert(model: keras.Model, variant: str, calibration_images: np.ndarray | N
     if settings.integer_io:
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
-    with quiet_converter():
-        return drop_internal_names(converter.convert())
+    try:
+        with quiet_converter():
+            return drop_internal_names(converter.convert())
+    except Exception as err:  # noqa: BLE001 - ConverterError and whatever MLIR raises
+        raise ExportError(f"{variant}: the TFLite converter refused {model.name} ({first_line(err)[:300]})") from None
 
 
 def drop_internal_names(content: bytes) -> bytes:
@@ -187,11 +213,11 @@ def quiet_converter():
 
 
 def check_tflite(content: bytes, keras_model: keras.Model, check_images: np.ndarray, keras_probs: np.ndarray,
-                 variant: str, min_agreement: float) -> tuple[float, TFLiteClassifier]:
+                 variant: str) -> tuple[float, TFLiteClassifier]:
     """Load ``content`` with LiteRT and compare its top-1 predictions on ``check_images``
-    with ``keras_probs``, those of ``keras_model``.
+    with ``keras_probs``, those of ``keras_model``: (agreement, runner).
 
-    Raises :class:`ExportError` when shapes or types are wrong or agreement is below the bar.
+    Raises :class:`ExportError` when the file does not load or its shapes are wrong.
     """
     try:
         runner = TFLiteClassifier(model_content=content)
@@ -204,39 +230,53 @@ def check_tflite(content: bytes, keras_model: keras.Model, check_images: np.ndar
     if tflite_probs.shape != keras_probs.shape:
         raise ExportError(f"{variant}: output shape {tflite_probs.shape[1:]}, expected {keras_probs.shape[1:]}")
     agreement = float(np.mean(np.argmax(tflite_probs, -1) == np.argmax(keras_probs, -1)))
-    if agreement < min_agreement:
-        raise ExportError(
-            f"{variant}: top-1 agreement with the Keras model is {agreement:.2%} on {len(check_images)} "
-            f"check images, below the required {min_agreement:.1%}; no file was kept"
-            + (" (try more calibration samples: export.calibration_samples)" if VARIANTS[variant].calibrated else "")
-            + "; a student that is unsure on many images loses more to quantisation (train it longer), or accept "
-              "the loss with export.min_agreement_float / export.min_agreement_quantized")
     return agreement, runner
+
+
+def below_bar_advice(variant: str) -> str:
+    """What to try when a file of ``variant`` misses its bar."""
+    return ((" try more calibration samples (export.calibration_samples);" if VARIANTS[variant].calibrated else "")
+            + " a student that is unsure on many images loses more to quantisation (train it longer), or accept "
+              "the loss with export.min_agreement_float / export.min_agreement_quantized")
 
 
 def export_classifier(classifier: keras.Model, destination: Callable[[str], Path], calibration_images: np.ndarray,
                       check_images: np.ndarray, variants: Sequence[str], bars: dict,
                       progress=print) -> list[ExportedFile]:
-    """Convert, check and write ``destination(variant)`` for each variant; ``bars`` maps a
-    variant to the agreement it must reach (:func:`agreement_bar`).
+    """Convert, check and write each variant; ``bars`` maps a variant to its configured
+    agreement (:func:`agreement_bar`), scaled here by the student's near-ties (:func:`scaled_bar`).
 
-    Every file is checked before anything is written; if one fails, none is written.
+    A file that reaches its bar goes to ``destination(variant)``; one below it to
+    ``below_bar/`` beside it, marked ``passed=False``. Every file is converted and checked
+    before any is written (a conversion that fails leaves nothing behind).
     """
     model = probability_model(classifier)
     keras_probs = np.asarray(model.predict(check_images, verbose=0, batch_size=256))
+    ties = near_tie_share(keras_probs)
     converted = []
     for variant in variants:
         content = convert(model, variant, calibration_images)
-        agreement, runner = check_tflite(content, model, check_images, keras_probs, variant, bars[variant])
-        converted.append((variant, content, agreement, runner))
+        agreement, runner = check_tflite(content, model, check_images, keras_probs, variant)
+        bar = scaled_bar(bars[variant], keras_probs)
+        converted.append((variant, content, agreement, runner, bar))
+        verdict = "" if agreement >= bar else (
+            f" -- BELOW its bar of {bar:.2%} ({bars[variant]:.1%} less half the {ties:.1%} near-ties); "
+            f"kept apart in below_bar/;{below_bar_advice(variant)}")
         progress(f"  {destination(variant).name}: {len(content):,} bytes, agreement with Keras {agreement:.2%}, "
-                 f"input {np.dtype(runner.input_dtype).name}, output {np.dtype(runner.output_dtype).name}")
+                 f"input {np.dtype(runner.input_dtype).name}, output {np.dtype(runner.output_dtype).name}{verdict}")
     results = []
-    for variant, content, agreement, runner in converted:
-        path = artifacts.write_bytes(destination(variant), content)
+    for variant, content, agreement, runner, bar in converted:
+        passed = agreement >= bar
+        target = destination(variant)
+        if not passed:
+            target = target.parent / "below_bar" / target.name
+        elif (target.parent / "below_bar" / target.name).exists():  # from an earlier export of this run
+            (target.parent / "below_bar" / target.name).unlink()
+        path = artifacts.write_bytes(target, content)
         results.append(ExportedFile(variant, path, len(content), agreement,
                                     np.dtype(runner.input_dtype).name, np.dtype(runner.output_dtype).name,
-                                    quantization_of(runner.input_detail), quantization_of(runner.output_detail)))
+                                    quantization_of(runner.input_detail), quantization_of(runner.output_detail),
+                                    bar, passed))
     return results
 
 
@@ -324,10 +364,12 @@ class ModelCard:
             "output": {"shape": [1, len(class_names)], "meaning": "class probabilities (softmax), in labels.txt order",
                        "int8_output": "p = (q - zero_point) * scale"},
             "class_names": list(class_names),
-            "files": [{"file": f.path.name, "variant": f.variant, "bytes": f.bytes, "sha256": sha256(f.path),
+            "files": [{"file": f.path.name if f.passed else f"below_bar/{f.path.name}", "variant": f.variant,
+                       "bytes": f.bytes, "sha256": sha256(f.path),
                        "input_dtype": f.input_dtype, "output_dtype": f.output_dtype,
                        "input_quantization": f.input_quantization, "output_quantization": f.output_quantization,
-                       "agreement_with_keras": f.agreement_with_keras} for f in exported],
+                       "agreement_with_keras": f.agreement_with_keras, "agreement_bar": f.bar,
+                       "passed": f.passed} for f in exported],
             **(extra or {}),
         }
 
@@ -338,12 +380,16 @@ class ModelCard:
     def read(self) -> dict:
         return json.loads(self.path.read_text())
 
+    def below_bar(self) -> list[dict]:
+        """The files that missed their agreement bar (written apart, under ``below_bar/``)."""
+        return [entry for entry in self.read()["files"] if entry.get("passed") is False]
+
     def add_test_figures(self, rows: list[dict], test_split: dict) -> Path:
         """Each listed file's figures on the real test split (``rows`` as in ``report.json``)."""
         card = self.read()
         by_file = {Path(row["file"]).name: row for row in rows if row["format"] == "tflite"}
         for entry in card["files"]:
-            row = by_file.get(entry["file"])
+            row = by_file.get(Path(entry["file"]).name)
             if row is not None:
                 entry["test"] = {key: row[key] for key in self.TEST_KEYS}
         card["test_split"] = test_split

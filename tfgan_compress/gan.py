@@ -7,6 +7,8 @@ Each step (Goodfellow et al., 2014, alternating updates):
 
 1. discriminator: minimise ``L_D(D(x, y), D(G(z, y), y))`` (+ ``lambda * GP`` for WGAN-GP);
 2. generator: minimise ``L_G(D(G(z', y), y))`` with fresh noise ``z'``;
+   Both discriminator inputs first go through ``DiffAugment`` when ``config.diff_augment``
+   names policies (Zhao et al., 2020; :mod:`augment`), in both steps;
 3. EMA generator: ``w_ema <- d * w_ema + (1 - d) * w`` with the warm-up
    ``d = min(decay, (1 + t) / (10 + t))`` (Yazici et al., 2019, "The Unusual
    Effectiveness of Averaging in GAN Training").
@@ -25,6 +27,7 @@ import keras
 import tensorflow as tf
 
 from . import config as configs, losses
+from .augment import diff_augment
 from .config import GANConfig
 from .training import PrebuiltModel, per_replica_seed, replica_mean
 
@@ -102,12 +105,13 @@ class ConditionalGAN(PrebuiltModel):
             d_noise, g_noise = self.sample_noise(batch), self.sample_noise(batch)
         labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
         loss = self.gan_loss
+        augment = self.augment
 
         # 1. discriminator step
         with tf.GradientTape() as tape:
             fake_images = self.generator([d_noise, labels], training=True)
-            real_logits = self.discriminator([real_images, labels], training=True)
-            fake_logits = self.discriminator([fake_images, labels], training=True)
+            real_logits = self.discriminator([augment(real_images), labels], training=True)
+            fake_logits = self.discriminator([augment(fake_images), labels], training=True)
             per_example = loss.discriminator_loss(real_logits, fake_logits)
             if loss.penalty is not None:
                 penalty = loss.penalty(lambda x, y: self.discriminator([x, y], training=True),
@@ -119,7 +123,8 @@ class ConditionalGAN(PrebuiltModel):
 
         # 2. generator step, fresh noise
         with tf.GradientTape() as tape:
-            g_logits = self.discriminator([self.generator([g_noise, labels], training=True), labels], training=True)
+            g_images = augment(self.generator([g_noise, labels], training=True))
+            g_logits = self.discriminator([g_images, labels], training=True)
             g_loss = losses.average_over_global_batch(loss.generator_loss(g_logits))
         grads = tape.gradient(g_loss, self.generator.trainable_variables)
         self.generator_optimizer.apply(grads, self.generator.trainable_variables)
@@ -134,6 +139,12 @@ class ConditionalGAN(PrebuiltModel):
         for tracker, value in zip(self.trackers, values):
             tracker.update_state(value)
         return self.step_logs()
+
+    def augment(self, images):
+        """DiffAugment of a discriminator input (identity without ``config.diff_augment``)."""
+        if not self.config.diff_augment:
+            return images
+        return diff_augment(images, self.config.diff_augment, per_replica_seed(self.noise_seed))
 
     def _update_ema(self):
         step = self.ema_updates + 1.0

@@ -1,12 +1,15 @@
 """Network builders, all sized from the image shape and class count.
 
-* :func:`build_classifier`: LeNet-style CNN (LeCun et al., 1998) used for teacher and
-  student; input float32 images in [0, 1], output logits.
-* :func:`build_generator`: class-conditional DCGAN generator (Radford et al., 2016);
-  inputs ``[noise, label]``, output images in [0, 1].
+* :func:`build_classifier`: teacher and student; input float32 images in [0, 1], output
+  logits. LeNet-style CNN (LeCun et al., 1998), ResNet-9 (Page, 2018) or a MobileNet-style
+  depthwise-separable network (Howard et al., 2017).
+* :func:`build_generator`: class-conditional generator, inputs ``[noise, label]``, output
+  images in [0, 1]: DCGAN (Radford et al., 2016), or residual with class-conditional batch
+  norm (SN-GAN / BigGAN style, for colour images).
 * :func:`build_discriminator`: projection discriminator (Miyato & Koyama, 2018,
   "cGANs with Projection Discriminator") with optional spectral normalisation
-  (Miyato et al., 2018); inputs ``[image, label]``, output one logit per image.
+  (Miyato et al., 2018), DCGAN-style or residual; inputs ``[image, label]``, output one
+  logit per image.
 """
 
 from __future__ import annotations
@@ -20,6 +23,12 @@ from .config import ClassifierConfig
 
 
 def build_classifier(image_shape, num_classes: int, config: ClassifierConfig, name: str) -> keras.Model:
+    """The classifier of ``config.architecture``: input float32 images in [0, 1], output logits."""
+    builders = {"lenet": build_lenet, "resnet": build_resnet9, "mobilenet": build_mobilenet}
+    return builders[config.architecture](image_shape, num_classes, config, name)
+
+
+def build_lenet(image_shape, num_classes: int, config: ClassifierConfig, name: str) -> keras.Model:
     """conv(k, 'same') - ReLU - maxpool - conv(k) - ReLU - maxpool - dense - dense - logits.
 
     The second convolution is 'valid' when the feature map is large enough (as in
@@ -43,12 +52,88 @@ def build_classifier(image_shape, num_classes: int, config: ClassifierConfig, na
     return keras.Model(inputs, logits, name=name)
 
 
+def _conv_bn_relu(x, filters: int, name: str, kernel_size: int = 3, strides: int = 1):
+    x = layers.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=False, name=name)(x)
+    x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
+def build_resnet9(image_shape, num_classes: int, config: ClassifierConfig, name: str) -> keras.Model:
+    """ResNet-9 (Page, 2018, "How to train your ResNet"; the DAWNBench CIFAR-10 winner):
+
+    prep conv(c1) -> [conv(c2), pool] + res(c2) -> [conv(c3), pool] -> [conv(c4), pool] + res(c4)
+    -> global max pool -> dense logits (scaled by 1/8),
+
+    every conv 3x3 - BN - ReLU, ``res(c)``: ``x + conv(c)(conv(c)(x))``. Pooling stops
+    once the feature map is 2x2 or smaller (so 8x8 inputs work; 32x32 -> 4x4; 64x64 -> 8x8).
+    """
+    if len(config.conv_filters) != 4:
+        raise ValueError(f"resnet needs 4 conv_filters (prep, stage 1, 2, 3), got {config.conv_filters}")
+    c1, c2, c3, c4 = config.conv_filters
+    inputs = keras.Input(shape=tuple(image_shape), name="image")
+    x = layers.Rescaling(2.0, offset=-1.0, name="centred")(inputs)
+    x = _conv_bn_relu(x, c1, "prep")
+    for stage, filters in enumerate((c2, c3, c4), start=1):
+        x = _conv_bn_relu(x, filters, f"stage{stage}")
+        if min(x.shape[1], x.shape[2]) > 2:
+            x = layers.MaxPooling2D(2, name=f"stage{stage}_pool")(x)
+        if stage in (1, 3):
+            shortcut = x
+            x = _conv_bn_relu(x, filters, f"stage{stage}_res1")
+            x = _conv_bn_relu(x, filters, f"stage{stage}_res2")
+            x = layers.Add(name=f"stage{stage}_add")([shortcut, x])
+    x = layers.GlobalMaxPooling2D(name="pool")(x)
+    x = layers.Dense(num_classes, use_bias=False, name="dense")(x)
+    logits = layers.Rescaling(0.125, name="logits")(x)
+    return keras.Model(inputs, logits, name=name)
+
+
+def build_mobilenet(image_shape, num_classes: int, config: ClassifierConfig, name: str) -> keras.Model:
+    """A MobileNet-style network (Howard et al., 2017) for phones and microcontrollers:
+
+    conv3x3(f0) - BN - ReLU, then per further filter count f: depthwise 3x3 (stride 2 when
+    f grows and the map is larger than 4x4) - BN - ReLU - pointwise 1x1(f) - BN - ReLU;
+    global average pool; dense logits. Every op is in TFLite Micro's int8 kernel set.
+    """
+    filters = config.conv_filters
+    inputs = keras.Input(shape=tuple(image_shape), name="image")
+    x = layers.Rescaling(2.0, offset=-1.0, name="centred")(inputs)
+    x = _conv_bn_relu(x, filters[0], "stem")
+    for i, f in enumerate(filters[1:], start=1):
+        stride = 2 if f > filters[i - 1] and min(x.shape[1], x.shape[2]) > 4 else 1
+        x = layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False, name=f"block{i}_dw")(x)
+        x = layers.BatchNormalization(momentum=0.9, name=f"block{i}_dw_bn")(x)
+        x = layers.ReLU(name=f"block{i}_dw_relu")(x)
+        x = _conv_bn_relu(x, f, f"block{i}_pw", kernel_size=1)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    logits = layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(inputs, logits, name=name)
+
+
 def upsampling_stages(height: int, width: int) -> int:
     """Number of x2 upsampling stages: 1 for 8x8, 2 for 16..31, 3 from 32 up."""
     return max(1, min(3, int(math.log2(min(height, width) / 4))))
 
 
-def build_generator(image_shape, num_classes: int, noise_dim: int, width: int) -> keras.Model:
+def build_generator(image_shape, num_classes: int, noise_dim: int, width: int,
+                    architecture: str = "dcgan") -> keras.Model:
+    """The class-conditional generator of ``architecture`` (``dcgan`` or ``resnet``),
+    inputs ``[noise, label]``, output images in [0, 1]."""
+    if architecture == "resnet":
+        return build_resnet_generator(image_shape, num_classes, noise_dim, width)
+    return build_dcgan_generator(image_shape, num_classes, noise_dim, width)
+
+
+def build_discriminator(image_shape, num_classes: int, width: int, spectral_norm: bool = True,
+                        architecture: str = "dcgan") -> keras.Model:
+    """The projection discriminator of ``architecture`` (``dcgan`` or ``resnet``),
+    inputs ``[image, label]``, output one logit per image."""
+    if architecture == "resnet":
+        return build_resnet_discriminator(image_shape, num_classes, width, spectral_norm)
+    return build_dcgan_discriminator(image_shape, num_classes, width, spectral_norm)
+
+
+def build_dcgan_generator(image_shape, num_classes: int, noise_dim: int, width: int) -> keras.Model:
     """``G(z, y)``: embed(y) ++ z -> dense -> (transposed conv x2, BN, ReLU)* -> tanh -> [0, 1].
 
     Batch normalisation is synchronised across replicas under ``tf.distribute`` (statistics
@@ -116,7 +201,7 @@ def _maybe_sn(layer, spectral_norm: bool):
     return layers.SpectralNormalization(layer) if spectral_norm else layer
 
 
-def build_discriminator(image_shape, num_classes: int, width: int, spectral_norm: bool = True) -> keras.Model:
+def build_dcgan_discriminator(image_shape, num_classes: int, width: int, spectral_norm: bool = True) -> keras.Model:
     """``D(x, y)``: (strided conv, LeakyReLU 0.2)* -> dense features h -> projection head."""
     height, width_px, _ = image_shape
     stages = upsampling_stages(height, width_px)
@@ -133,3 +218,109 @@ def build_discriminator(image_shape, num_classes: int, width: int, spectral_norm
     logits = ProjectionHead(num_classes, spectral_norm, name="projection")([x, label])
     return keras.Model([image, label], logits, name="discriminator")
 
+
+
+# ----------------------------------------------------------------------------- residual GAN
+
+
+@keras.saving.register_keras_serializable(package="tfgan_compress")
+class ConditionalBatchNorm(layers.Layer):
+    """Class-conditional batch normalisation (de Vries et al., 2017; Miyato & Koyama, 2018;
+    BigGAN's shared-embedding form, Brock et al., 2019):
+
+    ``y = BN(x) * (1 + gamma(e)) + beta(e)``, ``e`` the class embedding, ``gamma`` and
+    ``beta`` linear maps initialised to zero (so it starts as plain BN). The statistics are
+    synchronised across replicas, as in the DCGAN generator.
+    """
+
+    def build(self, input_shape):
+        features_shape, code_shape = input_shape
+        channels = int(features_shape[-1])
+        self.norm = layers.BatchNormalization(center=False, scale=False, synchronized=True, name="norm")
+        self.norm.build(features_shape)
+        self.gamma = layers.Dense(channels, kernel_initializer="zeros", name="gamma")
+        self.gamma.build(code_shape)
+        self.beta = layers.Dense(channels, kernel_initializer="zeros", name="beta")
+        self.beta.build(code_shape)
+
+    def call(self, inputs, training=False):
+        features, code = inputs
+        gamma = self.gamma(code)[:, None, None, :]
+        beta = self.beta(code)[:, None, None, :]
+        return self.norm(features, training=training) * (1.0 + gamma) + beta
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+
+def _upsample(x, name: str):
+    """Nearest-neighbour x2 to a fixed size (``Resizing``: TFLite's RESIZE_NEAREST_NEIGHBOR;
+    ``UpSampling2D`` left the next convolution's shape open, which the converter refused)."""
+    return layers.Resizing(x.shape[1] * 2, x.shape[2] * 2, interpolation="nearest", name=name)(x)
+
+
+def build_resnet_generator(image_shape, num_classes: int, noise_dim: int, width: int) -> keras.Model:
+    """Residual class-conditional generator (Miyato et al., 2018, SN-GAN's ResNet generator,
+    with BigGAN's class-conditional BN from a shared class embedding):
+
+    ``[z, embed(y)] -> dense -> 4x4`` (or the smallest base), then per up-stage
+    ``h = conv3(ReLU(CBN(conv3(up(ReLU(CBN(x)))))))``, ``x <- h + conv1(up(x))``, channels
+    ``4w, 2w, w`` from coarse to fine; ``BN - ReLU - conv3 - tanh`` -> [0, 1].
+    """
+    height, width_px, channels = image_shape
+    stages = upsampling_stages(height, width_px)
+    base_h, base_w = math.ceil(height / 2 ** stages), math.ceil(width_px / 2 ** stages)
+    noise = keras.Input(shape=(noise_dim,), name="noise")
+    label = keras.Input(shape=(), dtype="int32", name="label")
+    code = layers.Embedding(num_classes, noise_dim, name="label_embedding")(label)
+    x = layers.Concatenate(name="condition")([noise, code])
+    top = width * 2 ** (stages - 1)
+    x = layers.Dense(base_h * base_w * top, name="project")(x)
+    x = layers.Reshape((base_h, base_w, top), name="reshape")(x)
+    for i in range(stages):
+        filters = width * 2 ** (stages - 1 - i)
+        h = ConditionalBatchNorm(name=f"block{i + 1}_cbn1")([x, code])
+        h = layers.ReLU(name=f"block{i + 1}_relu1")(h)
+        h = _upsample(h, f"block{i + 1}_up")
+        h = layers.Conv2D(filters, 3, padding="same", name=f"block{i + 1}_conv1")(h)
+        h = ConditionalBatchNorm(name=f"block{i + 1}_cbn2")([h, code])
+        h = layers.ReLU(name=f"block{i + 1}_relu2")(h)
+        h = layers.Conv2D(filters, 3, padding="same", name=f"block{i + 1}_conv2")(h)
+        shortcut = _upsample(x, f"block{i + 1}_shortcut_up")
+        shortcut = layers.Conv2D(filters, 1, name=f"block{i + 1}_shortcut")(shortcut)
+        x = layers.Add(name=f"block{i + 1}_add")([h, shortcut])
+    x = layers.BatchNormalization(synchronized=True, name="out_bn")(x)
+    x = layers.ReLU(name="out_relu")(x)
+    x = layers.Conv2D(channels, 3, padding="same", activation="tanh", name="to_image")(x)
+    x = layers.Rescaling(0.5, offset=0.5, name="to_unit_range")(x)
+    if x.shape[1] != height or x.shape[2] != width_px:
+        x = layers.CenterCrop(height, width_px, name="crop")(x)
+    return keras.Model([noise, label], x, name="generator")
+
+
+def build_resnet_discriminator(image_shape, num_classes: int, width: int, spectral_norm: bool = True) -> keras.Model:
+    """Residual projection discriminator (Miyato et al., 2018; Miyato & Koyama, 2018):
+
+    per down-stage ``h = avgpool(conv3(ReLU(conv3(a(x)))))``, ``x <- h + avgpool(conv1(x))``
+    (``a`` = ReLU except on the first block, which sees the image), channels ``w, 2w, 4w``;
+    then ``ReLU``, global average pooling and the projection head. Spectral norm on every layer.
+    """
+    height, width_px, _ = image_shape
+    stages = upsampling_stages(height, width_px)
+    image = keras.Input(shape=tuple(image_shape), name="image")
+    label = keras.Input(shape=(), dtype="int32", name="label")
+    x = layers.Rescaling(2.0, offset=-1.0, name="to_signed_range")(image)
+    for i in range(stages):
+        filters = width * 2 ** i
+        h = x if i == 0 else layers.ReLU(name=f"down{i + 1}_relu0")(x)
+        h = _maybe_sn(layers.Conv2D(filters, 3, padding="same", name=f"down{i + 1}_conv1"), spectral_norm)(h)
+        h = layers.ReLU(name=f"down{i + 1}_relu1")(h)
+        h = _maybe_sn(layers.Conv2D(filters, 3, padding="same", name=f"down{i + 1}_conv2"), spectral_norm)(h)
+        h = layers.AveragePooling2D(2, name=f"down{i + 1}_pool")(h)
+        shortcut = _maybe_sn(layers.Conv2D(filters, 1, name=f"down{i + 1}_shortcut"), spectral_norm)(x)
+        shortcut = layers.AveragePooling2D(2, name=f"down{i + 1}_shortcut_pool")(shortcut)
+        x = layers.Add(name=f"down{i + 1}_add")([h, shortcut])
+    x = layers.ReLU(name="features_relu")(x)
+    x = layers.GlobalAveragePooling2D(name="features")(x)
+    logits = ProjectionHead(num_classes, spectral_norm, name="projection")([x, label])
+    return keras.Model([image, label], logits, name="discriminator")

@@ -33,7 +33,7 @@ import keras
 from . import callbacks, data, distribute, stages, teacher
 from . import student as student_choice
 from .config import Mode, RunConfig, choices
-from .errors import UsageError
+from .errors import BelowAgreementBar, UsageError
 from .run_folder import RunFolder
 from .teacher import check_classifier, load_classifier
 
@@ -248,13 +248,33 @@ def run_stages(config: RunConfig, out_dir, names, progress=print, safe_mode: boo
 
 
 def run(config: RunConfig, out_dir=None, progress=print, safe_mode: bool = True,
-        dataset: Optional[data.Dataset] = None) -> dict:
+        dataset: Optional[data.Dataset] = None, strict: bool = False) -> dict:
     """All stages of ``config.mode`` into one run folder; returns the report (``report.json``).
 
-    ``dataset``: the already loaded ``config.data``, if the caller has it.
+    ``dataset``: the already loaded ``config.data``, if the caller has it. An exported file
+    below its agreement bar does not stop the run: it is kept under ``tflite/below_bar/``
+    and flagged in the report (``below_agreement_bar``); :func:`check_exports` raises on it
+    (the CLI's exit status 3); ``strict=True`` calls it at the end.
     """
     start = time.time()
     ctx = run_stages(config, out_dir, [stage.name for stage in stages_of(config.mode)], progress, safe_mode,
                      dataset)
     progress(f"done in {time.time() - start:.0f} s: {ctx.folder.report_md}")
+    if strict:
+        check_exports(ctx.folder)
     return ctx.folder.load("report")
+
+
+def check_exports(folder: RunFolder) -> None:
+    """Raise :class:`BelowAgreementBar` when an exported file of the run missed its bar."""
+    from .export import ModelCard
+
+    card = ModelCard(folder.model_card)
+    if not card.path.is_file():
+        return
+    missed = card.below_bar()
+    if missed:
+        listed = "; ".join(f"{entry['file']}: agreement with Keras {entry['agreement_with_keras']:.2%} < "
+                           f"{entry['agreement_bar']:.2%}" for entry in missed)
+        raise BelowAgreementBar(f"{len(missed)} exported file(s) below the agreement bar, kept apart and marked in "
+                                f"the report and model card ({listed}); the other files passed")

@@ -27,6 +27,8 @@ def markdown_table(rows: list[dict], columns=COLUMNS) -> str:
     lines = [header, rule]
     for row in rows:
         cells = [fmt.format(row[key]) if row.get(key) is not None else "" for key, _, fmt in columns]
+        if row.get("below_agreement_bar"):
+            cells[0] += " (below its agreement bar: tflite/below_bar/)"
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -76,6 +76,10 @@ class RunFolder:
         """``tflite/<model>_<variant>.tflite``, e.g. ``student_int8``."""
         return self.tflite_dir / f"{model}_{variant}.tflite"
 
+    def tflite_below_bar(self, model: str, variant: str) -> Path:
+        """``tflite/below_bar/<model>_<variant>.tflite``: a file that missed its agreement bar."""
+        return self.tflite_dir / "below_bar" / f"{model}_{variant}.tflite"
+
     def logs(self, stage: str) -> Path:
         """TensorBoard folder of a stage (or of the sample grids: ``samples``)."""
         return self.logs_dir / stage

@@ -52,11 +52,14 @@ def gan(ctx) -> dict:
     spec = dataset.spec
     batch_size = min(cfg.batch_size, len(dataset.x_train))
     steps = cfg.steps_per_epoch or max(1, len(dataset.x_train) // cfg.batch_size)
-    ctx.announce(f"conditional GAN ({cfg.loss} loss), {cfg.epochs} epochs x {steps} steps, batch {cfg.batch_size}")
+    augmented = f", DiffAugment {'+'.join(cfg.diff_augment)}" if cfg.diff_augment else ""
+    ctx.announce(f"conditional GAN ({cfg.architecture}, {cfg.loss} loss{augmented}), {cfg.epochs} epochs x {steps} "
+                 f"steps, batch {cfg.batch_size}")
     with ctx.strategy.scope():
-        generator = networks.build_generator(spec.image_shape, spec.num_classes, cfg.noise_dim, cfg.generator_width)
+        generator = networks.build_generator(spec.image_shape, spec.num_classes, cfg.noise_dim, cfg.generator_width,
+                                             cfg.architecture)
         discriminator = networks.build_discriminator(spec.image_shape, spec.num_classes, cfg.discriminator_width,
-                                                     cfg.spectral_norm)
+                                                     cfg.spectral_norm, cfg.architecture)
         model = ConditionalGAN(generator, discriminator, cfg, seed=ctx.seed)
         model.compile()
     extra = []
@@ -219,8 +222,11 @@ def evaluate_all(ctx) -> dict:
         rows.append(baseline)
     rows.append(evaluate.evaluate_keras("student", student, folder.path("student"), x_student, *settings))
     for variant in ctx.config.export.variants:
-        rows.append(evaluate.evaluate_tflite(f"student_{variant}", folder.tflite("student", variant),
-                                             student.count_params(), x_student, *settings))
+        path, below_bar = folder.tflite("student", variant), False
+        if not path.is_file() and folder.tflite_below_bar("student", variant).is_file():
+            path, below_bar = folder.tflite_below_bar("student", variant), True
+        row = evaluate.evaluate_tflite(f"student_{variant}", path, student.count_params(), x_student, *settings)
+        rows.append({**row, "below_agreement_bar": True} if below_bar else row)
     if baseline is not None:
         for row in rows:
             if row["format"] == "tflite":

@@ -22,26 +22,55 @@ from .config import TeacherConfig, TeacherInput, choices
 from .data import Dataset, ImageSpec
 from .errors import ModelError, first_line
 from .networks import build_classifier
-from .training import cosine_adam
+from .training import warmup_cosine
 
 
 def train_teacher(dataset: Dataset, config: TeacherConfig, seed: int = 0, callbacks=(),
                   verbose="auto") -> keras.Model:
-    """Train a classifier (logits output) on the real training split with cross-entropy,
-    each batch randomly translated by up to ``augment_shift`` pixels (zero fill)."""
+    """Train a classifier (logits output) on the real training split with cross-entropy
+    (label smoothing ``config.label_smoothing``, Szegedy et al., 2016), each batch randomly
+    translated by up to ``augment_shift`` pixels with zero fill (pad-and-crop) and, with
+    ``augment_flip``, flipped left-right; learning rate: linear warm-up then cosine decay
+    (:func:`training.warmup_cosine`)."""
     model = build_classifier(dataset.spec.image_shape, dataset.num_classes, config.network, name="teacher")
-    augment = None
-    if config.augment_shift:
-        height, width = dataset.spec.image_shape[:2]
-        augment = keras.layers.RandomTranslation(config.augment_shift / height, config.augment_shift / width,
-                                                 fill_mode="constant", interpolation="nearest", seed=seed)
     pipeline = data.training_pipeline(dataset.x_train, dataset.y_train, config.batch_size, seed,
-                                      drop_remainder=False, augment=augment)
+                                      drop_remainder=False, augment=image_augmenter(dataset.spec.image_shape,
+                                                                                    config.augment_shift,
+                                                                                    config.augment_flip, seed))
     steps = config.epochs * -(-len(dataset.x_train) // config.batch_size)
-    model.compile(optimizer=cosine_adam(config.learning_rate, steps),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.compile(optimizer=teacher_optimizer(config, steps),
+                  loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing)
+                  if config.label_smoothing else keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    if config.label_smoothing:  # CategoricalCrossentropy takes one-hot labels
+        import tensorflow as tf
+
+        pipeline = pipeline.map(lambda x, y: (x, tf.one_hot(y, dataset.num_classes)))
     model.fit(pipeline, epochs=config.epochs, callbacks=list(callbacks), verbose=verbose, shuffle=False)
     return without_training_state(model)
+
+
+def image_augmenter(image_shape, shift: int, flip: bool, seed: int):
+    """A Keras preprocessing pipeline: random translation by up to ``shift`` pixels (zero
+    fill, nearest: the same as padding and random cropping) and random left-right flips;
+    ``None`` when both are off."""
+    height, width = image_shape[:2]
+    steps = []
+    if shift:
+        steps.append(keras.layers.RandomTranslation(shift / height, shift / width, fill_mode="constant",
+                                                    interpolation="nearest", seed=seed))
+    if flip:
+        steps.append(keras.layers.RandomFlip("horizontal", seed=seed + 1))
+    return keras.Sequential(steps, name="augment") if steps else None
+
+
+def teacher_optimizer(config: TeacherConfig, steps: int) -> keras.optimizers.Optimizer:
+    """Adam, or SGD with Nesterov momentum 0.9, on the warm-up + cosine schedule."""
+    schedule = warmup_cosine(config.learning_rate, steps, config.warmup_fraction)
+    weight_decay = config.weight_decay or None
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, weight_decay=weight_decay)
+    return keras.optimizers.Adam(schedule, weight_decay=weight_decay)
 
 
 def without_training_state(model: keras.Model) -> keras.Model:

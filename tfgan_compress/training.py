@@ -94,6 +94,17 @@ def cosine_adam(learning_rate: float, total_steps: int, **adam_kwargs) -> keras.
     return keras.optimizers.Adam(schedule, **adam_kwargs)
 
 
+def warmup_cosine(peak: float, total_steps: int, warmup_fraction: float = 0.0):
+    """Learning rate rising linearly from 0 to ``peak`` over ``warmup_fraction`` of the steps,
+    then decaying along a cosine to 1% of it (a one-cycle shape: Smith & Topin, 2017;
+    Goyal et al., 2017 for the warm-up; Loshchilov & Hutter, 2017 for the cosine)."""
+    warmup = int(total_steps * warmup_fraction)
+    if not warmup:
+        return keras.optimizers.schedules.CosineDecay(peak, max(1, total_steps), alpha=0.01)
+    return keras.optimizers.schedules.CosineDecay(0.0, max(1, total_steps - warmup), alpha=0.01,
+                                                  warmup_target=peak, warmup_steps=warmup)
+
+
 def label_batches(num_classes: int, batch_size: int, seed: int):
     """Endless ``tf.data`` stream of uniform random class labels: the only ``fit`` input of
     the models that learn from generator samples."""

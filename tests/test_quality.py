@@ -1,0 +1,27 @@
+"""Generator quality measures: the Fréchet distance and the teacher's per-class faithfulness."""
+
+import keras
+import numpy as np
+
+from tfgan_compress import quality
+
+
+def test_frechet_distance_of_shifted_gaussians_is_the_squared_shift():
+    rng = np.random.default_rng(0)
+    real = rng.standard_normal((4000, 3))
+    assert quality.frechet_distance(real, real) < 1e-9
+    shifted = real + np.array([1.0, 2.0, 0.0])  # same covariance: only |mu_r - mu_g|^2 = 5 remains
+    assert abs(quality.frechet_distance(real, shifted) - 5.0) < 1e-6
+    wider = real * 2.0  # covariance 4I against I, means ~0: Tr(I + 4I - 2 * 2I) = 3
+    assert abs(quality.frechet_distance(real, wider) - 3.0) < 0.2
+
+
+def test_class_faithfulness_and_penultimate_features():
+    inputs = keras.Input((2,))
+    hidden = keras.layers.Dense(4, name="hidden")(inputs)
+    teacher = keras.Model(inputs, keras.layers.Dense(2, name="logits")(hidden))
+    assert quality.penultimate_features(teacher).output.shape[-1] == 4
+    images = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]], np.float32)
+    predicted = np.argmax(teacher.predict(images, verbose=0), -1)
+    per_class = quality.class_faithfulness(teacher, images, predicted, 2)
+    assert np.allclose(per_class[~np.isnan(per_class)], 1.0)
