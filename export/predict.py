@@ -14,6 +14,9 @@ input ``scale`` and ``offset`` of ``model_card.json`` beside the file (its input
 0-1, 0-255 or -1-1, the teacher's; [0, 1] without a card); float or int8 input and output
 tensors are handled from the file's own quantisation parameters
 (``q = round(x / scale) + zero_point``). Class names come from ``labels.txt`` beside the file.
+When the model card lists the file, its sha256 is checked first (a corrupted copy is
+refused rather than trusted). Bad input (a file that is not a classifier, unreadable images,
+NaN pixels, wrong shapes) gives one line and exit status 2.
 """
 
 from __future__ import annotations
@@ -28,41 +31,103 @@ from pathlib import Path
 import numpy as np
 
 
+class BadInput(Exception):
+    """Input this script cannot use; printed as one line, exit status 2."""
+
+
 def load_images(paths, shape):
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
     height, width, channels = shape
     images = []
     for path in paths:
-        with Image.open(path) as img:
-            img = img.convert("L" if channels == 1 else "RGB").resize((width, height))
-            images.append(np.asarray(img, np.float32).reshape(height, width, channels) / 255.0)
+        try:
+            with Image.open(path) as img:
+                if img.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grey: scale by 65535, not saturate
+                    grey = np.asarray(img, np.float32) / 65535.0
+                    img = Image.fromarray(np.clip(grey * 255.0 + 0.5, 0, 255).astype(np.uint8))
+                img = img.convert("L" if channels == 1 else "RGB").resize((width, height))
+                images.append(np.asarray(img, np.float32).reshape(height, width, channels) / 255.0)
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
+            raise BadInput(f"{path}: not a readable image ({err})") from None
     return np.stack(images)
 
 
 def load_idx_images(path):
-    raw = Path(path).read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    rank = raw[3]
-    dims = struct.unpack(f">{rank}I", raw[4:4 + 4 * rank])
-    x = np.frombuffer(raw, np.uint8, offset=4 + 4 * rank).reshape(dims)
+    try:
+        raw = Path(path).read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+        rank = raw[3]
+        if raw[:3] != b"\x00\x00\x08" or rank not in (3, 4):
+            raise BadInput(f"{path}: not an IDX file of 8-bit images")
+        dims = struct.unpack(f">{rank}I", raw[4:4 + 4 * rank])
+        x = np.frombuffer(raw, np.uint8, offset=4 + 4 * rank).reshape(dims)
+    except BadInput:
+        raise
+    except Exception as err:  # noqa: BLE001 - truncated, corrupt, unreadable
+        raise BadInput(f"{path}: not a readable IDX file ({type(err).__name__}: {err})") from None
     return x.astype(np.float32)[..., None] / 255.0 if x.ndim == 3 else x.astype(np.float32) / 255.0
 
 
 def load_npz_images(path, key="x_test"):
-    with np.load(path, allow_pickle=False) as npz:
-        x = npz[key].astype(np.float32)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if key not in npz.files:
+                raise BadInput(f"{path}: no {key} array (found: {', '.join(npz.files) or 'none'})")
+            x = npz[key].astype(np.float32)
+    except BadInput:
+        raise
+    except Exception as err:  # noqa: BLE001 - zip, pickle and value errors alike
+        raise BadInput(f"{path}: not a readable .npz file ({type(err).__name__}: {err})") from None
     x = x[..., None] if x.ndim == 3 else x
+    if x.size == 0:
+        raise BadInput(f"{path}: no images in {key}")
+    if not np.all(np.isfinite(x)):
+        raise BadInput(f"{path}: {key} contains NaN or infinite values")
     return x / 255.0 if x.max() > 1.0 else x
 
 
-def input_scaling(model_path) -> tuple:
-    """(scale, offset) of the model's input convention, from ``model_card.json`` beside it."""
-    card = Path(model_path).with_name("model_card.json")
+def beside(model_path, name: str) -> Path:
+    """``name`` beside the model, or one folder up for a file kept apart in ``below_bar/``."""
+    here = Path(model_path).with_name(name)
+    if not here.is_file() and Path(model_path).parent.name == "below_bar":
+        return Path(model_path).parent.parent / name
+    return here
+
+
+def read_card(model_path) -> dict:
+    card = beside(model_path, "model_card.json")
     if not card.is_file():
-        return 1.0, 0.0
-    spec = json.loads(card.read_text()).get("input", {})
+        return {}
+    try:
+        return json.loads(card.read_text())
+    except (ValueError, OSError) as err:
+        raise BadInput(f"{card}: not a readable model card ({err})") from None
+
+
+def check_against_card(model_path, card: dict) -> None:
+    """Refuse a file whose bytes differ from those the model card lists for it (corrupted
+    in transfer, or replaced), and say so for a file that missed its agreement bar."""
+    import hashlib
+
+    model_path = Path(model_path)
+    relative = model_path.name if model_path.parent.name != "below_bar" else f"below_bar/{model_path.name}"
+    for entry in card.get("files", []):
+        if entry.get("file") == relative:
+            digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
+            if entry.get("sha256") and digest != entry["sha256"]:
+                raise BadInput(f"{model_path}: its bytes differ from the file the model card lists (sha256 {digest[:12]}... "
+                               f"instead of {entry['sha256'][:12]}...): corrupted or replaced; export it again")
+            if entry.get("passed") is False:
+                print(f"note: {model_path.name} missed its agreement bar at export "
+                      f"({entry.get('agreement_with_keras', 0):.2%} < {entry.get('agreement_bar', 0):.2%})",
+                      file=sys.stderr)
+
+
+def input_scaling(model_path, card: dict | None = None) -> tuple:
+    """(scale, offset) of the model's input convention, from ``model_card.json`` beside it."""
+    spec = (read_card(model_path) if card is None else card).get("input", {})
     return float(spec.get("scale", 1.0)), float(spec.get("offset", 0.0))
 
 
@@ -81,41 +146,84 @@ def from_output(q, detail):
     return q.astype(np.float32)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", help=".tflite file")
-    parser.add_argument("images", nargs="*", help="image files (PNG, JPEG, ...)")
-    parser.add_argument("--npz", help="npz file with an x_test array")
-    parser.add_argument("--idx", help="IDX image file (MNIST format, optionally .gz)")
-    parser.add_argument("--limit", type=int, default=10, help="images to run from --npz/--idx")
-    args = parser.parse_args(argv)
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
+
+def open_classifier(model_path):
+    """A LiteRT interpreter for a one-input, one-output image classifier file, or BadInput."""
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_path=args.model, num_threads=1)
-    interpreter.allocate_tensors()
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    path = Path(model_path)
+    if not path.is_file():
+        raise BadInput(f"{path}: file not found" if not path.exists() else f"{path}: is not a file")
+    if path.stat().st_size == 0:
+        raise BadInput(f"{path}: empty file")
+    try:
+        interpreter = Interpreter(model_path=str(path), num_threads=1)
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as err:
+        raise BadInput(f"{path}: not a loadable .tflite file ({str(err).strip().splitlines()[0]})") from None
+    inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
+    if len(inputs) != 1 or len(outputs) != 1 or len(inputs[0]["shape"]) != 4:
+        raise BadInput(f"{path}: takes {len(inputs)} input(s) of shape {[list(i['shape']) for i in inputs]}; not an "
+                       f"image classifier (the generator file?)")
+    return interpreter, inputs[0], outputs[0]
+
+
+def run(args) -> int:
+    card = read_card(args.model)
+    if Path(args.model).is_file():
+        check_against_card(args.model, card)  # before LiteRT parses a possibly corrupted file
+    interpreter, inp, out = open_classifier(args.model)
     shape = tuple(int(d) for d in inp["shape"][1:])
     if args.npz:
         images, names = load_npz_images(args.npz)[:args.limit], None
     elif args.idx:
         images, names = load_idx_images(args.idx)[:args.limit], None
-    elif args.images:
-        images, names = load_images(args.images, shape), args.images
     else:
-        parser.error("give image files, --npz or --idx")
-    scale, offset = input_scaling(args.model)
+        images, names = load_images(args.images, shape), args.images
+    source = args.npz or args.idx or "the images"
+    if len(images) == 0:
+        raise BadInput(f"{source}: no images")
+    if tuple(images.shape[1:]) != shape:
+        raise BadInput(f"{source}: images of shape {tuple(images.shape[1:])}, but {args.model} takes {shape}")
+    if not np.all(np.isfinite(images)):
+        raise BadInput(f"{source}: images contain NaN or infinite values")
+    if images.min() < 0 or images.max() > 1:
+        raise BadInput(f"{source}: pixel values outside 0..255")
+    scale, offset = input_scaling(args.model, card)
     images = images * scale + offset  # [0, 1] -> the model's input convention
-    labels_file = Path(args.model).with_name("labels.txt")
+    labels_file = beside(args.model, "labels.txt")
     labels = labels_file.read_text().splitlines() if labels_file.is_file() else None
     for i, image in enumerate(images):
         interpreter.set_tensor(inp["index"], to_input(image[None], inp))
         interpreter.invoke()
         probs = from_output(interpreter.get_tensor(out["index"]), out)[0]
         best = int(np.argmax(probs))
-        label = labels[best] if labels else str(best)
+        label = labels[best] if labels and best < len(labels) else str(best)
         print(f"{names[i] if names else i}\t{label}\t{probs[best]:.3f}")
     return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", help=".tflite file")
+    parser.add_argument("images", nargs="*", help="image files (PNG, JPEG, ...)")
+    parser.add_argument("--npz", help="npz file with an x_test array")
+    parser.add_argument("--idx", help="IDX image file (MNIST format, optionally .gz)")
+    parser.add_argument("--limit", type=positive, default=10, help="images to run from --npz/--idx (at least 1)")
+    args = parser.parse_args(argv)
+    if not (args.npz or args.idx or args.images):
+        parser.error("give image files, --npz or --idx")
+    try:
+        return run(args)
+    except BadInput as err:
+        print(f"predict.py: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from tfgan_compress import cli
+from tfgan_compress.run_folder import RunFolder
 
 REQUIRED_KEYS = {"name", "format", "accuracy", "bits_per_example", "agreement_with_teacher", "params", "bytes",
                  "latency_ms"}
@@ -100,6 +101,53 @@ def test_a_run_resumed_between_stages_makes_the_same_student(tiny_run, tmp_path)
     assert all(np.array_equal(a, b) for a, b in zip(resumed, uninterrupted))
 
 
+@pytest.mark.parametrize("changed, fragment", [
+    (["--seed", "7"], "seed 3 -> 7"),
+    (["--preset", "digits"], "preset 'tiny' -> 'digits'"),
+    (["--data", "npz:ELSEWHERE"], "data 'digits' -> 'npz:"),
+])
+def test_a_rerun_with_other_settings_is_refused_and_changes_nothing(tiny_run, tmp_path, capsys, changed, fragment):
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_run, copy)
+    before = {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()}
+    if "npz:ELSEWHERE" in changed:  # data of the same shape, from another source
+        import numpy as np
+        from tfgan_compress import data
+
+        digits = data.load("digits")
+        np.savez(tmp_path / "d.npz", x_train=digits.x_train, y_train=digits.y_train, x_test=digits.x_test,
+                 y_test=digits.y_test)
+        changed = ["--data", f"npz:{tmp_path / 'd.npz'}"]
+    base = ["run", "--out", str(copy)] + ([] if "--preset" in changed else ["--preset", "tiny"])
+    base += [] if "--seed" in changed else ["--seed", "3"]
+    status, err = run_cli(base + changed, tmp_path, capsys)
+    assert status == 2 and fragment in err and "start afresh" in err and "\n" not in err
+    assert {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()} == before
+
+
+def test_without_out_the_newest_unfinished_run_of_the_same_settings_resumes(tiny_run, tmp_path, monkeypatch, capsys):
+    from tfgan_compress import config
+
+    monkeypatch.chdir(tmp_path)
+    runs = tmp_path / "runs"
+    unfinished = runs / "tiny-20260101-000000"
+    shutil.copytree(tiny_run, unfinished)
+    (unfinished / "report.json").unlink()
+    other = runs / "tiny-20260102-000000"  # newer, but made with another seed
+    shutil.copytree(tiny_run, other)
+    (other / "report.json").unlink()
+    seven = config.preset("tiny")
+    seven.seed = 7
+    (other / "config.json").write_text(__import__("json").dumps(seven.to_dict()))
+    tiny = config.preset("tiny")
+    tiny.seed = 3
+    folder, resumed = RunFolder.default(tiny, runs)
+    assert resumed and folder.root == unfinished
+    tiny.seed = 5
+    folder, resumed = RunFolder.default(tiny, runs)
+    assert not resumed and folder.root.parent == runs and not folder.root.exists()
+
+
 def run_cli(args, tmp_path, capsys):
     status = cli.main(args)
     captured = capsys.readouterr()
@@ -113,6 +161,13 @@ def run_cli(args, tmp_path, capsys):
     (lambda p: ["run", "--preset", "huge"], "unknown preset"),
     (lambda p: ["run", "--teacher", str(p / "teacher.keras")], "teacher.keras: file not found"),
     (lambda p: ["distill"], "needs --out"),
+    (lambda p: ["run", "--config", str(p)], "is a folder"),
+    (lambda p: ["run", "--data", f"npz:{p}"], "is a folder"),
+    (lambda p: ["run", "--teacher", str(p)], "is a folder"),
+    (lambda p: (p / "latin1.json").write_bytes(b'{"seed": "\xe9"}') and ["run", "--config", str(p / "latin1.json")],
+     "not UTF-8"),
+    (lambda p: ["distill", "--out", str(p / "new")], "run the teacher stage first"),
+    (lambda p: ["evaluate", "--out", str(p / "new")], "first"),
 ])
 def test_bad_input_gives_one_line_and_status_2_and_writes_nothing(tmp_path, capsys, make_args, fragment):
     out = tmp_path / "run"
@@ -120,7 +175,14 @@ def test_bad_input_gives_one_line_and_status_2_and_writes_nothing(tmp_path, caps
                           tmp_path, capsys)
     assert status == 2
     assert len(err.splitlines()) == 1 and fragment in err and "Traceback" not in err
-    assert not out.exists()
+    assert not out.exists() and not (tmp_path / "new").exists()
+
+
+def test_out_naming_an_existing_file_is_refused(tmp_path, capsys):
+    (tmp_path / "taken").write_text("mine")
+    status, err = run_cli(["run", "--preset", "tiny", "--out", str(tmp_path / "taken")], tmp_path, capsys)
+    assert status == 2 and "exists and is not a folder" in err
+    assert (tmp_path / "taken").read_text() == "mine"
 
 
 def test_bad_config_file(tmp_path, capsys):

@@ -243,6 +243,22 @@ def test_npz_bad_contents(tmp_path, tiny_arrays, mutate, fragment):
     expect_error(f"npz:{tmp_path / 'd.npz'}", "d.npz", fragment)
 
 
+def test_idx_corrupt_gzip_body_and_absurd_rank(tmp_path, tiny_arrays):
+    import zlib
+
+    directory = write_idx_dir(tmp_path / "idx", arrays_dict(tiny_arrays), gz=True)
+    path = directory / "train-images-idx3-ubyte.gz"
+    raw = bytearray(path.read_bytes())
+    raw[12:40] = bytes(28)  # valid gzip header, corrupt deflate body
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match="corrupt gzip|not an IDX|truncated"):
+        data.read_idx(path)
+    assert zlib  # the error it raised before was zlib.error, exit 1
+    (tmp_path / "rank").write_bytes(struct.pack(">HBB", 0, 8, 255) + bytes(4 * 255 + 8))
+    with pytest.raises(DataError, match="rank 255"):
+        data.read_idx(tmp_path / "rank")
+
+
 def test_folder_errors(tmp_path):
     expect_error(f"folder:{tmp_path / 'nope'}", "nope", "not a folder")
     (tmp_path / "one" / "a").mkdir(parents=True)

@@ -56,3 +56,51 @@ def test_runner_matches_the_library_on_every_variant(tmp_path, exported, variant
     assert [row[1] for row in from_npz] == [names[i] for i in expected]
     assert [row[1] for row in from_png] == [names[i] for i in expected]
     assert all(0.0 <= float(row[2]) <= 1.0 for row in from_npz)
+
+
+def run_runner_failing(*args):
+    result = subprocess.run([sys.executable, "-c", NO_TF, str(RUNNER), *map(str, args)],
+                            capture_output=True, text=True, timeout=120)
+    lines = [line for line in result.stderr.strip().splitlines() if not line.startswith("INFO: ")]  # LiteRT's own
+    return result.returncode, "\n".join(lines)
+
+
+def test_runner_refuses_bad_input_in_one_line(tmp_path, exported):
+    out, files = exported
+    model = out / "student_int8.tflite"
+    np.savez(tmp_path / "empty.npz", x_test=np.zeros((0, 8, 8), np.uint8))
+    np.savez(tmp_path / "wrong.npz", x_test=np.zeros((2, 5, 5), np.uint8))
+    np.savez(tmp_path / "nan.npz", x_test=np.full((2, 8, 8), np.nan, np.float32))
+    (tmp_path / "text.tflite").write_text("hello")
+    (tmp_path / "empty.tflite").write_bytes(b"")
+    (tmp_path / "note.png").write_text("not an image")
+    cases = [
+        ((tmp_path / "text.tflite", "--npz", tmp_path / "empty.npz"), "not a loadable .tflite"),
+        ((tmp_path / "empty.tflite", "--npz", tmp_path / "empty.npz"), "empty file"),
+        ((model, "--npz", tmp_path / "empty.npz"), "no images"),
+        ((model, "--npz", tmp_path / "wrong.npz"), "shape"),
+        ((model, "--npz", tmp_path / "nan.npz"), "NaN"),
+        ((model, tmp_path / "note.png"), "not a readable image"),
+    ]
+    for args, fragment in cases:
+        status, err = run_runner_failing(*args)
+        assert status == 2 and fragment in err and len(err.splitlines()) == 1, (args, err)
+    status, err = run_runner_failing(model, "--npz", tmp_path / "empty.npz", "--limit", "-395")
+    assert status == 2 and "at least 1" in err
+
+
+def test_runner_refuses_a_file_whose_bytes_differ_from_the_model_card(tmp_path, exported):
+    import shutil
+
+    out, files = exported
+    copy = tmp_path / "tflite"
+    shutil.copytree(out, copy)
+    export.ModelCard(copy / "model_card.json").write(["bar", "column", "dot"], SHAPE, files,
+                                                     {"convention": "0-1", "scale": 1.0, "offset": 0.0})
+    np.savez(tmp_path / "x.npz", x_test=np.zeros((1, 8, 8), np.uint8))
+    assert run_runner(copy / "student_float32.tflite", "--npz", tmp_path / "x.npz")  # intact: runs
+    content = bytearray((copy / "student_float32.tflite").read_bytes())
+    content[len(content) // 2] ^= 0xFF  # one flipped byte, deep in the weights
+    (copy / "student_float32.tflite").write_bytes(bytes(content))
+    status, err = run_runner_failing(copy / "student_float32.tflite", "--npz", tmp_path / "x.npz")
+    assert status == 2 and "differ from the file the model card lists" in err

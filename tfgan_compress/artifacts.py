@@ -60,6 +60,8 @@ def save_keras(model, path) -> Path:
 def check_writable_dir(path) -> None:
     """Raise :class:`UsageError` when ``path`` (or its nearest existing parent) is not writable."""
     p = Path(path).resolve()
+    if p.exists() and not p.is_dir():
+        raise UsageError(f"{path}: exists and is not a folder (the output must be a folder)")
     while not p.exists():
         p = p.parent
     if not p.is_dir() or not os.access(p, os.W_OK):

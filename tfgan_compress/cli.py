@@ -19,6 +19,7 @@ from .errors import TfganCompressError, UsageError, first_line, one_line
 from .run_folder import RunFolder
 
 EXIT_OK, EXIT_FAILURE = 0, 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report an interrupted command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,9 +83,16 @@ def resolve_config(args, default_preset: Callable[[], str]):
     if args.config:
         path = Path(args.config)
         try:
-            overrides = json.loads(path.read_text())
+            overrides = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise UsageError(f"{path}: file not found") from None
+        except IsADirectoryError:
+            raise UsageError(f"{path}: is a folder; --config takes a JSON file") from None
+        except UnicodeDecodeError as err:
+            raise UsageError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); --config takes a JSON "
+                             f"file") from None
+        except OSError as err:
+            raise UsageError(f"{path}: cannot read ({err.strerror})") from None
         except json.JSONDecodeError as err:
             raise UsageError(f"{path}: not valid JSON ({err})") from None
         try:
@@ -159,7 +167,7 @@ def main(argv=None) -> int:
         return report_failure("tfgan-compress", err)
     except KeyboardInterrupt:
         print("tfgan-compress: interrupted; run the same command again to continue", file=sys.stderr)
-        return EXIT_FAILURE
+        return EXIT_INTERRUPTED
     except Exception as err:  # noqa: BLE001 - the CLI's last line of defence
         if args.debug:
             raise

@@ -29,6 +29,7 @@ import gzip
 import math
 import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -233,13 +234,15 @@ def read_idx(path) -> np.ndarray:
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError, gzip.BadGzipFile) as err:
+        except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as err:
             raise DataError(f"{path}: corrupt gzip data ({err})") from None
     if len(raw) < 4:
         raise DataError(f"{path}: too short to be an IDX file ({len(raw)} bytes)")
     zero, dtype_code, rank = struct.unpack(">HBB", raw[:4])
     if zero != 0 or dtype_code not in _IDX_DTYPES or rank == 0:
         raise DataError(f"{path}: not an IDX file (bad magic number 0x{raw[:4].hex()})")
+    if rank > 4:
+        raise DataError(f"{path}: IDX rank {rank}; images have rank 3 or 4 and labels rank 1")
     header = 4 + 4 * rank
     if len(raw) < header:
         raise DataError(f"{path}: truncated header")
@@ -294,6 +297,8 @@ def _load_idx_dir(arg: str, source: str) -> Dataset:
 
 def _load_npz(arg: str, source: str) -> Dataset:
     path = Path(arg)
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder; npz:FILE takes a .npz file")
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     if not zipfile.is_zipfile(path):

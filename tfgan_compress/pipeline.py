@@ -210,10 +210,11 @@ def run_stages(config: RunConfig, out_dir, names, progress=print, safe_mode: boo
         if config.mode not in stage.modes:
             raise UsageError(f"the {stage.name} stage belongs to --mode {' or '.join(stage.modes)}, "
                              f"not {config.mode}")
-    folder = RunFolder(out_dir) if out_dir else RunFolder.default(config.preset)
+    folder, resumed = (RunFolder(out_dir), False) if out_dir else RunFolder.default(config)
     if config.strategy == "multi-worker" and not distribute.is_chief():
         # Every worker runs the same steps; only the chief's files are the run's.
         folder = RunFolder(tempfile.mkdtemp(prefix=f"tfgan-compress-{distribute.task_name()}-"))
+    folder.check_same_settings(config)  # a rerun with other settings would mix two runs
     if config.teacher_path and STAGES["teacher"] not in plan and not folder.exists("teacher"):
         plan.insert(0, STAGES["teacher"])  # copies the user's --teacher into the run first
     made = set()
@@ -238,7 +239,10 @@ def run_stages(config: RunConfig, out_dir, names, progress=print, safe_mode: boo
         student_choice.check_budget_reachable(spec.image_shape, spec.num_classes, config.distill.network,
                                               round(config.student_budget_kb * student_choice.KB))
     folder.create(config)
-    if len(plan) > 1:
+    if resumed:
+        progress(f"run directory: {folder.root} (resuming the newest unfinished run of these settings; give "
+                 f"--out to choose)")
+    elif len(plan) > 1:
         progress(f"run directory: {folder.root}")
         if ctx.data_loaded():
             progress(f"data: {data.describe(ctx.dataset)}")

@@ -65,9 +65,21 @@ class RunFolder:
         self.root = Path(root)
 
     @classmethod
-    def default(cls, preset: str) -> "RunFolder":
-        """``runs/<preset>-<timestamp>``: a fresh folder for a run given no ``--out``."""
-        return cls(Path("runs") / f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}")
+    def default(cls, config, parent="runs") -> tuple["RunFolder", bool]:
+        """The folder of a run given no ``--out``, and whether it resumes one: the newest
+        unfinished ``runs/<preset>-<timestamp>`` made with the same settings (so running the
+        same command again continues it, as with ``--out``), else a fresh one."""
+        parent = Path(parent)
+        candidates = sorted(parent.glob(f"{config.preset}-*"), reverse=True) if parent.is_dir() else []
+        for root in candidates:
+            folder = cls(root)
+            if folder.config_json.is_file() and not folder.report_json.is_file():
+                try:
+                    folder.check_same_settings(config)
+                except UsageError:
+                    continue
+                return folder, True
+        return cls(parent / f"{config.preset}-{time.strftime('%Y%m%d-%H%M%S')}"), False
 
     def __repr__(self) -> str:
         return f"RunFolder({str(self.root)!r})"
@@ -132,6 +144,28 @@ class RunFolder:
         return json.loads(path.read_text())
 
     # ------------------------------------------------------------------ bookkeeping
+    #: settings a rerun may change: how the run executes or is measured, not what it makes
+    RERUN_MAY_CHANGE = ("strategy", "evaluate")
+
+    def check_same_settings(self, config) -> None:
+        """Refuse (``UsageError``) a run into this folder with settings other than those its
+        ``config.json`` was made with: the finished stages would be reused as if made with
+        them. Nothing is written."""
+        if not self.config_json.is_file():
+            return
+        from .config import RunConfig
+
+        try:
+            saved = RunConfig.from_dict(json.loads(self.config_json.read_text())).to_dict()
+        except (ValueError, UsageError) as err:
+            raise UsageError(f"{self.config_json}: cannot be read back ({err}); use another --out") from None
+        differing = [f"{key} {old!r} -> {new!r}" for key, old, new in _differences(saved, config.to_dict())
+                     if key.split(".")[0] not in self.RERUN_MAY_CHANGE]
+        if differing:
+            shown = "; ".join(differing[:4]) + (f"; and {len(differing) - 4} more" if len(differing) > 4 else "")
+            raise UsageError(f"{self.root} was made with other settings ({shown}); its models would be reused as if "
+                             f"made with these: use another --out, or delete {self.root} to start afresh")
+
     def create(self, config) -> None:
         """Check the folder is writable, create it, and write the resolved ``config.json``."""
         artifacts.check_writable_dir(self.root)
@@ -146,3 +180,15 @@ class RunFolder:
 
     def record_seconds(self, stage: str, seconds: float) -> None:
         artifacts.write_json(self.stage_seconds_json, {**self.stage_seconds(), stage: round(seconds, 2)})
+
+
+def _differences(old: dict, new: dict, prefix: str = ""):
+    """``(dotted key, old value, new value)`` of every leaf setting that differs, top-level
+    settings (data, preset, seed, teacher) before those of the sections."""
+    keys = sorted(set(old) | set(new))
+    sections = [k for k in keys if isinstance(old.get(k), dict) and isinstance(new.get(k), dict)]
+    for key in keys:
+        if key not in sections and old.get(key) != new.get(key):
+            yield f"{prefix}{key}", old.get(key), new.get(key)
+    for key in sections:
+        yield from _differences(old[key], new[key], f"{prefix}{key}.")

@@ -86,6 +86,8 @@ def load_classifier(path, spec: ImageSpec | None = None, safe_mode: bool = True)
     ``safe_mode=True`` refuses to deserialise arbitrary Python code (Lambda layers).
     """
     path = Path(path)
+    if path.is_dir():
+        raise ModelError(f"{path}: is a folder; give the .keras file")
     if not path.is_file():
         raise ModelError(f"{path}: file not found")
     if not zipfile.is_zipfile(path):
