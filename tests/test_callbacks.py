@@ -34,3 +34,11 @@ def test_healthy_training_passes():
         monitor.on_epoch_begin(epoch)
         monitor.on_train_batch_end(0, {"distill_loss": 0.1})
         monitor.on_epoch_end(epoch, {"d_loss": 0.0})  # ignored when not watching a discriminator
+
+
+def test_a_divergence_in_the_first_epoch_promises_no_checkpoint():
+    monitor = DivergenceMonitor("teacher", "Lower teacher.learning_rate.")
+    monitor.on_epoch_begin(0)
+    with pytest.raises(TrainingDiverged, match="no epoch had finished, so nothing was kept") as info:
+        monitor.on_train_batch_end(0, {"loss": float("nan")})
+    assert "checkpoints/" not in str(info.value)

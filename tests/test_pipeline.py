@@ -83,3 +83,24 @@ def test_a_file_below_its_bar_makes_check_exports_fail_with_exit_status_3(tmp_pa
     files[1]["passed"] = True
     folder.model_card.write_text(json.dumps({"files": files}))
     pipeline.check_exports(folder)  # all passed: nothing to say
+
+
+def test_temporary_files_go_under_the_run_folder_and_leftovers_are_removed(tmp_path):
+    import tempfile
+
+    folder = RunFolder(tmp_path / "run")
+    (folder.root / "tmp" / "tmpSavedModel").mkdir(parents=True)  # left by a run killed mid-export
+    before = tempfile.gettempdir()
+    with pipeline.scratch_space(folder) as scratch:
+        assert not (scratch / "tmpSavedModel").exists()
+        assert tempfile.mkdtemp().startswith(str(scratch))
+    assert tempfile.gettempdir() == before and not scratch.exists()
+
+
+def test_an_interrupted_stage_counts_its_earlier_time(tmp_path):
+    folder = RunFolder(tmp_path / "run")
+    folder.root.mkdir()
+    folder.record_seconds("gan", 40.0, finished=False)  # epochs done before the interruption
+    assert folder.seconds_so_far("gan") == 40.0
+    folder.record_seconds("gan", 65.0)
+    assert folder.stage_seconds() == {"gan": 65.0} and folder.seconds_so_far("gan") == 0.0

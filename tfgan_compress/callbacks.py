@@ -139,9 +139,11 @@ class DivergenceMonitor(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         for name, value in (logs or {}).items():
             if not np.isfinite(float(value)):
+                kept = (f"the last good epoch is kept in checkpoints/{self.stage}" if self.epoch > 0
+                        else "no epoch had finished, so nothing was kept")
                 raise TrainingDiverged(
                     f"{self.stage}: {name} became {float(value)} at epoch {self.epoch + 1}, step {batch + 1}; "
-                    f"the last good epoch is kept in checkpoints/{self.stage}. {self.hint}")
+                    f"{kept}. {self.hint}")
 
     def on_epoch_end(self, epoch, logs=None):
         if not self.watch_discriminator or "d_loss" not in (logs or {}):

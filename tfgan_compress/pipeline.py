@@ -21,7 +21,9 @@ stage names (``tfgan-compress data-free`` exists because the stage does).
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import shutil
 import sys
 import tempfile
 import time
@@ -173,6 +175,8 @@ class StageContext:
             self.progress(f"  resuming {name} after epoch {done} from {backup}")
         return [callbacks.DivergenceMonitor(name, self.stage.divergence_hint, watch_discriminator),
                 keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=True, double_checkpoint=True),
+                keras.callbacks.LambdaCallback(  # after the backup: the time up to the epoch it saved
+                    on_epoch_end=lambda epoch, logs: self.folder.record_seconds(name, self.elapsed(), finished=False)),
                 *extra,
                 keras.callbacks.TensorBoard(str(self.folder.logs(name)), update_freq=update_freq, write_graph=False)]
 
@@ -190,7 +194,7 @@ def run_stage(stage: Stage, ctx: StageContext) -> None:
     index = [s.name for s in stages_of(ctx.config.mode)].index(stage.name)
     ctx.seed = ctx.config.seed * 100 + index
     keras.utils.set_random_seed(ctx.seed)
-    ctx.started = time.time()
+    ctx.started = time.time() - folder.seconds_so_far(stage.name)  # an interrupted stage's time counts too
     for artifact, value in (stage.produce(ctx) or {}).items():
         folder.save(artifact, value)
         ctx.loaded[artifact] = value
@@ -246,9 +250,27 @@ def run_stages(config: RunConfig, out_dir, names, progress=print, safe_mode: boo
         progress(f"run directory: {folder.root}")
         if ctx.data_loaded():
             progress(f"data: {data.describe(ctx.dataset)}")
-    for stage in plan:
-        run_stage(stage, ctx)
+    with scratch_space(folder):
+        for stage in plan:
+            run_stage(stage, ctx)
     return ctx
+
+
+@contextlib.contextmanager
+def scratch_space(folder: RunFolder):
+    """Temporary files (the TFLite converter's SavedModel folders, among others) under the run
+    folder's ``tmp/`` rather than the system's temp dir: a run killed mid-export leaves them
+    where the next run of that folder removes them."""
+    scratch = folder.root / "tmp"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True, exist_ok=True)
+    saved = tempfile.tempdir
+    tempfile.tempdir = str(scratch)
+    try:
+        yield scratch
+    finally:
+        tempfile.tempdir = saved
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def run(config: RunConfig, out_dir=None, progress=print, safe_mode: bool = True,

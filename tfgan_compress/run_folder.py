@@ -178,8 +178,17 @@ class RunFolder:
         path = self.stage_seconds_json
         return json.loads(path.read_text()) if path.is_file() else {}
 
-    def record_seconds(self, stage: str, seconds: float) -> None:
-        artifacts.write_json(self.stage_seconds_json, {**self.stage_seconds(), stage: round(seconds, 2)})
+    def record_seconds(self, stage: str, seconds: float, finished: bool = True) -> None:
+        """A stage's wall-clock seconds; ``finished=False``: so far, kept across an
+        interruption (``<stage>:unfinished``) so that a resumed stage counts its whole time."""
+        times = self.stage_seconds()
+        times.pop(f"{stage}:unfinished", None)
+        times[stage if finished else f"{stage}:unfinished"] = round(seconds, 2)
+        artifacts.write_json(self.stage_seconds_json, times)
+
+    def seconds_so_far(self, stage: str) -> float:
+        """Seconds an interrupted run already spent in ``stage`` (0 for a fresh stage)."""
+        return float(self.stage_seconds().get(f"{stage}:unfinished", 0.0))
 
 
 def _differences(old: dict, new: dict, prefix: str = ""):
