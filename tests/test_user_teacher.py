@@ -157,3 +157,21 @@ def test_a_0_255_teacher_gives_a_0_255_student(base, dataset, tmp_path, capsys):
     assert result.returncode == 0, result.stderr
     names = [line.split("\t")[1] for line in result.stdout.strip().splitlines()]
     assert names == [card["class_names"][c] for c in keras_classes]
+
+
+def test_a_lambda_wrapping_a_named_function_is_named_in_one_short_line(tmp_path):
+    import keras
+
+    from tfgan_compress.errors import ModelError
+    from tfgan_compress.teacher import load_classifier
+
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Lambda(_double), keras.layers.Flatten(),
+                              keras.layers.Dense(10)])
+    model.save(tmp_path / "named.keras")
+    with pytest.raises(ModelError, match="Lambda layer.*--unsafe-load") as info:
+        load_classifier(tmp_path / "named.keras")
+    assert "\n" not in str(info.value) and len(str(info.value)) < 300
+
+
+def _double(x):
+    return x * 2

@@ -2,8 +2,9 @@
 
 Sub-commands: ``run`` and one per declared stage (:data:`pipeline.STAGES`). Exit status: 0
 on success; otherwise the status on the error's class (:mod:`tfgan_compress.errors`: 2 for
-bad input, one line, no traceback unless ``--debug``; 1 for a run that stopped), and 1 for
-anything unexpected.
+bad input, one line, no traceback unless ``--debug``; 1 for a run that stopped; 3 for a run
+that finished with an exported file below its agreement bar), 1 for anything unexpected,
+and 130 when interrupted (Ctrl-C).
 """
 
 from __future__ import annotations

@@ -92,6 +92,9 @@ def load_classifier(path, spec: ImageSpec | None = None, safe_mode: bool = True)
         raise ModelError(f"{path}: file not found")
     if not zipfile.is_zipfile(path):
         raise ModelError(f"{path}: not a Keras model (a .keras file is a zip archive; this is not one)")
+    if safe_mode and _has_lambda_layer(path):
+        raise ModelError(f"{path}: contains a Lambda layer (Python code, which could run anything when loaded); "
+                         f"refused in safe mode (pass --unsafe-load only for a file you trust)")
     try:
         model = keras.models.load_model(path, compile=False, safe_mode=safe_mode)
     except ValueError as err:
@@ -100,10 +103,30 @@ def load_classifier(path, spec: ImageSpec | None = None, safe_mode: bool = True)
                              f"loaded; refused in safe mode (pass --unsafe-load only for a file you trust)") from None
         raise ModelError(f"{path}: not a loadable Keras model ({first_line(err)})") from None
     except Exception as err:  # zip errors, OSError, ...
-        raise ModelError(f"{path}: not a loadable Keras model ({type(err).__name__}: {err})") from None
+        raise ModelError(f"{path}: not a loadable Keras model ({type(err).__name__}: {first_line(err)[:300]})") from None
     if spec is not None:
         check_classifier(model, spec, path)
     return model
+
+
+def _has_lambda_layer(path) -> bool:
+    """Whether the ``config.json`` inside a ``.keras`` archive declares a ``Lambda`` layer."""
+    import json
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile):
+        return False  # keras reports what is wrong with the file
+
+    def walk(node) -> bool:
+        if isinstance(node, dict):
+            return node.get("class_name") == "Lambda" or any(walk(v) for v in node.values())
+        if isinstance(node, list):
+            return any(walk(v) for v in node)
+        return False
+
+    return walk(config)
 
 
 def check_classifier(model: keras.Model, spec: ImageSpec, where) -> None:
