@@ -46,6 +46,12 @@ from . import artifacts
 from .config import ExportConfig, ExportVariant, choices
 from .errors import ExportError, first_line
 from .litert import TFLiteClassifier
+from .run_folder import below_bar
+
+
+def self_dir(path: Path, passed: bool) -> Path:
+    """The folder the model card lives in, for a file written there or kept apart."""
+    return Path(path).parent if passed else Path(path).parent.parent
 
 __all__ = ["Variant", "VARIANTS", "agreement_bar", "scaled_bar", "near_tie_share", "convert", "probability_model", "export_classifier",
            "export_generator", "ModelCard", "write_labels", "ExportedFile"]
@@ -269,9 +275,9 @@ def export_classifier(classifier: keras.Model, destination: Callable[[str], Path
         passed = agreement >= bar
         target = destination(variant)
         if not passed:
-            target = target.parent / "below_bar" / target.name
-        elif (target.parent / "below_bar" / target.name).exists():  # from an earlier export of this run
-            (target.parent / "below_bar" / target.name).unlink()
+            target = below_bar(target)
+        elif below_bar(target).exists():  # from an earlier export of this run
+            below_bar(target).unlink()
         path = artifacts.write_bytes(target, content)
         results.append(ExportedFile(variant, path, len(content), agreement,
                                     np.dtype(runner.input_dtype).name, np.dtype(runner.output_dtype).name,
@@ -364,7 +370,7 @@ class ModelCard:
             "output": {"shape": [1, len(class_names)], "meaning": "class probabilities (softmax), in labels.txt order",
                        "int8_output": "p = (q - zero_point) * scale"},
             "class_names": list(class_names),
-            "files": [{"file": f.path.name if f.passed else f"below_bar/{f.path.name}", "variant": f.variant,
+            "files": [{"file": str(f.path.relative_to(self_dir(f.path, f.passed))), "variant": f.variant,
                        "bytes": f.bytes, "sha256": sha256(f.path),
                        "input_dtype": f.input_dtype, "output_dtype": f.output_dtype,
                        "input_quantization": f.input_quantization, "output_quantization": f.output_quantization,

@@ -261,7 +261,7 @@ def scratch_space(folder: RunFolder):
     """Temporary files (the TFLite converter's SavedModel folders, among others) under the run
     folder's ``tmp/`` rather than the system's temp dir: a run killed mid-export leaves them
     where the next run of that folder removes them."""
-    scratch = folder.root / "tmp"
+    scratch = folder.scratch_dir
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True, exist_ok=True)
     saved = tempfile.tempdir

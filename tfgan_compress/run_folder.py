@@ -57,6 +57,7 @@ class RunFolder:
     samples_png = InFolder("samples.png")
     logs_dir = InFolder("logs")
     stage_seconds_json = InFolder("checkpoints", "stage_seconds.json")
+    scratch_dir = InFolder("tmp")  # temporary files of the run (removed at its end, or by the next run)
     report_json = InFolder("report.json")
     report_md = InFolder("report.md")
     frontier_png = InFolder("frontier.png")
@@ -90,7 +91,7 @@ class RunFolder:
 
     def tflite_below_bar(self, model: str, variant: str) -> Path:
         """``tflite/below_bar/<model>_<variant>.tflite``: a file that missed its agreement bar."""
-        return self.tflite_dir / "below_bar" / f"{model}_{variant}.tflite"
+        return below_bar(self.tflite(model, variant))
 
     def logs(self, stage: str) -> Path:
         """TensorBoard folder of a stage (or of the sample grids: ``samples``)."""
@@ -201,3 +202,8 @@ def _differences(old: dict, new: dict, prefix: str = ""):
             yield f"{prefix}{key}", old.get(key), new.get(key)
     for key in sections:
         yield from _differences(old[key], new[key], f"{prefix}{key}.")
+
+
+def below_bar(path: Path) -> Path:
+    """Where an exported file that missed its agreement bar is kept: ``below_bar/`` beside it."""
+    return Path(path).parent / "below_bar" / Path(path).name
