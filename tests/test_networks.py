@@ -58,3 +58,13 @@ def test_forward_flops_counts_multiply_adds_twice():
     x = keras.layers.Flatten()(x)
     model = keras.Model(inputs, keras.layers.Dense(2)(x))
     assert timing.forward_flops(model) == 2 * (8 * 8 * 9 * 3 * 4 + 8 * 8 * 4 * 9 + 256 * 2)
+
+
+@pytest.mark.parametrize("shape", [(64, 64, 3), (32, 32, 3), (20, 24, 3)])
+def test_residual_gan_networks_fit_sizes_from_32_to_64(shape):
+    generator = networks.build_generator(shape, 3, 4, 2, "resnet")
+    discriminator = networks.build_discriminator(shape, 3, 2, True, "resnet")
+    z, y = tf.zeros((2, 4)), tf.constant([0, 2])
+    images = generator([z, y])
+    assert images.shape == (2, *shape)
+    assert discriminator([images, y]).shape == (2, 1)
