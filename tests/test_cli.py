@@ -240,3 +240,11 @@ def test_lambda_teacher_needs_unsafe_load(tmp_path, capsys):
     assert status == 2 and "Lambda" in err and "--unsafe-load" in err and not (tmp_path / "r").exists()
     assert cli.main(args + ["--unsafe-load"]) == 0
     assert (tmp_path / "r" / "report.json").is_file()
+
+
+def test_version(capsys):
+    from tfgan_compress import __version__
+
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--version"])
+    assert info.value.code == 0 and capsys.readouterr().out.strip() == f"tfgan-compress {__version__}"

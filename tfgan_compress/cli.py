@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tfgan-compress",
         description="Compress a Keras image classifier into a tiny TFLite model with a conditional GAN "
                     "and knowledge distillation.")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"tfgan-compress {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     commands = {"run": "every stage of the mode, in order: " + "; ".join(
         f"{mode}: {', '.join(s.name for s in STAGES.values() if mode in s.modes)}" for mode in choices(Mode))}
