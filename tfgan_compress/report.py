@@ -94,6 +94,15 @@ def student_line(network: dict | None, rows: list[dict]) -> str:
             f"family that fits: {shape}; {landed}.")
 
 
+def environment_line(env: dict | None) -> str:
+    """Where the latencies were measured, and how."""
+    if not env:
+        return ""
+    return (f"Measured on {env.get('cpu')} ({env.get('cores')} cores), {env.get('date')}: TensorFlow "
+            f"{env.get('tensorflow')}, Keras {env.get('keras')}, LiteRT (ai-edge-litert) {env.get('ai_edge_litert')}, "
+            f"tfgan_compress {env.get('tfgan_compress')}. Latency: {env.get('latency_method')}.")
+
+
 def write_report(folder, rows: list[dict], info: dict) -> dict:
     """Write the run folder's ``report.json`` (``{"models": rows, **info}``), ``report.md``
     and ``frontier.png``."""
@@ -121,6 +130,7 @@ def write_report(folder, rows: list[dict], info: dict) -> dict:
         f"{info.get('num_classes')} classes). Preset `{info.get('preset')}`, seed {info.get('seed')}.",
         provenance,
         teacher_input_line(info.get("teacher_input")),
+        environment_line(info.get("environment")),
         student_line(info.get("student_network"), rows),
         "",
         markdown_table(rows),

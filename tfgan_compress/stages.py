@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from . import callbacks, data, datafree, distill, distribute, evaluate, export, networks, report
+from . import callbacks, data, datafree, distill, distribute, evaluate, export, networks, report, timing
 from .gan import ConditionalGAN
 from . import student as student_choice
 from .teacher import as_functional, as_logits, taking_convention, taking_unit_range, to_convention, train_teacher
@@ -248,6 +248,7 @@ def evaluate_all(ctx) -> dict:
         # uint8 pixels + one label byte per image: what the generator file stands in for
         "training_set_bytes": int(dataset.x_train[0].size + 1) * len(dataset.x_train),
         "stage_seconds": {**folder.stage_seconds(), "evaluate": round(ctx.elapsed(), 2)},
+        "environment": timing.environment(),
     }
     report.write_report(folder, rows, info)
     card.add_test_figures(rows, {"data": dataset.source, "images": len(x)})

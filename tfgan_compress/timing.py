@@ -22,6 +22,33 @@ def latency_ms(call: Callable[[], object], runs: int, warmup: int) -> dict:
     return {"median": statistics.median(times), "p90": float(np.percentile(times, 90))}
 
 
+def environment() -> dict:
+    """What latency and speed figures depend on: versions, CPU model and core count, date."""
+    import datetime
+    import os
+    import platform
+    from importlib import metadata
+
+    def version(package: str):
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return None
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"tfgan_compress": version("tfgan_compress"), "tensorflow": version("tensorflow"),
+            "keras": version("keras"), "ai_edge_litert": version("ai-edge-litert"), "python": platform.python_version(),
+            "cpu": cpu, "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "latency_method": "median and 90th percentile of single-image invocations timed in Python "
+                              "(time.perf_counter around each call), 1 thread, after warm-up runs"}
+
+
 def use_all_cores_per_op() -> None:
     """One TensorFlow op at a time, each on every core this process may use.
 
