@@ -248,3 +248,19 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as info:
         cli.main(["--version"])
     assert info.value.code == 0 and capsys.readouterr().out.strip() == f"tfgan-compress {__version__}"
+
+
+def test_evaluate_measures_and_marks_a_file_kept_below_its_bar(tiny_run, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_run, copy)
+    (copy / "tflite" / "below_bar").mkdir()
+    (copy / "tflite" / "student_dynamic.tflite").rename(copy / "tflite" / "below_bar" / "student_dynamic.tflite")
+    card = json.loads((copy / "tflite" / "model_card.json").read_text())
+    entry = next(e for e in card["files"] if e["variant"] == "dynamic")
+    entry.update(file="below_bar/student_dynamic.tflite", passed=False, agreement_with_keras=0.5, agreement_bar=0.9)
+    (copy / "tflite" / "model_card.json").write_text(json.dumps(card))
+    assert cli.main(["evaluate", "--out", str(copy)]) == 3
+    assert "below the agreement bar" in capsys.readouterr().err
+    report = json.loads((copy / "report.json").read_text())
+    row = next(r for r in report["models"] if r["name"] == "student_dynamic")
+    assert row["below_agreement_bar"] and "below its agreement bar" in (copy / "report.md").read_text()
