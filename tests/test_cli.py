@@ -264,3 +264,37 @@ def test_evaluate_measures_and_marks_a_file_kept_below_its_bar(tiny_run, tmp_pat
     report = json.loads((copy / "report.json").read_text())
     row = next(r for r in report["models"] if r["name"] == "student_dynamic")
     assert row["below_agreement_bar"] and "below its agreement bar" in (copy / "report.md").read_text()
+
+
+def test_a_run_interrupted_inside_every_stage_gives_the_uninterrupted_result(tiny_run, tmp_path, monkeypatch):
+    import keras
+    import numpy as np
+
+    from tfgan_compress import pipeline
+
+    interrupted = set()
+
+    class Interrupt(keras.callbacks.Callback):  # Ctrl-C once per stage, after the first epoch's backup
+        def __init__(self, stage):
+            super().__init__()
+            self.stage = stage
+
+        def on_epoch_end(self, epoch, logs=None):
+            if self.stage not in interrupted:
+                interrupted.add(self.stage)
+                raise KeyboardInterrupt
+
+    original = pipeline.StageContext.fit_callbacks
+
+    def with_interrupt(self, *extra, **kwargs):
+        return [*original(self, *extra, **kwargs), Interrupt(self.stage.name)]
+
+    monkeypatch.setattr(pipeline.StageContext, "fit_callbacks", with_interrupt)
+    out = tmp_path / "resumed"
+    args = ["run", "--preset", "tiny", "--out", str(out), "--seed", "3"]
+    statuses = [cli.main(args) for _ in range(4)]  # teacher, gan, distill each interrupted once, then done
+    assert statuses == [130, 130, 130, 0] and interrupted == {"teacher", "gan", "distill"}
+    for name in ("teacher", "generator", "student"):
+        resumed = keras.models.load_model(out / f"{name}.keras", compile=False).get_weights()
+        straight = keras.models.load_model(tiny_run / f"{name}.keras", compile=False).get_weights()
+        assert all(np.array_equal(a, b) for a, b in zip(resumed, straight)), name

@@ -124,7 +124,7 @@ def test_batchnorm_prior_only_for_teachers_with_batchnorm():
 
 def test_training_code_has_no_parameter_for_real_data():
     params = set(inspect.signature(datafree.distill_data_free).parameters)
-    assert params == {"teacher", "generator", "student", "config", "seed", "callbacks", "verbose"}
+    assert params == {"teacher", "generator", "student", "config", "seed", "callbacks", "verbose", "epochs_done"}
 
 
 def test_cli_data_free_needs_a_teacher(tmp_path, capsys):

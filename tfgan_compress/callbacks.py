@@ -155,3 +155,31 @@ class DivergenceMonitor(keras.callbacks.Callback):
                 f"{self.stage}: the discriminator wins outright (d_loss {d_loss:.3g} < {self.win_threshold} for "
                 f"{self.patience} epochs), so the generator gets no signal (collapse); "
                 f"the last good epoch is kept in checkpoints/{self.stage}. {self.hint}")
+
+
+class RandomStateBackup(keras.callbacks.Callback):
+    """Saves the state of every ``keras.random.SeedGenerator`` of the model (noise, mixup,
+    augmentation layers) at each epoch's end and restores it when training starts again,
+    as ``BackupAndRestore`` does for the weights (whose files do not hold these states), so
+    that a resumed stage draws the same random numbers as an uninterrupted one.
+    """
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = Path(path)
+
+    def states(self) -> list:
+        return [v for v in self.model.variables if "seed_generator_state" in v.path]
+
+    def on_train_begin(self, logs=None):
+        if self.path.is_file():
+            with np.load(self.path) as saved:
+                for i, variable in enumerate(self.states()):
+                    variable.assign(saved[f"state_{i}"])
+
+    def on_epoch_end(self, epoch, logs=None):
+        states = {f"state_{i}": np.asarray(v.numpy()) for i, v in enumerate(self.states())}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_name(self.path.name + ".partial.npz")
+        np.savez(partial, **states)
+        partial.replace(self.path)

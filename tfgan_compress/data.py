@@ -553,17 +553,25 @@ def _load_tfds(name: str, source: str) -> Dataset:
 
 
 def training_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int,
-                      drop_remainder: bool = True, augment=None):
-    """Shuffled (every epoch), batched, prefetched ``tf.data`` pipeline of (image, label)
-    pairs; ``augment``, a callable on an image batch (a Keras preprocessing layer), is
-    applied to every batch."""
+                      drop_remainder: bool = True, augment=None, skip_batches: int = 0):
+    """Endless ``tf.data`` stream of (image, label) batches: a new shuffle every pass over
+    the data, batched, prefetched; ``augment``, a callable on an image batch (a Keras
+    preprocessing layer), is applied to every batch. Fit it with ``steps_per_epoch``
+    (one pass: ``ceil(len(x) / batch_size)`` without ``drop_remainder``).
+
+    ``skip_batches``: the number of batches an interrupted run already trained on; they are
+    drawn (and augmented) again and discarded, so that a resumed run sees the very batches
+    the uninterrupted run would have.
+    """
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder).repeat()
     if augment is not None:  # in order: the layer's random state advances once per batch, reproducibly
         ds = ds.map(lambda images, labels: (augment(images, training=True), labels))
+    if skip_batches:
+        ds = ds.skip(skip_batches)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

@@ -314,7 +314,7 @@ class GeneratorReset(keras.callbacks.Callback):
 
 
 def distill_data_free(teacher: keras.Model, generator: keras.Model, student: keras.Model, config: DataFreeConfig,
-                      seed: int = 0, callbacks=(), verbose="auto") -> keras.callbacks.History:
+                      seed: int = 0, callbacks=(), verbose="auto", epochs_done: int = 0) -> keras.callbacks.History:
     """Train ``generator`` and ``student`` in place from the teacher alone; returns the history
     (``history.model`` is the :class:`DataFreeDistiller`, with its bank). The generator
     left in place is the last round's.
@@ -323,6 +323,7 @@ def distill_data_free(teacher: keras.Model, generator: keras.Model, student: ker
     model.compile()
     num_classes = int(teacher.outputs[0].shape[-1])
     # the reset comes before the caller's callbacks (BackupAndRestore restores on train begin)
-    return model.fit(label_batches(num_classes, config.batch_size, seed), epochs=config.epochs,
+    labels = label_batches(num_classes, config.batch_size, seed, skip_batches=epochs_done * config.steps_per_epoch)
+    return model.fit(labels, epochs=config.epochs,
                      steps_per_epoch=config.steps_per_epoch, callbacks=[GeneratorReset(), *callbacks],
                      verbose=verbose, shuffle=False)

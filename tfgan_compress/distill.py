@@ -127,7 +127,8 @@ class GeneratorDistiller(PrebuiltModel):
 
 
 def distill_on_generator(teacher: keras.Model, generator: keras.Model, student: keras.Model,
-                         config: DistillConfig, seed: int = 0, callbacks=(), verbose="auto") -> keras.callbacks.History:
+                         config: DistillConfig, seed: int = 0, callbacks=(), verbose="auto",
+                         epochs_done: int = 0) -> keras.callbacks.History:
     """Train ``student`` in place on teacher soft labels of fresh generator samples.
 
     Returns the ``fit`` history.
@@ -135,7 +136,8 @@ def distill_on_generator(teacher: keras.Model, generator: keras.Model, student: 
     distiller = GeneratorDistiller(teacher, generator, student, config, seed=seed)
     distiller.compile()
     num_classes = int(teacher.outputs[0].shape[-1])
-    return distiller.fit(label_batches(num_classes, config.batch_size, seed), epochs=config.epochs,
+    labels = label_batches(num_classes, config.batch_size, seed, skip_batches=epochs_done * config.steps_per_epoch)
+    return distiller.fit(labels, epochs=config.epochs,
                          steps_per_epoch=config.steps_per_epoch, callbacks=list(callbacks), verbose=verbose,
                          shuffle=False)
 

@@ -165,6 +165,11 @@ class StageContext:
     def elapsed(self) -> float:
         return time.time() - self.started
 
+    def epochs_done(self) -> int:
+        """Epochs of this stage that an interrupted run finished (0 for a fresh stage): its
+        training streams skip their batches, so that the resumed run sees the same data."""
+        return self.folder.epochs_backed_up(self.stage.name) or 0
+
     def fit_callbacks(self, *extra, update_freq="epoch", watch_discriminator: bool = False) -> list:
         """``[divergence monitor, BackupAndRestore, *extra, TensorBoard]`` for this stage's ``fit``:
         the monitor first (it stops before a bad epoch is backed up), TensorBoard last (it
@@ -175,6 +180,7 @@ class StageContext:
             self.progress(f"  resuming {name} after epoch {done} from {backup}")
         return [callbacks.DivergenceMonitor(name, self.stage.divergence_hint, watch_discriminator),
                 keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=True, double_checkpoint=True),
+                callbacks.RandomStateBackup(self.folder.random_state(name)),
                 keras.callbacks.LambdaCallback(  # after the backup: the time up to the epoch it saved
                     on_epoch_end=lambda epoch, logs: self.folder.record_seconds(name, self.elapsed(), finished=False)),
                 *extra,

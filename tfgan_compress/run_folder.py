@@ -93,6 +93,10 @@ class RunFolder:
         """``tflite/below_bar/<model>_<variant>.tflite``: a file that missed its agreement bar."""
         return below_bar(self.tflite(model, variant))
 
+    def random_state(self, stage: str) -> Path:
+        """The random-number states of an interrupted ``fit`` of ``stage``, beside its backup."""
+        return self.checkpoint(stage) / "random_state.npz"
+
     def logs(self, stage: str) -> Path:
         """TensorBoard folder of a stage (or of the sample grids: ``samples``)."""
         return self.logs_dir / stage

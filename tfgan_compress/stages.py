@@ -42,7 +42,8 @@ def teacher(ctx) -> dict:
     dataset, cfg = ctx.dataset, ctx.config.teacher
     ctx.announce(f"training on {len(dataset.x_train)} real images, {cfg.epochs} epochs")
     with ctx.strategy.scope():
-        model = train_teacher(dataset, cfg, seed=ctx.seed, callbacks=ctx.fit_callbacks(), verbose=ctx.verbose)
+        model = train_teacher(dataset, cfg, seed=ctx.seed, callbacks=ctx.fit_callbacks(), verbose=ctx.verbose,
+                              epochs_done=ctx.epochs_done())
     return {"teacher": model, "teacher_input": BUILT_IN_INPUT}
 
 
@@ -67,7 +68,8 @@ def gan(ctx) -> dict:
         extra.append(callbacks.TeacherScore(as_logits(ctx.load("teacher")), spec.num_classes))
     grid = callbacks.SampleGrid(folder.samples_dir, folder.logs("samples"), spec.num_classes, cfg.samples_per_class)
     start = time.time()
-    model.fit(data.training_pipeline(dataset.x_train, dataset.y_train, batch_size, ctx.seed).repeat(),
+    model.fit(data.training_pipeline(dataset.x_train, dataset.y_train, batch_size, ctx.seed,
+                                     skip_batches=ctx.epochs_done() * steps),
               epochs=cfg.epochs, steps_per_epoch=steps, shuffle=False, verbose=ctx.verbose,
               callbacks=ctx.fit_callbacks(*extra, grid, update_freq=cfg.log_every_steps,
                                           watch_discriminator=model.gan_loss.saturates_at_zero))
@@ -115,7 +117,7 @@ def distill_student(ctx) -> dict:
     generator = distribute.replicate(generator, ctx.strategy)
     with ctx.strategy.scope():
         distill.distill_on_generator(teacher_logits, generator, student, cfg, seed=ctx.seed,
-                                     callbacks=ctx.fit_callbacks(), verbose=ctx.verbose)
+                                     callbacks=ctx.fit_callbacks(), verbose=ctx.verbose, epochs_done=ctx.epochs_done())
     return {"student": saved}  # a drop-in for the teacher: it takes the teacher's input
 
 
@@ -140,7 +142,8 @@ def data_free(ctx) -> dict:
     grid = callbacks.SampleGrid(folder.samples_dir, folder.logs("samples"), num_classes, gan_cfg.samples_per_class)
     with ctx.strategy.scope():
         history = datafree.distill_data_free(teacher_logits, generator, student, cfg, seed=ctx.seed,
-                                             callbacks=ctx.fit_callbacks(grid, update_freq=50), verbose=ctx.verbose)
+                                             callbacks=ctx.fit_callbacks(grid, update_freq=50), verbose=ctx.verbose,
+                                             epochs_done=ctx.epochs_done())
     callbacks.save_png(folder.samples_png, grid.grid())
     # int8 calibration from the replay bank: every round's samples, not only the last generator's
     bank = datafree.bank_sample(history.model, ctx.config.export.calibration_samples, ctx.seed)

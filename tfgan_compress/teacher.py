@@ -26,18 +26,21 @@ from .training import warmup_cosine
 
 
 def train_teacher(dataset: Dataset, config: TeacherConfig, seed: int = 0, callbacks=(),
-                  verbose="auto") -> keras.Model:
+                  verbose="auto", epochs_done: int = 0) -> keras.Model:
     """Train a classifier (logits output) on the real training split with cross-entropy
     (label smoothing ``config.label_smoothing``, Szegedy et al., 2016), each batch randomly
     translated by up to ``augment_shift`` pixels with zero fill (pad-and-crop) and, with
     ``augment_flip``, flipped left-right; learning rate: linear warm-up then cosine decay
-    (:func:`training.warmup_cosine`)."""
+    (:func:`training.warmup_cosine`). ``epochs_done``: epochs an interrupted run finished
+    (restored by the caller's ``BackupAndRestore``); their batches are skipped."""
     model = build_classifier(dataset.spec.image_shape, dataset.num_classes, config.network, name="teacher")
+    steps_per_epoch = -(-len(dataset.x_train) // config.batch_size)
     pipeline = data.training_pipeline(dataset.x_train, dataset.y_train, config.batch_size, seed,
                                       drop_remainder=False, augment=image_augmenter(dataset.spec.image_shape,
                                                                                     config.augment_shift,
-                                                                                    config.augment_flip, seed))
-    steps = config.epochs * -(-len(dataset.x_train) // config.batch_size)
+                                                                                    config.augment_flip, seed),
+                                      skip_batches=epochs_done * steps_per_epoch)
+    steps = config.epochs * steps_per_epoch
     model.compile(optimizer=teacher_optimizer(config, steps),
                   loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing)
                   if config.label_smoothing else keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -46,7 +49,8 @@ def train_teacher(dataset: Dataset, config: TeacherConfig, seed: int = 0, callba
         import tensorflow as tf
 
         pipeline = pipeline.map(lambda x, y: (x, tf.one_hot(y, dataset.num_classes)))
-    model.fit(pipeline, epochs=config.epochs, callbacks=list(callbacks), verbose=verbose, shuffle=False)
+    model.fit(pipeline, epochs=config.epochs, steps_per_epoch=steps_per_epoch, callbacks=list(callbacks),
+              verbose=verbose, shuffle=False)
     return without_training_state(model)
 
 

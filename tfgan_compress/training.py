@@ -105,8 +105,10 @@ def warmup_cosine(peak: float, total_steps: int, warmup_fraction: float = 0.0):
                                                   warmup_target=peak, warmup_steps=warmup)
 
 
-def label_batches(num_classes: int, batch_size: int, seed: int):
+def label_batches(num_classes: int, batch_size: int, seed: int, skip_batches: int = 0):
     """Endless ``tf.data`` stream of uniform random class labels: the only ``fit`` input of
-    the models that learn from generator samples."""
+    the models that learn from generator samples; ``skip_batches``: those an interrupted
+    run already used (a resumed run goes on with the same stream)."""
     ds = tf.data.Dataset.random(seed=seed).map(lambda v: tf.cast(v % num_classes, tf.int32))
-    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size, drop_remainder=True)
+    return (ds.skip(skip_batches) if skip_batches else ds).prefetch(tf.data.AUTOTUNE)
