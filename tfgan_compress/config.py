@@ -392,7 +392,7 @@ def _color() -> RunConfig:
             epochs=16, batch_size=256, optimizer="sgd", learning_rate=0.2, warmup_fraction=0.2,
             weight_decay=5e-4, label_smoothing=0.2, augment_shift=4, augment_flip=True),
         gan=GANConfig(architecture="resnet", diff_augment=("color", "translation", "cutout"), noise_dim=128,
-                      generator_width=32, discriminator_width=32, epochs=20, steps_per_epoch=400, batch_size=64,
+                      generator_width=32, discriminator_width=32, epochs=15, steps_per_epoch=400, batch_size=64,
                       log_every_steps=50),
         distill=DistillConfig(
             network=ClassifierConfig(conv_filters=(24, 48, 96, 96, 192, 192), dense_units=(),

@@ -303,7 +303,7 @@ def build_resnet_discriminator(image_shape, num_classes: int, width: int, spectr
 
     per down-stage ``h = avgpool(conv3(ReLU(conv3(a(x)))))``, ``x <- h + avgpool(conv1(x))``
     (``a`` = ReLU except on the first block, which sees the image), channels ``w, 2w, 4w``;
-    then ``ReLU``, global average pooling and the projection head. Spectral norm on every layer.
+    then ``ReLU``, global sum pooling and the projection head. Spectral norm on every layer.
     """
     height, width_px, _ = image_shape
     stages = upsampling_stages(height, width_px)
@@ -321,6 +321,10 @@ def build_resnet_discriminator(image_shape, num_classes: int, width: int, spectr
         shortcut = layers.AveragePooling2D(2, name=f"down{i + 1}_shortcut_pool")(shortcut)
         x = layers.Add(name=f"down{i + 1}_add")([h, shortcut])
     x = layers.ReLU(name="features_relu")(x)
-    x = layers.GlobalAveragePooling2D(name="features")(x)
+    # global SUM pooling, as SN-GAN: with every layer 1-Lipschitz, an average would shrink the
+    # output H*W-fold, and the hinge loss could not reach its +-1 margins (measured: d_loss stuck at 2)
+    area = int(x.shape[1]) * int(x.shape[2])
+    x = layers.GlobalAveragePooling2D(name="features_mean")(x)
+    x = layers.Rescaling(float(area), name="features")(x)
     logits = ProjectionHead(num_classes, spectral_norm, name="projection")([x, label])
     return keras.Model([image, label], logits, name="discriminator")
