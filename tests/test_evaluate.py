@@ -23,3 +23,19 @@ def test_classification_metrics_by_hand():
 def test_zero_probability_costs_twenty_bits_not_infinity():
     m = evaluate.classification_metrics(np.array([[1.0, 0.0]]), np.array([1]))
     assert m["bits_per_example"] == pytest.approx(20.0)
+
+
+def test_a_fixed_batch_file_gets_no_batch_throughput(tmp_path):
+    from tfgan_compress import export, networks
+    from tfgan_compress.config import ClassifierConfig
+
+    student = networks.build_classifier((8, 8, 1), 3, ClassifierConfig((2, 4), (8, 8)), "student")
+    images = np.random.default_rng(0).random((16, 8, 8, 1)).astype(np.float32)
+    rows = {}
+    for variant in ("int8", "int8_io"):
+        path = tmp_path / "tflite" / f"student_{variant}.tflite"
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(export.convert(export.probability_model(student), variant, images))
+        rows[variant] = evaluate.evaluate_tflite(variant, path, 0, images, np.zeros(16, int), np.zeros(16, int), 3, 1)
+    assert rows["int8"]["throughput_images_per_s"] > 0
+    assert rows["int8_io"]["throughput_images_per_s"] is None  # it runs one image at a time

@@ -68,5 +68,7 @@ def evaluate_tflite(name: str, path, params: int, x_test, y_test, teacher_predic
     latency = runner.latency_ms(x_test[0], runs, warmup)
     return {"name": name, "format": "tflite", **metrics, "params": int(params),
             "bytes": Path(path).stat().st_size, "latency_ms": latency["median"], "latency_p90_ms": latency["p90"],
-            "throughput_images_per_s": runner.throughput(x_test), "input_dtype": np.dtype(runner.input_dtype).name,
+            # a fixed-batch (microcontroller) file runs one image at a time: no batch-64 figure
+            "throughput_images_per_s": None if runner.fixed_batch else runner.throughput(x_test),
+            "input_dtype": np.dtype(runner.input_dtype).name,
             "file": str(Path(path).relative_to(Path(path).parent.parent))}
