@@ -265,7 +265,9 @@ def export_classifier(classifier: keras.Model, destination: Callable[[str], Path
         agreement, runner = check_tflite(content, model, check_images, keras_probs, variant)
         bar = scaled_bar(bars[variant], keras_probs)
         converted.append((variant, content, agreement, runner, bar))
-        verdict = "" if agreement >= bar else (
+        lowered = (f", bar {bar:.2%} ({bars[variant]:.1%} less half the {ties:.1%} near-ties)"
+                   if bar < bars[variant] else "")
+        verdict = lowered if agreement >= bar else (
             f" -- BELOW its bar of {bar:.2%} ({bars[variant]:.1%} less half the {ties:.1%} near-ties); "
             f"kept apart in below_bar/;{below_bar_advice(variant)}")
         progress(f"  {destination(variant).name}: {len(content):,} bytes, agreement with Keras {agreement:.2%}, "
