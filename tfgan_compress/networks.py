@@ -201,13 +201,17 @@ def _maybe_sn(layer, spectral_norm: bool):
     return layers.SpectralNormalization(layer) if spectral_norm else layer
 
 
-def build_dcgan_discriminator(image_shape, num_classes: int, width: int, spectral_norm: bool = True) -> keras.Model:
-    """``D(x, y)``: (strided conv, LeakyReLU 0.2)* -> dense features h -> projection head."""
-    height, width_px, _ = image_shape
-    stages = upsampling_stages(height, width_px)
+def _discriminator_inputs(image_shape) -> tuple:
+    """(down-stages, image input, label input, image mapped to [-1, 1]) of a discriminator."""
+    stages = upsampling_stages(*image_shape[:2])
     image = keras.Input(shape=tuple(image_shape), name="image")
     label = keras.Input(shape=(), dtype="int32", name="label")
-    x = layers.Rescaling(2.0, offset=-1.0, name="to_signed_range")(image)
+    return stages, image, label, layers.Rescaling(2.0, offset=-1.0, name="to_signed_range")(image)
+
+
+def build_dcgan_discriminator(image_shape, num_classes: int, width: int, spectral_norm: bool = True) -> keras.Model:
+    """``D(x, y)``: (strided conv, LeakyReLU 0.2)* -> dense features h -> projection head."""
+    stages, image, label, x = _discriminator_inputs(image_shape)
     for i in range(stages):
         x = _maybe_sn(layers.Conv2D(width * 2 ** i, 4, strides=2, padding="same", name=f"down{i + 1}"),
                       spectral_norm)(x)
@@ -305,11 +309,7 @@ def build_resnet_discriminator(image_shape, num_classes: int, width: int, spectr
     (``a`` = ReLU except on the first block, which sees the image), channels ``w, 2w, 4w``;
     then ``ReLU``, global sum pooling and the projection head. Spectral norm on every layer.
     """
-    height, width_px, _ = image_shape
-    stages = upsampling_stages(height, width_px)
-    image = keras.Input(shape=tuple(image_shape), name="image")
-    label = keras.Input(shape=(), dtype="int32", name="label")
-    x = layers.Rescaling(2.0, offset=-1.0, name="to_signed_range")(image)
+    stages, image, label, x = _discriminator_inputs(image_shape)
     for i in range(stages):
         filters = width * 2 ** i
         h = x if i == 0 else layers.ReLU(name=f"down{i + 1}_relu0")(x)

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from . import callbacks, data, datafree, distill, distribute, evaluate, export, networks, report, timing
+from . import callbacks, data, datafree, distill, distribute, evaluate, export, networks, quality, report, timing
 from .gan import ConditionalGAN
 from . import student as student_choice
 from .teacher import as_functional, as_logits, taking_convention, taking_unit_range, to_convention, train_teacher
@@ -162,16 +162,14 @@ def calibration_images(ctx, generator, source: str) -> np.ndarray:
     """int8 calibration set: class-balanced generator samples, real training images on
     request, or (data-free mode) the replay-bank sample, which holds every synthesis round."""
     cfg = ctx.config.export
-    rng = np.random.default_rng(ctx.config.seed)
     if source == "real":
         x_train = ctx.dataset.x_train
-        return x_train[rng.choice(len(x_train), min(cfg.calibration_samples, len(x_train)), replace=False)]
+        return x_train[np.random.default_rng(ctx.config.seed).choice(len(x_train), min(cfg.calibration_samples, len(x_train)), replace=False)]
     if source == "replay bank":
         return ctx.load("calibration_bank")
     num_classes = int(generator.get_layer("label_embedding").input_dim)
     labels = (np.arange(cfg.calibration_samples) % num_classes).astype(np.int32)
-    noise = rng.standard_normal((len(labels), int(generator.inputs[0].shape[-1]))).astype(np.float32)
-    return np.asarray(generator.predict([noise, labels], batch_size=256, verbose=0))
+    return quality.generate(generator, labels, ctx.config.seed, batch_size=256)
 
 
 def export_tflite(ctx) -> dict:
