@@ -127,13 +127,17 @@ class GANConfig:
     spectral_norm: bool = True
     gradient_penalty_weight: float = setting(10.0, AT_LEAST_0)  # used by wasserstein_gp only
     epochs: int = setting(20, AT_LEAST_1)
-    steps_per_epoch: int = setting(100, AT_LEAST_0)  # 0: one pass over the training split per epoch
+    steps_per_epoch: int = setting(100, AT_LEAST_0)  # 0: one pass over the training split per epoch ...
+    min_steps: int = setting(0, AT_LEAST_0)  # ... but at least this many steps in all (small training sets)
     batch_size: int = setting(64, AT_LEAST_1)
     generator_learning_rate: float = setting(2e-4, POSITIVE)
     discriminator_learning_rate: float = setting(2e-4, POSITIVE)
     beta_1: float = setting(0.0, FRACTION)
     beta_2: float = setting(0.9, FRACTION)
     ema_decay: float = setting(0.999, FRACTION)
+    # weight of the teacher's cross-entropy on generated samples in the generator loss (AC-GAN
+    # style; losses.teacher_class_loss), when the run has a teacher; 0: off
+    teacher_weight: float = setting(0.0, AT_LEAST_0)
     log_every_steps: int = setting(10, AT_LEAST_1)  # TensorBoard scalars every N steps (and per epoch)
     samples_per_class: int = setting(10, AT_LEAST_1)  # columns of the per-epoch sample grid
 

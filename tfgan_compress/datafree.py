@@ -50,7 +50,8 @@ import tensorflow as tf
 
 from . import losses
 from .config import DataFreeConfig
-from .training import PrebuiltModel, TeacherAgreement, cosine_adam, label_batches, per_replica_seed
+from .training import (DirectedMetrics, PrebuiltModel, TeacherAgreement, cosine_adam, directed_mean, label_batches,
+                       per_replica_seed)
 
 
 def batchnorm_statistics_model(teacher: keras.Model):
@@ -171,12 +172,15 @@ class DataFreeDistiller(PrebuiltModel):
                                     trainable=False, name="sample_bank", aggregation="only_first_replica")
         self.bank_count = self.add_weight(shape=(), initializer="zeros", dtype="int32", trainable=False,
                                           name="bank_count", aggregation="only_first_replica")
-        self.generator_loss_tracker = keras.metrics.Mean(name="g_loss")
-        self.student_loss_tracker = keras.metrics.Mean(name="distill_loss")
-        self.disagreement_tracker = keras.metrics.Mean(name="g_disagreement")
-        self.conditioning_tracker = keras.metrics.Mean(name="teacher_label_accuracy")
+        self.generator_loss_tracker = directed_mean("g_loss", "down")
+        self.student_loss_tracker = directed_mean("distill_loss", "down")
+        self.disagreement_tracker = directed_mean("g_disagreement")
+        self.conditioning_tracker = directed_mean("teacher_label_accuracy", "up")
         self.agreement_tracker = TeacherAgreement()
-        self.bank_fill_tracker = keras.metrics.Mean(name="bank_images")
+        self.bank_fill_tracker = directed_mean("bank_images")
+        self.metric_list = DirectedMetrics([
+            self.generator_loss_tracker, self.student_loss_tracker, self.disagreement_tracker,
+            self.conditioning_tracker, self.agreement_tracker, self.bank_fill_tracker])
         self.built = True
 
     def compile(self, generator_optimizer=None, student_optimizer=None, **kwargs):
@@ -191,11 +195,6 @@ class DataFreeDistiller(PrebuiltModel):
             "student_optimizer": (student_optimizer or cosine_adam(c.student_learning_rate, student_steps),
                                   self.student),
         }, **kwargs)
-
-    @property
-    def metrics(self):
-        return [self.generator_loss_tracker, self.student_loss_tracker, self.disagreement_tracker,
-                self.conditioning_tracker, self.agreement_tracker, self.bank_fill_tracker]
 
     def call(self, images, training=False):
         return self.student(images, training=training)

@@ -22,7 +22,8 @@ import tensorflow as tf
 from . import losses
 from .config import DistillConfig
 from .teacher import image_augmenter
-from .training import PrebuiltModel, TeacherAgreement, cosine_adam, label_batches, per_replica_seed
+from .training import (DirectedMetrics, PrebuiltModel, TeacherAgreement, cosine_adam, directed_mean, label_batches,
+                       per_replica_seed)
 
 __all__ = ["GeneratorDistiller", "distill_on_generator", "distill_on_images"]
 
@@ -47,14 +48,11 @@ class GeneratorDistiller(PrebuiltModel):
         self.augmenter = image_augmenter(generator.outputs[0].shape[1:], config.augment_shift, config.augment_flip,
                                          seed)
         self.seed_generator = keras.random.SeedGenerator(seed)
-        self.loss_tracker = keras.metrics.Mean(name="distill_loss")
+        self.loss_tracker = directed_mean("distill_loss", "down")
         self.agreement_tracker = TeacherAgreement()
-        self.conditioning_tracker = keras.metrics.Mean(name="generator_label_accuracy")
+        self.conditioning_tracker = directed_mean("generator_label_accuracy", "up")
+        self.metric_list = DirectedMetrics([self.loss_tracker, self.agreement_tracker, self.conditioning_tracker])
         self.built = True  # all parts are built functional models (BackupAndRestore needs it)
-
-    @property
-    def metrics(self):
-        return [self.loss_tracker, self.agreement_tracker, self.conditioning_tracker]
 
     def compile(self, optimizer=None, **kwargs):
         """As ``keras.Model.compile``; default optimizer: Adam with ``config.learning_rate``

@@ -6,7 +6,9 @@ callbacks (TensorBoard, BackupAndRestore, ModelCheckpoint, TerminateOnNaN) work 
 Each step (Goodfellow et al., 2014, alternating updates):
 
 1. discriminator: minimise ``L_D(D(x, y), D(G(z, y), y))`` (+ ``lambda * GP`` for WGAN-GP);
-2. generator: minimise ``L_G(D(G(z', y), y))`` with fresh noise ``z'``;
+2. generator: minimise ``L_G(D(G(z', y), y)) + w_T * CE(T(G(z', y)), y)`` with fresh
+   noise ``z'``; the second term only with a ``teacher`` and ``config.teacher_weight`` ``w_T``
+   > 0 (AC-GAN's classifier term, Odena et al., 2017, with the trained teacher);
    Both discriminator inputs first go through ``DiffAugment`` when ``config.diff_augment``
    names policies (Zhao et al., 2020; :mod:`augment`), in both steps;
 3. EMA generator: ``w_ema <- d * w_ema + (1 - d) * w`` with the warm-up
@@ -26,10 +28,10 @@ import dataclasses
 import keras
 import tensorflow as tf
 
-from . import config as configs, losses
+from . import config as configs, losses, quality
 from .augment import diff_augment
 from .config import GANConfig
-from .training import PrebuiltModel, per_replica_seed, replica_mean
+from .training import DirectedMetrics, PrebuiltModel, directed_mean, per_replica_seed, replica_mean
 
 
 @keras.saving.register_keras_serializable(package="tfgan_compress")
@@ -40,11 +42,27 @@ class ConditionalGAN(PrebuiltModel):
 
     ``config``: the ``gan`` section (loss family, EMA decay, learning rates for the default
     optimizers); ``gan_loss``: a :class:`losses.GANLoss` to use instead of ``config.loss``
-    (such a model trains and checkpoints, but cannot be saved as ``.keras``).
+    (such a model trains and checkpoints, but cannot be saved as ``.keras``); ``teacher``: a
+    trained classifier of the same images (logits), frozen here. With a teacher the
+    generator loss gains ``config.teacher_weight * CE(T(G(z, y)), y)``
+    (:func:`losses.teacher_class_loss`), and ``evaluate()`` reports sample quality.
+
+    Keras conventions: ``model.optimizer`` is the :class:`training.OptimizerSet` of both
+    optimizers, so ``LearningRateScheduler``/``ReduceLROnPlateau`` act on both (and
+    :class:`callbacks.OnOptimizer` points one at a single optimizer); losses and accuracies
+    have directions for ``EarlyStopping``/``ModelCheckpoint``; the compile config reloads,
+    so ``keras.models.load_model(path).fit(...)`` goes on with the optimizers' state and
+    step count. Logged per step: ``d_loss``, ``g_loss``, ``d_real``, ``d_fake`` (mean
+    logits), ``g_grad_norm``, ``d_grad_norm`` (global gradient norms), ``g_teacher_loss``
+    (with a teacher), both learning rates. ``evaluate(real_dataset)``: the same losses on
+    real images against EMA samples of their labels, and with a teacher
+    ``sample_teacher_accuracy`` (share of samples the teacher assigns to their class) and
+    ``frechet_distance`` (real against generated, teacher penultimate features;
+    :class:`quality.FrechetDistance`).
     """
 
     def __init__(self, generator, discriminator, config: GANConfig | None = None, seed: int = 0,
-                 gan_loss: losses.GANLoss | None = None, **kwargs):
+                 gan_loss: losses.GANLoss | None = None, teacher: keras.Model | None = None, **kwargs):
         super().__init__(**kwargs)
         self.config = config or GANConfig()
         self.generator = generator
@@ -52,38 +70,59 @@ class ConditionalGAN(PrebuiltModel):
         self.ema_generator = keras.models.clone_model(generator)
         self.ema_generator.set_weights(generator.get_weights())
         self.ema_generator.trainable = False
+        self.ema_generator.name = "ema_generator"  # not a second "generator" in summary()
         self.noise_dim = int(generator.inputs[0].shape[-1])
         self.seed = seed
         self.custom_loss = gan_loss is not None
         self.gan_loss = gan_loss or losses.gan_loss(self.config.loss, self.config.gradient_penalty_weight)
         self.noise_seed = keras.random.SeedGenerator(seed)
+        self.teacher = teacher
+        self.teacher_features = None
+        if teacher is not None:
+            teacher.trainable = False
+            try:
+                self.teacher_features = quality.penultimate_features(teacher)
+            except ValueError:  # no top-level Dense layer: no Frechet distance
+                pass
         # Number of EMA updates so far (for the decay warm-up); saved with the model.
         self.ema_updates = self.add_weight(shape=(), initializer="zeros", dtype="float32",
                                            trainable=False, name="ema_updates")
-        self.trackers = [keras.metrics.Mean(name=name) for name in ("d_loss", "g_loss", "d_real", "d_fake")]
+        self.loss_trackers = [directed_mean("d_loss", "down"), directed_mean("g_loss", "down"),
+                              directed_mean("d_real"), directed_mean("d_fake")]
+        self.train_trackers = self.loss_trackers + [directed_mean("g_grad_norm"), directed_mean("d_grad_norm")]
         if self.gan_loss.penalty is not None:
-            self.trackers.append(keras.metrics.Mean(name=self.gan_loss.penalty_name))
+            self.train_trackers.append(directed_mean(self.gan_loss.penalty_name, "down"))
+        if self.uses_teacher_loss:
+            self.train_trackers.append(directed_mean("g_teacher_loss", "down"))
+        self.eval_trackers = list(self.loss_trackers)
+        if teacher is not None:
+            self.eval_trackers.append(directed_mean("sample_teacher_accuracy", "up"))
+        if self.teacher_features is not None:
+            self.eval_trackers.append(quality.FrechetDistance(int(self.teacher_features.outputs[0].shape[-1])))
+        self.metric_list = DirectedMetrics(self.train_trackers + self.eval_trackers[len(self.loss_trackers):])
         # The functional sub-networks are built, so the GAN is too (BackupAndRestore needs it).
         self.built = True
 
+    @property
+    def uses_teacher_loss(self) -> bool:
+        return self.teacher is not None and self.config.teacher_weight > 0
+
     def compile(self, generator_optimizer=None, discriminator_optimizer=None, **kwargs):
-        """Two optimizers (default: Adam with the config's learning rates and betas); every
-        other keyword (``jit_compile``, ``steps_per_execution``...) goes to
-        ``keras.Model.compile``."""
+        """Two optimizers (instances or names; default: Adam with the config's learning rates
+        and betas); ``jit_compile``, ``steps_per_execution`` and ``run_eagerly`` go to
+        ``keras.Model.compile``; ``optimizer``, ``loss`` and ``metrics`` are refused (nothing
+        would use them)."""
         c = self.config
 
-        def adam(rate):
-            return keras.optimizers.Adam(rate, beta_1=c.beta_1, beta_2=c.beta_2)
+        def adam(rate, name):
+            return keras.optimizers.Adam(rate, beta_1=c.beta_1, beta_2=c.beta_2, name=name)
 
         self.compile_optimizers({
-            "generator_optimizer": (generator_optimizer or adam(c.generator_learning_rate), self.generator),
-            "discriminator_optimizer": (discriminator_optimizer or adam(c.discriminator_learning_rate),
-                                        self.discriminator),
+            "generator_optimizer": (generator_optimizer or adam(c.generator_learning_rate, "generator_adam"),
+                                    self.generator),
+            "discriminator_optimizer": (discriminator_optimizer or adam(c.discriminator_learning_rate,
+                                                                        "discriminator_adam"), self.discriminator),
         }, **kwargs)
-
-    @property
-    def metrics(self):
-        return self.trackers
 
     def call(self, inputs, training=False):
         return self.ema_generator(inputs, training=False)
@@ -118,27 +157,57 @@ class ConditionalGAN(PrebuiltModel):
                                        real_images, fake_images, labels, per_replica_seed(self.noise_seed))
                 per_example = per_example + loss.penalty_weight * penalty
             d_loss = losses.average_over_global_batch(per_example)
-        grads = tape.gradient(d_loss, self.discriminator.trainable_variables)
-        self.discriminator_optimizer.apply(grads, self.discriminator.trainable_variables)
+        d_grads = tape.gradient(d_loss, self.discriminator.trainable_variables)
+        self.discriminator_optimizer.apply(d_grads, self.discriminator.trainable_variables)
 
         # 2. generator step, fresh noise
         with tf.GradientTape() as tape:
-            g_images = augment(self.generator([g_noise, labels], training=True))
-            g_logits = self.discriminator([g_images, labels], training=True)
+            g_images = self.generator([g_noise, labels], training=True)
+            g_logits = self.discriminator([augment(g_images), labels], training=True)
             g_loss = losses.average_over_global_batch(loss.generator_loss(g_logits))
-        grads = tape.gradient(g_loss, self.generator.trainable_variables)
-        self.generator_optimizer.apply(grads, self.generator.trainable_variables)
+            if self.uses_teacher_loss:
+                teacher_loss = losses.average_over_global_batch(
+                    losses.teacher_class_loss(self.teacher(g_images, training=False), labels))
+                g_loss = g_loss + self.config.teacher_weight * teacher_loss
+        g_grads = tape.gradient(g_loss, self.generator.trainable_variables)
+        self.generator_optimizer.apply(g_grads, self.generator.trainable_variables)
 
         # 3. EMA of the generator weights (BatchNorm statistics included)
         self._update_ema()
 
         # Report per-replica values rescaled to the mean over the global batch.
-        values = [replica_mean(d_loss), replica_mean(g_loss), tf.reduce_mean(real_logits), tf.reduce_mean(fake_logits)]
+        values = [replica_mean(d_loss), replica_mean(g_loss), tf.reduce_mean(real_logits),
+                  tf.reduce_mean(fake_logits), tf.linalg.global_norm(g_grads), tf.linalg.global_norm(d_grads)]
         if loss.penalty is not None:
             values.append(tf.reduce_mean(penalty))
-        for tracker, value in zip(self.trackers, values):
+        if self.uses_teacher_loss:
+            values.append(replica_mean(teacher_loss))
+        for tracker, value in zip(self.train_trackers, values):
             tracker.update_state(value)
-        return self.step_logs()
+        return self.step_logs(self.train_trackers,
+                              generator_learning_rate=tf.identity(self.generator_optimizer.learning_rate),
+                              discriminator_learning_rate=tf.identity(self.discriminator_optimizer.learning_rate))
+
+    def test_step(self, data):
+        """Real ``(images, labels)`` against EMA samples of the same labels: the GAN losses
+        and mean logits (no augmentation, no update) and, with a teacher, the sample
+        quality (``sample_teacher_accuracy``, ``frechet_distance``)."""
+        real_images, labels = data[0], tf.cast(tf.reshape(data[1], [-1]), tf.int32)
+        fake_images = self.ema_generator([self.sample_noise(tf.shape(real_images)[0]), labels], training=False)
+        real_logits = self.discriminator([real_images, labels], training=False)
+        fake_logits = self.discriminator([fake_images, labels], training=False)
+        values = [tf.reduce_mean(self.gan_loss.discriminator_loss(real_logits, fake_logits)),
+                  tf.reduce_mean(self.gan_loss.generator_loss(fake_logits)),
+                  tf.reduce_mean(real_logits), tf.reduce_mean(fake_logits)]
+        for tracker, value in zip(self.loss_trackers, values):
+            tracker.update_state(value)
+        if self.teacher is not None:
+            predicted = tf.argmax(self.teacher(fake_images, training=False), axis=-1, output_type=tf.int32)
+            self.eval_trackers[len(self.loss_trackers)].update_state(tf.cast(tf.equal(predicted, labels), tf.float32))
+        if self.teacher_features is not None:
+            self.eval_trackers[-1].update_state(self.teacher_features(real_images, training=False),
+                                                self.teacher_features(fake_images, training=False))
+        return self.step_logs(self.eval_trackers)
 
     def augment(self, images):
         """DiffAugment of a discriminator input (identity without ``config.diff_augment``)."""
@@ -163,6 +232,7 @@ class ConditionalGAN(PrebuiltModel):
             "discriminator": keras.saving.serialize_keras_object(self.discriminator),
             "config": dataclasses.asdict(self.config),
             "seed": self.seed,
+            "teacher": keras.saving.serialize_keras_object(self.teacher) if self.teacher is not None else None,
         }
 
     @classmethod
@@ -171,4 +241,6 @@ class ConditionalGAN(PrebuiltModel):
         config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
         config["discriminator"] = keras.saving.deserialize_keras_object(config["discriminator"])
         config["config"] = configs.section_from_dict(GANConfig, config["config"], "gan")
+        if config.get("teacher") is not None:
+            config["teacher"] = keras.saving.deserialize_keras_object(config["teacher"])
         return cls(**config)

@@ -23,7 +23,7 @@ import tensorflow as tf
 __all__ = ["average_over_global_batch", "non_saturating_discriminator_loss", "non_saturating_generator_loss",
            "hinge_discriminator_loss", "hinge_generator_loss", "wasserstein_discriminator_loss",
            "wasserstein_generator_loss", "gradient_penalty", "GANLoss", "GAN_LOSSES", "gan_loss",
-           "distillation_loss"]
+           "distillation_loss", "teacher_class_loss"]
 
 
 def average_over_global_batch(per_example_loss, global_batch_size=None):
@@ -156,3 +156,18 @@ def distillation_loss(teacher_logits, student_logits, temperature):
     student_log_probs = tf.nn.log_softmax(s, axis=-1)
     kl = tf.reduce_sum(tf.exp(teacher_log_probs) * (teacher_log_probs - student_log_probs), axis=-1)
     return (temperature ** 2) * kl
+
+
+def teacher_class_loss(teacher_logits, labels):
+    """``-log softmax(T(G(z, y)))_y``: the teacher's cross-entropy on a generated sample for the
+    class it was generated for.
+
+    Added to the generator loss (weight ``gan.teacher_weight``), it asks every sample to be
+    recognisable as its class, as AC-GAN's auxiliary classifier does (Odena et al., 2017,
+    "Conditional Image Synthesis with Auxiliary Classifier GANs"), with the already trained
+    teacher as the classifier (it is not updated). The adversarial term still asks the
+    samples to look like the data, so the teacher term sharpens classes rather than
+    replacing realism.
+    """
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.cast(tf.reshape(labels, [-1]), tf.int32), logits=tf.cast(teacher_logits, tf.float32))

@@ -8,14 +8,17 @@
   (Heusel et al., 2017, "GANs Trained by a Two Time-Scale Update Rule Converge to a Local
   Nash Equilibrium"; their FID uses Inception-v3 features, here the teacher's, so figures
   compare runs on the same teacher only, not with published FIDs).
+* :class:`FrechetDistance`: the same distance as a streaming ``keras.metrics.Metric``
+  (running sums of features and their outer products), for ``evaluate()`` and per-epoch logs.
 """
 
 from __future__ import annotations
 
 import keras
 import numpy as np
+import tensorflow as tf
 
-__all__ = ["penultimate_features", "frechet_distance", "class_faithfulness", "generate", "generator_quality"]
+__all__ = ["penultimate_features", "frechet_distance", "FrechetDistance", "class_faithfulness", "generate", "generator_quality"]
 
 
 def penultimate_features(classifier: keras.Model) -> keras.Model:
@@ -43,6 +46,61 @@ def frechet_distance(real: np.ndarray, fake: np.ndarray) -> float:
     root = _psd_sqrt(cov_r)
     cross = np.sum(np.sqrt(np.clip(np.linalg.eigvalsh(root @ cov_g @ root), 0, None)))
     return float(np.sum((mu_r - mu_g) ** 2) + np.trace(cov_r) + np.trace(cov_g) - 2 * cross)
+
+
+def _psd_sqrt_tf(matrix):
+    values, vectors = tf.linalg.eigh((matrix + tf.transpose(matrix)) / 2)
+    return (vectors * tf.sqrt(tf.maximum(values, 0.0))[None, :]) @ tf.transpose(vectors)
+
+
+class FrechetDistance(keras.metrics.Metric):
+    """Streaming :func:`frechet_distance` between two feature sets: ``update_state(real,
+    fake)`` adds batches (rows are samples, ``dim`` features), ``result()`` fits a Gaussian
+    to each set seen so far (float64 sums; sample covariance) and returns the distance
+    (0 until each set has two rows). Direction ``down`` (lower is better)."""
+
+    def __init__(self, dim: int, name: str = "frechet_distance", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.dim = int(dim)
+        self._direction = "down"
+        self.sums = {}
+        for side in ("real", "fake"):
+            self.sums[side] = (
+                self.add_variable(shape=(), initializer="zeros", dtype="float64", name=f"{side}_count"),
+                self.add_variable(shape=(dim,), initializer="zeros", dtype="float64", name=f"{side}_sum"),
+                self.add_variable(shape=(dim, dim), initializer="zeros", dtype="float64", name=f"{side}_outer"))
+
+    def update_state(self, real_features, fake_features, sample_weight=None):
+        for side, features in (("real", real_features), ("fake", fake_features)):
+            count, total, outer = self.sums[side]
+            features = tf.cast(tf.reshape(features, [-1, self.dim]), tf.float64)
+            count.assign_add(tf.cast(tf.shape(features)[0], tf.float64))
+            total.assign_add(tf.reduce_sum(features, 0))
+            outer.assign_add(tf.matmul(features, features, transpose_a=True))
+
+    def _gaussian(self, side):
+        count, total, outer = self.sums[side]
+        n = tf.maximum(count, 2.0)
+        mean = total / n
+        cov = (outer - n * mean[:, None] * mean[None, :]) / (n - 1.0)
+        return mean, cov
+
+    def result(self):
+        mu_r, cov_r = self._gaussian("real")
+        mu_g, cov_g = self._gaussian("fake")
+        root = _psd_sqrt_tf(cov_r)
+        cross = tf.reduce_sum(tf.sqrt(tf.maximum(tf.linalg.eigvalsh(root @ cov_g @ root), 0.0)))
+        distance = tf.reduce_sum((mu_r - mu_g) ** 2) + tf.linalg.trace(cov_r) + tf.linalg.trace(cov_g) - 2 * cross
+        ready = tf.logical_and(self.sums["real"][0] >= 2, self.sums["fake"][0] >= 2)
+        return tf.cast(tf.where(ready, distance, tf.zeros_like(distance)), tf.float32)
+
+    def reset_state(self):
+        for variables in self.sums.values():
+            for variable in variables:
+                variable.assign(tf.zeros_like(variable))
+
+    def get_config(self):
+        return {**super().get_config(), "dim": self.dim}
 
 
 def generate(generator: keras.Model, labels: np.ndarray, seed: int = 0, batch_size: int = 500) -> np.ndarray:

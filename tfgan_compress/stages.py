@@ -52,8 +52,10 @@ def gan(ctx) -> dict:
     cfg, dataset, folder = ctx.config.gan, ctx.dataset, ctx.folder
     spec = dataset.spec
     batch_size = min(cfg.batch_size, len(dataset.x_train))
-    steps = cfg.steps_per_epoch or max(1, len(dataset.x_train) // cfg.batch_size)
+    steps = gan_steps_per_epoch(cfg, len(dataset.x_train))
     augmented = f", DiffAugment {'+'.join(cfg.diff_augment)}" if cfg.diff_augment else ""
+    if cfg.teacher_weight and ctx.has("teacher"):
+        augmented += f", teacher term x{cfg.teacher_weight:g}"
     ctx.announce(f"conditional GAN ({cfg.architecture}, {cfg.loss} loss{augmented}), {cfg.epochs} epochs x {steps} "
                  f"steps, batch {cfg.batch_size}")
     with ctx.strategy.scope():
@@ -61,11 +63,13 @@ def gan(ctx) -> dict:
                                              cfg.architecture)
         discriminator = networks.build_discriminator(spec.image_shape, spec.num_classes, cfg.discriminator_width,
                                                      cfg.spectral_norm, cfg.architecture)
-        model = ConditionalGAN(generator, discriminator, cfg, seed=ctx.seed)
+        teacher_model = (distribute.replicate(as_logits(ctx.load("teacher")), ctx.strategy)
+                         if ctx.has("teacher") else None)
+        model = ConditionalGAN(generator, discriminator, cfg, seed=ctx.seed, teacher=teacher_model)
         model.compile()
     extra = []
-    if ctx.has("teacher"):
-        extra.append(callbacks.TeacherScore(as_logits(ctx.load("teacher")), spec.num_classes))
+    if teacher_model is not None:
+        extra.append(callbacks.TeacherScore(teacher_model, spec.num_classes))
     grid = callbacks.SampleGrid(folder.samples_dir, folder.logs("samples"), spec.num_classes, cfg.samples_per_class)
     start = time.time()
     model.fit(data.training_pipeline(dataset.x_train, dataset.y_train, batch_size, ctx.seed,
@@ -76,6 +80,15 @@ def gan(ctx) -> dict:
     ctx.progress(f"  GAN training: {cfg.epochs * steps * cfg.batch_size / (time.time() - start):,.0f} images/s")
     callbacks.save_png(folder.samples_png, grid.grid())
     return {"generator": model.ema_generator}
+
+
+def gan_steps_per_epoch(cfg, train_images: int) -> int:
+    """``gan.steps_per_epoch``, or (0) one pass over the training images, raised so that the
+    GAN trains ``gan.min_steps`` steps in all: a small training set is a shorter epoch, not a
+    shorter GAN."""
+    if cfg.steps_per_epoch:
+        return cfg.steps_per_epoch
+    return max(1, train_images // cfg.batch_size, -(-cfg.min_steps // cfg.epochs))
 
 
 def student_network(ctx, teacher_model) -> tuple:
