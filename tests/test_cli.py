@@ -27,12 +27,18 @@ def tiny_run(tmp_path_factory):
     return out
 
 
-def event_tags(folder):
-    tags = set()
+def event_steps(folder) -> dict:
+    """{tag: sorted steps} of the TensorBoard events in ``folder``."""
+    steps = {}
     for path in folder.glob("events.out.tfevents.*"):
         for event in tf.compat.v1.train.summary_iterator(str(path)):
-            tags |= {v.tag for v in event.summary.value}
-    return tags
+            for value in event.summary.value:
+                steps.setdefault(value.tag, []).append(event.step)
+    return {tag: sorted(found) for tag, found in steps.items()}
+
+
+def event_tags(folder):
+    return set(event_steps(folder))
 
 
 @pytest.mark.slow
@@ -49,7 +55,18 @@ def test_run_writes_every_artifact(tiny_run):
     config = json.loads((out / "config.json").read_text())
     assert config["preset"] == "tiny" and config["seed"] == 3 and "gan" in config and "distill" in config
     assert {"batch_d_loss", "batch_g_loss", "epoch_d_loss", "epoch_g_loss"} <= event_tags(out / "logs" / "gan" / "train")
-    assert "generator_samples_by_class" in event_tags(out / "logs" / "samples")
+    gan_run = event_steps(out / "logs" / "gan" / "train")
+    # sample grids beside the epoch scalars, at the same steps (the epoch index, from 0)
+    assert gan_run["generator_samples_by_class"] == gan_run["epoch_g_loss"] == [0, 1]
+    for tag in ["epoch_frechet_distance", "epoch_teacher_label_accuracy", "epoch_generator_learning_rate",
+                "epoch_discriminator_learning_rate", "epoch_g_grad_norm", "epoch_d_grad_norm", "config",
+                "sample_class_accuracy/0", "sample_class_accuracy/9"]:
+        assert tag in gan_run, tag
+    hparams = event_tags(out / "logs" / "hparams")
+    assert {"_hparams_/session_start_info", "test_accuracy/student_int8", "samples/teacher_accuracy"} <= hparams
+    report = json.loads((out / "report.json").read_text())
+    assert len(report["generator_quality"]["per_class"]) == 10
+    assert "teacher takes" in (out / "report.md").read_text()
     report = json.loads((out / "report.json").read_text())
     names = [m["name"] for m in report["models"]]
     assert [n for n in names if n in MODEL_NAMES] == MODEL_NAMES and set(EXTRA_NAMES) <= set(names)

@@ -104,3 +104,42 @@ def test_runner_refuses_a_file_whose_bytes_differ_from_the_model_card(tmp_path, 
     (copy / "student_float32.tflite").write_bytes(bytes(content))
     status, err = run_runner_failing(copy / "student_float32.tflite", "--npz", tmp_path / "x.npz")
     assert status == 2 and "differ from the file the model card lists" in err
+
+
+def test_accuracy_mode_from_folders_npz_labels_and_idx_labels(tmp_path, exported):
+    """With the true classes, the runner (and ``tfgan-compress predict``) prints accuracies
+    that match the library's predictions."""
+    import gzip
+
+    from tfgan_compress import cli
+
+    out, _ = exported
+    model = out / "student_int8.tflite"
+    names = ["bar", "column", "dot"]
+    pixels = np.random.default_rng(2).integers(0, 256, size=(9, 8, 8), dtype=np.uint8)
+    truth = np.arange(9) % 3
+    predicted = TFLiteClassifier(model_path=model).predict(pixels[..., None].astype(np.float32) / 255.0).argmax(-1)
+    expected = f"{np.mean(predicted == truth):.4f}"
+    paths = []
+    for i, (image, label) in enumerate(zip(pixels, truth)):
+        (tmp_path / names[label]).mkdir(exist_ok=True)
+        paths.append(tmp_path / names[label] / f"{i}.png")
+        Image.fromarray(image).save(paths[-1])
+    np.savez(tmp_path / "xy.npz", x_test=pixels, y_test=truth)
+    header = b"\x00\x00\x08\x01" + len(truth).to_bytes(4, "big")
+    (tmp_path / "labels.gz").write_bytes(gzip.compress(header + truth.astype(np.uint8).tobytes()))
+    images_header = b"\x00\x00\x08\x03" + b"".join(d.to_bytes(4, "big") for d in pixels.shape)
+    (tmp_path / "images.gz").write_bytes(gzip.compress(images_header + pixels.tobytes()))
+    for args in [(model, *paths, "--labels-from-folders"), (model, "--npz", tmp_path / "xy.npz"),
+                 (model, "--idx", tmp_path / "images.gz", "--idx-labels", tmp_path / "labels.gz")]:
+        rows = run_runner(*args)
+        assert rows[0][:2] == ["accuracy", expected], args
+        per_class = {row[0]: row[1] for row in rows[1:]}
+        assert set(per_class) == set(names)
+        assert per_class["dot"] == f"{np.mean(predicted[truth == 2] == 2):.4f}"
+    # the package's sub-command runs the same code
+    assert cli.main(["predict", str(model), "--npz", str(tmp_path / "xy.npz")]) == 0
+    (tmp_path / "stray").mkdir()
+    Image.fromarray(pixels[0]).save(tmp_path / "stray" / "x.png")
+    code, message = run_runner_failing(model, tmp_path / "stray" / "x.png", "--labels-from-folders")
+    assert code == 2 and "folder 'stray' is not a class" in message

@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 
 from tfgan_compress import quality
 
@@ -25,3 +26,22 @@ def test_class_faithfulness_and_penultimate_features():
     predicted = np.argmax(teacher.predict(images, verbose=0), -1)
     per_class = quality.class_faithfulness(teacher, images, predicted, 2)
     assert np.allclose(per_class[~np.isnan(per_class)], 1.0)
+
+
+def test_penultimate_features_reach_into_a_wrapped_teacher_and_refuse_branches():
+    """The wrappers put around a user's teacher (rescaling in front, log-softmax behind) keep
+    the features reachable; a branching wrapper is refused rather than replayed wrongly."""
+    import keras
+
+    from tfgan_compress.teacher import as_logits, taking_unit_range
+
+    soft = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(5, activation="relu"),
+                             keras.layers.Dense(3, activation="softmax")])
+    x = np.random.default_rng(0).random((4, 8, 8, 1)).astype(np.float32)
+    direct = quality.penultimate_features(soft)
+    wrapped = quality.penultimate_features(as_logits(taking_unit_range(soft, (8, 8, 1), "0-255")))
+    np.testing.assert_allclose(wrapped(x), direct(x * 255.0), rtol=1e-5)
+    image = keras.Input((8, 8, 1))
+    branching = keras.Model(image, keras.layers.Add()([soft(image), soft(keras.layers.Rescaling(0.5)(image))]))
+    with pytest.raises(ValueError, match="no Dense layer"):
+        quality.penultimate_features(branching)

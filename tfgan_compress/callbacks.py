@@ -1,12 +1,24 @@
-"""Keras callbacks for GAN training: sample grids (PNG + TensorBoard) and a quality score.
+"""Keras callbacks for GAN training: sample grids (PNG + TensorBoard) and quality scores.
+
+TensorBoard summaries written here go into the stage's own run (``logs/<stage>/train``,
+where Keras' ``TensorBoard`` callback writes the epoch scalars), at the same steps as the
+epoch scalars (the epoch index, from 0).
 
 * :class:`SampleGrid` writes, after every epoch, a grid of EMA-generator samples (one row
   per class, fixed noise, so epochs are comparable) to ``samples/epoch_NNN.png`` and as an
   image summary to TensorBoard.
 * :class:`TeacherScore` measures per epoch how well the generator follows its condition:
   the fraction of samples that the teacher classifies as the class they were generated
-  for (``teacher_label_accuracy``), and the teacher's mean confidence. Both go into the
-  epoch ``logs``, so the TensorBoard callback placed after it records them.
+  for (``teacher_label_accuracy``, and per class under ``sample_class_accuracy/``), the
+  teacher's mean confidence and, given real images, the Fréchet distance between real and
+  generated images in the teacher's penultimate features (``frechet_distance``; sees mode
+  collapse, which the accuracy does not). The scalars go into the epoch ``logs``, so the
+  TensorBoard callback placed after it records them.
+* :class:`OnOptimizer` points a learning-rate callback at one optimizer of a model that has
+  several (``ReduceLROnPlateau`` on the discriminator only, say).
+* :class:`TextSummary` writes a text (the resolved config) to TensorBoard once.
+* :class:`TensorBoard`: Keras' callback, with epoch summaries that are not lost when the
+  steps per epoch are not a multiple of ``update_freq``.
 * :class:`DivergenceMonitor` stops a stage with a clear message on NaN/Inf losses or when
   the discriminator wins outright.
 """
@@ -19,7 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from . import artifacts
+from . import artifacts, quality
 from .errors import TrainingDiverged
 
 
@@ -56,7 +68,8 @@ def class_grid_inputs(num_classes: int, per_class: int, noise_dim: int, seed: in
 
 class SampleGrid(keras.callbacks.Callback):
     """Per-epoch grid of EMA-generator samples: ``samples_dir/epoch_NNN.png`` and, when
-    ``log_dir`` is given, a TensorBoard image there."""
+    ``log_dir`` is given, a TensorBoard image there (step: the epoch index, as Keras' epoch
+    scalars; give the stage's ``train`` run to see them side by side)."""
 
     def __init__(self, samples_dir, log_dir, num_classes: int, per_class: int, seed: int = 1234):
         super().__init__()
@@ -77,37 +90,139 @@ class SampleGrid(keras.callbacks.Callback):
         grid = self.grid()
         save_png(self.samples_dir / f"epoch_{epoch + 1:03d}.png", grid)
         if self.writer is not None:
-            with self.writer.as_default():
-                tf.summary.image("generator_samples_by_class", grid[None], step=epoch + 1)
+            with self.writer.as_default(), tf.summary.record_if(True):
+                tf.summary.image("generator_samples_by_class", grid[None], step=epoch)
             self.writer.flush()
 
     def on_train_end(self, logs=None):
         if self.writer is not None:
-            self.writer.close()
+            self.writer.flush()  # not close: writers to one folder share one file in TensorFlow
 
 
 class TeacherScore(keras.callbacks.Callback):
-    """Per-epoch ``teacher_label_accuracy`` and ``teacher_confidence`` of EMA samples."""
+    """Per-epoch sample quality of the EMA generator, judged by the teacher: into the logs
+    ``teacher_label_accuracy``, ``teacher_confidence`` and (with ``real_images``)
+    ``frechet_distance``; to TensorBoard (``log_dir``) the per-class accuracies as
+    ``sample_class_accuracy/<class>``. Fixed noise and a fixed real subset, so epochs compare.
+    """
 
-    def __init__(self, teacher: keras.Model, num_classes: int, per_class: int = 50, seed: int = 4321):
+    def __init__(self, teacher: keras.Model, num_classes: int, per_class: int = 50, seed: int = 4321,
+                 real_images: np.ndarray | None = None, log_dir=None, class_names=None):
         super().__init__()
         self.teacher = teacher
         self.num_classes = num_classes
         self.per_class = per_class
         self.seed = seed
+        self.class_names = list(class_names or range(num_classes))
+        self.writer = tf.summary.create_file_writer(str(log_dir)) if log_dir else None
+        self.features = None
+        self.real_features = None
+        if real_images is not None:
+            try:
+                self.features = quality.penultimate_features(teacher)
+            except ValueError:  # no top-level Dense: no distance
+                self.features = None
+            else:
+                self.real_features = quality.batched(self.features, real_images)
 
     def score(self) -> dict:
         noise, labels = class_grid_inputs(self.num_classes, self.per_class, self.model.noise_dim, self.seed)
-        images = self.model.ema_generator([noise, labels], training=False)
-        probs = np.asarray(tf.nn.softmax(self.teacher(images, training=False)))
-        return {
-            "teacher_label_accuracy": float(np.mean(np.argmax(probs, -1) == labels)),
-            "teacher_confidence": float(np.mean(np.max(probs, -1))),
-        }
+        images = quality.batched(self.model.ema_generator, [noise, labels])
+        probs = np.asarray(tf.nn.softmax(quality.batched(self.teacher, images)))
+        correct = np.argmax(probs, -1) == labels
+        scores = {"teacher_label_accuracy": float(np.mean(correct)),
+                  "teacher_confidence": float(np.mean(np.max(probs, -1)))}
+        if self.real_features is not None:
+            scores["frechet_distance"] = quality.frechet_distance(self.real_features, quality.batched(self.features, images))
+        self.per_class_accuracy = [float(np.mean(correct[labels == c])) for c in range(self.num_classes)]
+        return scores
 
     def on_epoch_end(self, epoch, logs=None):
+        scores = self.score()
         if logs is not None:
-            logs.update(self.score())
+            logs.update(scores)
+        if self.writer is not None:
+            with self.writer.as_default(), tf.summary.record_if(True):
+                for name, value in zip(self.class_names, self.per_class_accuracy):
+                    tf.summary.scalar(f"sample_class_accuracy/{name}", value, step=epoch)
+            self.writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self.writer is not None:
+            self.writer.flush()  # not close: writers to one folder share one file in TensorFlow
+
+
+class OnOptimizer(keras.callbacks.Callback):
+    """``callback`` (a learning-rate callback) acting on one optimizer of the model only:
+    it sees a model whose ``optimizer`` is ``model.<optimizer_name>``, everything else as is.
+
+        OnOptimizer(keras.callbacks.ReduceLROnPlateau("g_loss"), "discriminator_optimizer")
+    """
+
+    def __init__(self, callback: keras.callbacks.Callback, optimizer_name: str):
+        super().__init__()
+        self.callback = callback
+        self.optimizer_name = optimizer_name
+
+    def set_model(self, model):
+        super().set_model(model)
+        if not hasattr(model, self.optimizer_name):
+            raise ValueError(f"{type(model).__name__} has no {self.optimizer_name}; it has "
+                             f"{', '.join(getattr(model.optimizer, 'named', {})) or 'one optimizer'}")
+        self.callback.set_model(_WithOptimizer(model, getattr(model, self.optimizer_name)))
+
+    def set_params(self, params):
+        super().set_params(params)
+        self.callback.set_params(params)
+
+    def __getattribute__(self, name):
+        # every on_* hook goes to the wrapped callback
+        if name.startswith("on_"):
+            return getattr(object.__getattribute__(self, "callback"), name)
+        return object.__getattribute__(self, name)
+
+
+class _WithOptimizer:
+    """A view of ``model`` whose ``optimizer`` is one given optimizer; writes (``stop_training``)
+    go to the model."""
+
+    def __init__(self, model, optimizer):
+        object.__setattr__(self, "_model", model)
+        object.__setattr__(self, "optimizer", optimizer)
+
+    def __getattr__(self, name):
+        return getattr(object.__getattribute__(self, "_model"), name)
+
+    def __setattr__(self, name, value):
+        setattr(object.__getattribute__(self, "_model"), name, value)
+
+
+class TextSummary(keras.callbacks.Callback):
+    """Writes ``text`` (markdown) to TensorBoard's Text tab under ``tag`` when training starts."""
+
+    def __init__(self, log_dir, tag: str, text: str):
+        super().__init__()
+        self.log_dir, self.tag, self.text = str(log_dir), tag, text
+
+    def on_train_begin(self, logs=None):
+        writer = tf.summary.create_file_writer(self.log_dir)
+        with writer.as_default(), tf.summary.record_if(True):
+            tf.summary.text(self.tag, self.text, step=0)
+        writer.flush()  # not close: writers to one folder share one file in TensorFlow
+
+
+class TensorBoard(keras.callbacks.TensorBoard):
+    """``keras.callbacks.TensorBoard`` whose epoch summaries are always written.
+
+    With ``update_freq=N``, Keras records *every* summary (its own epoch scalars and other
+    callbacks' images included) under ``record_if(batch_count % N == 0)`` for the whole of
+    ``fit``, so an epoch whose step count is not a multiple of N loses its epoch scalars.
+    Here the epoch's summaries are written unconditionally.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        with tf.summary.record_if(True):
+            super().on_epoch_end(epoch, logs)
 
 
 class DivergenceMonitor(keras.callbacks.Callback):

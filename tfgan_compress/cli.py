@@ -1,6 +1,7 @@
 """``tfgan-compress``: a thin command line over :mod:`tfgan_compress.pipeline`.
 
-Sub-commands: ``run`` and one per declared stage (:data:`pipeline.STAGES`). Exit status: 0
+Sub-commands: ``run``, one per declared stage (:data:`pipeline.STAGES`), and ``predict``
+(:mod:`tfgan_compress.predict`, LiteRT only). Exit status: 0
 on success; otherwise the status on the error's class (:mod:`tfgan_compress.errors`: 2 for
 bad input, one line, no traceback unless ``--debug``; 1 for a run that stopped; 3 for a run
 that finished with an exported file below its agreement bar), 1 for anything unexpected,
@@ -15,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from . import console
 from .config import Mode, Strategy, TeacherInput, choices
 from .errors import TfganCompressError, UsageError, first_line, one_line
 from .run_folder import RunFolder
@@ -25,8 +27,8 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report an interrupted command
 
 def build_parser() -> argparse.ArgumentParser:
     """``run`` and one sub-command per declared stage (:data:`pipeline.STAGES`)."""
+    from .commands import STAGE_COMMANDS
     from .config import PRESETS
-    from .pipeline import STAGES
 
     parser = argparse.ArgumentParser(
         prog="tfgan-compress",
@@ -37,8 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tfgan-compress {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     commands = {"run": "every stage of the mode, in order: " + "; ".join(
-        f"{mode}: {', '.join(s.name for s in STAGES.values() if mode in s.modes)}" for mode in choices(Mode))}
-    commands.update({name: stage.help for name, stage in STAGES.items()})
+        f"{mode}: {', '.join(name for name, (_, modes) in STAGE_COMMANDS.items() if mode in modes)}"
+        for mode in choices(Mode))}
+    commands.update({name: help_text for name, (help_text, _) in STAGE_COMMANDS.items()})
     for name, help_text in commands.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument("--data", help="digits (default), tfds:NAME, idx:DIR, npz:FILE or folder:DIR")
@@ -65,7 +68,17 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--unsafe-load", action="store_true",
                        help="allow --teacher/--student files that contain Python code (Lambda layers); only for files you "
                             "trust")
-        p.add_argument("--debug", action="store_true", help="show full tracebacks")
+        p.add_argument("--quiet", action="store_true",
+                       help="print nothing but errors (for scripts; the exit status says how it went)")
+        p.add_argument("--debug", action="store_true",
+                       help="show full tracebacks and every TensorFlow log line (unfiltered stderr)")
+    predict_help = ("run an exported .tflite classifier with LiteRT on images (no TensorFlow); with the true "
+                    "classes, print its accuracy")
+    p = sub.add_parser("predict", help=predict_help, description=predict_help)
+    from . import predict
+
+    predict.add_arguments(p)
+    p.add_argument("--debug", action="store_true", help="unfiltered stderr")
     return parser
 
 
@@ -123,10 +136,9 @@ def resolve_config(args, default_preset: Callable[[], str]):
 
 
 def execute(args) -> None:
-    from . import config as cfg, data, pipeline
-    from .timing import use_all_cores_per_op
+    """Check the arguments, the config and the data (before TensorFlow is imported), then run."""
+    from . import config as cfg, data
 
-    use_all_cores_per_op()
     loaded = {}
 
     def load(source: str):
@@ -140,16 +152,24 @@ def execute(args) -> None:
     if args.command != "run" and not args.out:
         raise UsageError(f"{args.command} needs --out DIR (the run directory)")
     config = resolve_config(args, preset_for_data)
+    from . import pipeline  # TensorFlow from here on
+    from .timing import use_all_cores_per_op
+
+    use_all_cores_per_op()
     safe_mode = not args.unsafe_load
+    progress = (lambda line: None) if args.quiet else print
+    verbose = 0 if args.quiet else None
     if args.command == "run":
-        pipeline.run(config, args.out, safe_mode=safe_mode, dataset=load(config.data), strict=True)
+        pipeline.run(config, args.out, progress=progress, safe_mode=safe_mode, dataset=load(config.data), strict=True,
+                     verbose=verbose)
         return
     stage = pipeline.STAGES[args.command]
     if len(stage.modes) == 1 and not args.mode and not RunFolder(args.out).config_json.is_file():
         config.mode = stage.modes[0]  # a new run folder takes the mode of the stage it starts with
         config.validate()
     dataset = load(config.data) if stage.needs_data else None
-    ctx = pipeline.run_stages(config, args.out, [args.command], safe_mode=safe_mode, dataset=dataset)
+    ctx = pipeline.run_stages(config, args.out, [args.command], progress=progress, safe_mode=safe_mode,
+                              dataset=dataset, verbose=verbose)
     if args.command in ("export", "evaluate"):
         pipeline.check_exports(ctx.folder)
 
@@ -162,7 +182,17 @@ def report_failure(prog: str, err: TfganCompressError) -> int:
 
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)  # exits with status 2 on usage errors
+    args = parser.parse_args(argv)  # exits with status 2 on usage errors; TensorFlow not imported yet
+    with console.filtered_stderr(enabled=not args.debug):
+        if args.command == "predict":
+            from . import predict
+
+            return predict.run_checked(parser, args, "tfgan-compress predict")
+        return run_command(args)
+
+
+def run_command(args) -> int:
+    """``execute(args)``; known failures as one line and their exit status."""
     try:
         execute(args)
     except TfganCompressError as err:

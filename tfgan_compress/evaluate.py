@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from . import timing
+from . import quality, timing
 from .litert import TFLiteClassifier
 
 PROBABILITY_FLOOR = 2.0 ** -20
@@ -41,7 +41,7 @@ def classification_metrics(probabilities: np.ndarray, labels: np.ndarray,
 
 def keras_probabilities(model: keras.Model, images: np.ndarray) -> np.ndarray:
     """Softmax of a logits classifier over ``images``."""
-    logits = model.predict(images, batch_size=256, verbose=0)
+    logits = quality.batched(model, images, 256)
     return np.asarray(tf.nn.softmax(logits, axis=-1))
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import sys
@@ -42,7 +43,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from . import artifacts
+from . import artifacts, quality
 from .config import ExportConfig, ExportVariant, choices
 from .errors import ExportError, first_line
 from .litert import TFLiteClassifier
@@ -196,9 +197,11 @@ def drop_internal_names(content: bytes) -> bytes:
 
 @contextlib.contextmanager
 def quiet_converter():
-    """Silence the converter's C++ prints and Python warnings (they are not for the user).
+    """Silence the converter's C++ prints, its Python prints ("Saved artifact at ...") and
+    warnings (they are not for the user).
 
-    The file descriptors 1 and 2 are pointed at /dev/null for the duration; errors still
+    The file descriptors 1 and 2 are pointed at /dev/null for the duration, and so are
+    ``sys.stdout``/``sys.stderr`` (in a notebook they are not the descriptors); errors still
     propagate as exceptions.
     """
     sys.stdout.flush()
@@ -208,7 +211,8 @@ def quiet_converter():
     try:
         os.dup2(devnull, 1)
         os.dup2(devnull, 2)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()):
             warnings.simplefilter("ignore")
             yield
     finally:
@@ -257,7 +261,7 @@ def export_classifier(classifier: keras.Model, destination: Callable[[str], Path
     before any is written (a conversion that fails leaves nothing behind).
     """
     model = probability_model(classifier)
-    keras_probs = np.asarray(model.predict(check_images, verbose=0, batch_size=256))
+    keras_probs = quality.batched(model, check_images, 256)
     ties = near_tie_share(keras_probs)
     converted = []
     for variant in variants:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import shutil
 import sys
 import tempfile
@@ -34,6 +35,7 @@ import keras
 
 from . import callbacks, data, distribute, stages, teacher
 from . import student as student_choice
+from .commands import STAGE_COMMANDS
 from .config import Mode, RunConfig, choices
 from .errors import BelowAgreementBar, UsageError
 from .run_folder import RunFolder
@@ -48,35 +50,36 @@ class Stage:
 
     name: str
     help: str
+    modes: tuple  # the run modes it belongs to
     produce: Callable[["StageContext"], dict]  # returns {artifact: value} for the runner to save
     needs: tuple = ()  # artifacts that must exist
     uses: tuple = ()  # artifacts used when they exist
     makes: tuple = ()  # artifacts it writes; all present = done
     needs_data: bool = False  # reads config.data
-    modes: tuple = choices(Mode)
     divergence_hint: str = ""  # the setting to change when its training diverges
     runs_again: bool = False  # runs even when its artifacts exist (measurements are redone)
 
 
+#: every stage, in run order (names, help and modes: :data:`commands.STAGE_COMMANDS`)
 STAGES: dict[str, Stage] = {stage.name: stage for stage in (
-    Stage("teacher", "train the teacher on the real training split (or copy --teacher into the run)",
+    Stage("teacher", *STAGE_COMMANDS["teacher"],
           stages.teacher, makes=("teacher", "teacher_input"), needs_data=True,
           divergence_hint="Lower teacher.learning_rate."),
-    Stage("gan", "train the conditional GAN; writes generator.keras and sample grids",
-          stages.gan, uses=("teacher",), makes=("generator",), needs_data=True, modes=("gan",),
+    Stage("gan", *STAGE_COMMANDS["gan"],
+          stages.gan, uses=("teacher",), makes=("generator",), needs_data=True,
           divergence_hint="Lower gan.discriminator_learning_rate (or raise gan.generator_learning_rate), keep "
                           "gan.spectral_norm on, or try gan.loss = wasserstein_gp."),
-    Stage("distill", "distil the student on generator samples only; writes student.keras",
-          stages.distill_student, needs=("teacher", "teacher_input", "generator"), makes=("student",), modes=("gan",),
+    Stage("distill", *STAGE_COMMANDS["distill"],
+          stages.distill_student, needs=("teacher", "teacher_input", "generator"), makes=("student",),
           divergence_hint="Lower distill.learning_rate."),
-    Stage("data-free", "generator and student from the teacher alone (no real training image)",
+    Stage("data-free", *STAGE_COMMANDS["data-free"],
           stages.data_free, needs=("teacher", "teacher_input"), makes=("calibration_bank", "generator", "student"),
-          modes=("data-free",), divergence_hint="Lower datafree.generator_learning_rate."),
-    Stage("export", "convert the student to TFLite (float32, float16, dynamic, int8, int8_io)",
+          divergence_hint="Lower datafree.generator_learning_rate."),
+    Stage("export", *STAGE_COMMANDS["export"],
           stages.export_tflite, needs=("student", "generator", "teacher_input"), uses=("teacher", "calibration_bank"),
           makes=("tflite",), needs_data=True),
-    Stage("evaluate", "measure every model on the real test split; writes report.md/json",
-          stages.evaluate_all, needs=("teacher", "teacher_input", "student", "tflite"), makes=("report",),
+    Stage("evaluate", *STAGE_COMMANDS["evaluate"],
+          stages.evaluate_all, needs=("teacher", "teacher_input", "student", "generator", "tflite"), makes=("report",),
           needs_data=True,
           runs_again=True),
 )}
@@ -184,7 +187,9 @@ class StageContext:
                 keras.callbacks.LambdaCallback(  # after the backup: the time up to the epoch it saved
                     on_epoch_end=lambda epoch, logs: self.folder.record_seconds(name, self.elapsed(), finished=False)),
                 *extra,
-                keras.callbacks.TensorBoard(str(self.folder.logs(name)), update_freq=update_freq, write_graph=False)]
+                callbacks.TextSummary(self.folder.logs(name) / "train", "config",
+                                      "```json\n" + json.dumps(self.config.to_dict(), indent=2) + "\n```"),
+                callbacks.TensorBoard(str(self.folder.logs(name)), update_freq=update_freq, write_graph=False)]
 
 
 def run_stage(stage: Stage, ctx: StageContext) -> None:
@@ -211,9 +216,10 @@ def run_stage(stage: Stage, ctx: StageContext) -> None:
 
 
 def run_stages(config: RunConfig, out_dir, names, progress=print, safe_mode: bool = True,
-               dataset: Optional[data.Dataset] = None) -> StageContext:
+               dataset: Optional[data.Dataset] = None, verbose: Optional[int] = None) -> StageContext:
     """Run the named stages, in order, in one run folder; bad input fails before anything
-    is written. Returns the context (its folder, the artifacts it holds)."""
+    is written. Returns the context (its folder, the artifacts it holds). ``verbose``: Keras'
+    ``fit`` verbosity (default: progress bars on a terminal, a line per epoch otherwise)."""
     config.validate()
     plan = [STAGES[name] for name in names]
     for stage in plan:
@@ -235,6 +241,8 @@ def run_stages(config: RunConfig, out_dir, names, progress=print, safe_mode: boo
                 raise UsageError(f"{folder.path(artifact)}: not found; run the {' or '.join(makers)} stage first")
         made.update(stage.makes)
     ctx = StageContext(config, folder, progress, safe_mode, dataset)
+    if verbose is not None:
+        ctx.verbose = verbose
     if any(stage.needs_data for stage in plan):
         ctx.dataset  # noqa: B018 - load and validate now, before anything is written
     if config.teacher_path and STAGES["teacher"] in plan and not folder.exists("teacher"):
@@ -280,7 +288,7 @@ def scratch_space(folder: RunFolder):
 
 
 def run(config: RunConfig, out_dir=None, progress=print, safe_mode: bool = True,
-        dataset: Optional[data.Dataset] = None, strict: bool = False) -> dict:
+        dataset: Optional[data.Dataset] = None, strict: bool = False, verbose: Optional[int] = None) -> dict:
     """All stages of ``config.mode`` into one run folder; returns the report (``report.json``).
 
     ``dataset``: the already loaded ``config.data``, if the caller has it. An exported file
@@ -290,7 +298,7 @@ def run(config: RunConfig, out_dir=None, progress=print, safe_mode: bool = True,
     """
     start = time.time()
     ctx = run_stages(config, out_dir, [stage.name for stage in stages_of(config.mode)], progress, safe_mode,
-                     dataset)
+                     dataset, verbose)
     progress(f"done in {time.time() - start:.0f} s: {ctx.folder.report_md}")
     if strict:
         check_exports(ctx.folder)

@@ -14,19 +14,54 @@
 
 from __future__ import annotations
 
+import warnings
+
 import keras
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["penultimate_features", "frechet_distance", "FrechetDistance", "class_faithfulness", "generate", "generator_quality"]
+__all__ = ["batched", "penultimate_features", "frechet_distance", "FrechetDistance", "class_faithfulness", "generate", "generator_quality"]
 
 
 def penultimate_features(classifier: keras.Model) -> keras.Model:
-    """A model from the classifier's input to the input of its last ``Dense`` layer."""
+    """A model from the classifier's input to the input of its last ``Dense`` layer.
+
+    The ``Dense`` layer may sit in a nested model that the classifier wraps in a plain
+    chain of layers (a rescaling in front, a softmax or log behind: the wrappers this
+    package puts around a user's teacher); the chain in front is replayed. Anything else
+    raises ``ValueError``.
+    """
     dense = [layer for layer in classifier.layers if isinstance(layer, keras.layers.Dense)]
-    if not dense:
+    if dense:
+        return keras.Model(classifier.inputs, dense[-1].input, name=f"{classifier.name}_features")
+    chain = _layer_chain(classifier)
+    nested = [i for i, layer in enumerate(chain or []) if isinstance(layer, keras.Model)]
+    if len(nested) != 1:
         raise ValueError(f"{classifier.name}: no Dense layer to take the penultimate features from")
-    return keras.Model(classifier.inputs, dense[-1].input, name=f"{classifier.name}_features")
+    inner = penultimate_features(chain[nested[0]])
+    x = inputs = keras.Input(shape=classifier.inputs[0].shape[1:], name="image")
+    for layer in chain[:nested[0]]:
+        x = layer(x)
+    return keras.Model(inputs, inner(x), name=f"{classifier.name}_features")
+
+
+def _layer_chain(model: keras.Model):
+    """The layers from a one-input, one-output functional model's input to its output when
+    each takes exactly the previous one's output (None otherwise), in order."""
+    try:
+        if len(model.inputs) != 1 or len(model.outputs) != 1:
+            return None
+        chain, tensor = [], model.outputs[0]
+        while tensor is not model.inputs[0]:
+            operation, node_index, _ = tensor._keras_history
+            inputs = operation._inbound_nodes[node_index].input_tensors
+            if len(inputs) != 1:
+                return None
+            chain.append(operation)
+            tensor = inputs[0]
+        return chain[::-1]
+    except (AttributeError, IndexError, ValueError):
+        return None
 
 
 def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
@@ -103,25 +138,40 @@ class FrechetDistance(keras.metrics.Metric):
         return {**super().get_config(), "dim": self.dim}
 
 
+def batched(model, inputs, batch_size: int = 250) -> np.ndarray:
+    """``model(inputs)`` (one array, or a list of arrays for a model of several inputs) in
+    batches, called directly: unlike ``predict``, which traces a fresh function per model
+    (and TensorFlow warns when that happens often), nothing is traced."""
+    parts = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+    out = []
+    with warnings.catch_warnings():  # a model built on [image] warns when called on image; the same call
+        warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match")
+        for i in range(0, len(parts[0]), batch_size):
+            chunk = [np.asarray(p[i:i + batch_size]) for p in parts]
+            out.append(np.asarray(model(chunk if len(chunk) > 1 else chunk[0], training=False)))
+    return np.concatenate(out)
+
+
 def generate(generator: keras.Model, labels: np.ndarray, seed: int = 0, batch_size: int = 500) -> np.ndarray:
     """Samples of ``generator`` for ``labels`` (standard normal noise of ``seed``)."""
     rng = np.random.default_rng(seed)
     noise = rng.standard_normal((len(labels), int(generator.inputs[0].shape[-1]))).astype(np.float32)
-    return np.asarray(generator.predict([noise, np.asarray(labels, np.int32)], batch_size=batch_size, verbose=0))
+    return batched(generator, [noise, np.asarray(labels, np.int32)], batch_size)
 
 
 def class_faithfulness(teacher_logits: keras.Model, images: np.ndarray, labels: np.ndarray,
                        num_classes: int) -> np.ndarray:
     """Per class: the share of its samples that the teacher assigns to it."""
-    predicted = np.argmax(teacher_logits.predict(images, batch_size=500, verbose=0), -1)
+    predicted = np.argmax(batched(teacher_logits, images), -1)
     return np.array([np.mean(predicted[labels == c] == c) if np.any(labels == c) else np.nan
                      for c in range(num_classes)])
 
 
 def generator_quality(teacher_logits: keras.Model, generator: keras.Model, real_images: np.ndarray,
                       num_classes: int, samples: int = 5000, seed: int = 0) -> dict:
-    """``{"teacher_accuracy_on_samples", "per_class", "frechet_distance_teacher_features",
-    "frechet_distance_real_vs_real"}``: class-balanced samples against as many real images
+    """``{"samples", "teacher_accuracy_on_samples", "per_class", "frechet_distance_teacher_features",
+    "frechet_distance_real_vs_real"}`` (the distances None for a teacher whose penultimate
+    features cannot be reached): class-balanced samples against as many real images
     (the real-vs-real figure, two halves of the real images, is the floor a perfect
     generator would reach with this sample size)."""
     rng = np.random.default_rng(seed)
@@ -129,13 +179,17 @@ def generator_quality(teacher_logits: keras.Model, generator: keras.Model, real_
     labels = np.arange(count) % num_classes
     fake = generate(generator, labels, seed)
     real = real_images[rng.choice(len(real_images), count, replace=False)]
-    features = penultimate_features(teacher_logits)
-    real_f = np.asarray(features.predict(real, batch_size=500, verbose=0))
-    fake_f = np.asarray(features.predict(fake, batch_size=500, verbose=0))
     per_class = class_faithfulness(teacher_logits, fake, labels, num_classes)
+    measured = {"samples": int(count),
+                "teacher_accuracy_on_samples": float(np.nanmean(per_class)),
+                "per_class": [float(v) for v in per_class],
+                "frechet_distance_teacher_features": None, "frechet_distance_real_vs_real": None}
+    try:
+        features = penultimate_features(teacher_logits)
+    except ValueError:  # a teacher without a top-level Dense layer: no distance
+        return measured
+    real_f, fake_f = batched(features, real), batched(features, fake)
     half = count // 2
-    return {"samples": int(count),
-            "teacher_accuracy_on_samples": float(np.nanmean(per_class)),
-            "per_class": [float(v) for v in per_class],
-            "frechet_distance_teacher_features": frechet_distance(real_f, fake_f),
-            "frechet_distance_real_vs_real": frechet_distance(real_f[:half], real_f[half:2 * half])}
+    measured["frechet_distance_teacher_features"] = frechet_distance(real_f, fake_f)
+    measured["frechet_distance_real_vs_real"] = frechet_distance(real_f[:half], real_f[half:2 * half])
+    return measured

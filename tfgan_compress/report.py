@@ -103,6 +103,26 @@ def environment_line(env: dict | None) -> str:
             f"tfgan_compress {env.get('tfgan_compress')}. Latency: {env.get('latency_method')}.")
 
 
+def generator_quality_lines(measured: dict | None, class_names=None) -> list[str]:
+    """The report's section on the generator's samples (:func:`quality.generator_quality`)."""
+    if not measured:
+        return []
+    names = class_names or list(range(len(measured["per_class"])))
+    distance = measured.get("frechet_distance_teacher_features")
+    lines = ["## Generator samples, judged by the teacher", "",
+             f"On {measured['samples']:,} class-balanced samples, the teacher takes "
+             f"{measured['teacher_accuracy_on_samples']:.2%} for the class they were drawn for.",
+             ""]
+    if distance is not None:
+        lines += [f"Fréchet distance between real test images and samples in the teacher's penultimate features: "
+                  f"{distance:.3g} (two halves of the real images: {measured['frechet_distance_real_vs_real']:.3g}, "
+                  f"the floor at this sample size; compares runs with the same teacher only).", ""]
+    lines += ["| class | " + " | ".join(str(n) for n in names) + " |",
+              "|---|" + "---|" * len(names),
+              "| teacher accuracy on samples | " + " | ".join(f"{v:.0%}" for v in measured["per_class"]) + " |", ""]
+    return lines
+
+
 def write_report(folder, rows: list[dict], info: dict) -> dict:
     """Write the run folder's ``report.json`` (``{"models": rows, **info}``), ``report.md``
     and ``frontier.png``."""
@@ -141,6 +161,7 @@ def write_report(folder, rows: list[dict], info: dict) -> dict:
         "",
         generator_line,
         "",
+        *generator_quality_lines(info.get("generator_quality"), info.get("class_names")),
         f"![accuracy against size]({folder.frontier_png.name})",
         "",
         "## Stage timings (seconds)",
@@ -149,3 +170,33 @@ def write_report(folder, rows: list[dict], info: dict) -> dict:
     lines += [f"- {stage}: {seconds:.1f}" for stage, seconds in info.get("stage_seconds", {}).items()]
     artifacts.write_text(folder.report_md, "\n".join(lines) + "\n")
     return report
+
+
+def flat_settings(config: dict, prefix: str = "") -> dict:
+    """A nested config dict as ``{"gan.teacher_weight": value}``; lists become text, unset
+    values ``"none"`` (HParams takes numbers, booleans and strings only)."""
+    flat = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flat_settings(value, f"{name}."))
+        elif isinstance(value, (bool, int, float, str)):
+            flat[name] = value
+        else:
+            flat[name] = "none" if value is None else str(list(value) if isinstance(value, tuple) else value)
+    return flat
+
+
+def write_hparams(log_dir, run_name: str, config: dict, figures: dict) -> None:
+    """TensorBoard's HParams dashboard entry of a run: its resolved settings and its final
+    figures (``{"test_accuracy/student_int8": 0.98, ...}``), so runs compare side by side."""
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import api as hparams
+
+    writer = tf.summary.create_file_writer(str(log_dir))
+    with writer.as_default():
+        hparams.hparams(flat_settings(config), trial_id=run_name)
+        for name, value in figures.items():
+            if value is not None:
+                tf.summary.scalar(name, float(value), step=0)
+    writer.close()

@@ -67,10 +67,13 @@ def gan(ctx) -> dict:
                          if ctx.has("teacher") else None)
         model = ConditionalGAN(generator, discriminator, cfg, seed=ctx.seed, teacher=teacher_model)
         model.compile()
-    extra = []
+    extra, run_logs = [], folder.logs("gan") / "train"  # beside the epoch scalars of Keras' TensorBoard
     if teacher_model is not None:
-        extra.append(callbacks.TeacherScore(teacher_model, spec.num_classes))
-    grid = callbacks.SampleGrid(folder.samples_dir, folder.logs("samples"), spec.num_classes, cfg.samples_per_class)
+        real = dataset.x_train[np.random.default_rng(ctx.seed).choice(len(dataset.x_train),
+                                                                      min(1000, len(dataset.x_train)), replace=False)]
+        extra.append(callbacks.TeacherScore(teacher_model, spec.num_classes, per_class=max(10, 1000 // spec.num_classes),
+                                            real_images=real, log_dir=run_logs, class_names=dataset.class_names))
+    grid = callbacks.SampleGrid(folder.samples_dir, run_logs, spec.num_classes, cfg.samples_per_class)
     start = time.time()
     model.fit(data.training_pipeline(dataset.x_train, dataset.y_train, batch_size, ctx.seed,
                                      skip_batches=ctx.epochs_done() * steps),
@@ -152,7 +155,8 @@ def data_free(ctx) -> dict:
                  f"teacher alone, {cfg.epochs} epochs x {cfg.steps_per_epoch} iterations "
                  f"({cfg.student_steps} student steps each)")
     teacher_logits = distribute.replicate(as_logits(teacher_model), ctx.strategy)
-    grid = callbacks.SampleGrid(folder.samples_dir, folder.logs("samples"), num_classes, gan_cfg.samples_per_class)
+    grid = callbacks.SampleGrid(folder.samples_dir, folder.logs("data-free") / "train", num_classes,
+                                gan_cfg.samples_per_class)
     with ctx.strategy.scope():
         history = datafree.distill_data_free(teacher_logits, generator, student, cfg, seed=ctx.seed,
                                              callbacks=ctx.fit_callbacks(grid, update_freq=50), verbose=ctx.verbose,
@@ -261,10 +265,18 @@ def evaluate_all(ctx) -> dict:
         "generator_files": {f["file"]: f["bytes"] for f in generator_files},
         # uint8 pixels + one label byte per image: what the generator file stands in for
         "training_set_bytes": int(dataset.x_train[0].size + 1) * len(dataset.x_train),
+        "class_names": list(dataset.class_names),
+        "generator_quality": quality.generator_quality(teacher_model, ctx.load("generator"), x, dataset.num_classes,
+                                                       samples=5000, seed=ctx.config.seed),
         "stage_seconds": {**folder.stage_seconds(), "evaluate": round(ctx.elapsed(), 2)},
         "environment": timing.environment(),
     }
     report.write_report(folder, rows, info)
+    figures = {f"test_accuracy/{row['name']}": row["accuracy"] for row in rows}
+    measured = info["generator_quality"]
+    figures["samples/teacher_accuracy"] = measured["teacher_accuracy_on_samples"]
+    figures["samples/frechet_distance"] = measured["frechet_distance_teacher_features"]
+    report.write_hparams(folder.logs("hparams"), folder.root.name, ctx.config.to_dict(), figures)
     card.add_test_figures(rows, {"data": dataset.source, "images": len(x)})
     ctx.progress(report.markdown_table(rows))
     return {}

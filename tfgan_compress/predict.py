@@ -1,0 +1,332 @@
+#!/usr/bin/env python3
+"""Stand-alone LiteRT runner for the exported classifiers: numpy + ai-edge-litert + Pillow only.
+
+No TensorFlow and no other tfgan_compress module is imported (this file is also
+``export/predict.py``: copy it alone to a phone, a board or a server that only runs the
+file); ``tfgan-compress predict`` runs the same code::
+
+    pip install numpy pillow ai-edge-litert
+    python predict.py runs/NAME/tflite/student_int8.tflite digit.png other.png
+    python predict.py runs/NAME/tflite/student_int8.tflite --npz data.npz --limit 10
+    python predict.py runs/NAME/tflite/student_int8.tflite --idx t10k-images-idx3-ubyte.gz --limit 10
+
+Accuracy mode, when the true classes are given: ``--labels-from-folders`` (each image's
+folder is named after its class, as in ``DIR/<class>/*.png``), ``--npz`` with a ``y_test``
+array, or ``--idx`` with ``--idx-labels t10k-labels-idx1-ubyte.gz``: then it prints the
+accuracy over all the images (``--limit`` applies to ``--npz``/``--idx``; default all)
+and per class, instead of one line per image.
+
+Pixels are scaled as the model takes them: ``x = pixel / 255 * scale + offset`` with the
+input ``scale`` and ``offset`` of ``model_card.json`` beside the file (its input convention:
+0-1, 0-255 or -1-1, the teacher's; [0, 1] without a card); float or int8 input and output
+tensors are handled from the file's own quantisation parameters
+(``q = round(x / scale) + zero_point``). Class names come from ``labels.txt`` beside the file.
+When the model card lists the file, its sha256 is checked first (a corrupted copy is
+refused rather than trusted). Bad input (a file that is not a classifier, unreadable images,
+NaN pixels, wrong shapes) gives one line and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import struct
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+class BadInput(Exception):
+    """Input this script cannot use; printed as one line, exit status 2."""
+
+
+def load_images(paths, shape):
+    from PIL import Image, UnidentifiedImageError
+
+    height, width, channels = shape
+    images = []
+    for path in paths:
+        try:
+            with Image.open(path) as img:
+                if img.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grey: scale by 65535, not saturate
+                    grey = np.asarray(img, np.float32) / 65535.0
+                    img = Image.fromarray(np.clip(grey * 255.0 + 0.5, 0, 255).astype(np.uint8))
+                img = img.convert("L" if channels == 1 else "RGB").resize((width, height))
+                images.append(np.asarray(img, np.float32).reshape(height, width, channels) / 255.0)
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
+            raise BadInput(f"{path}: not a readable image ({err})") from None
+    return np.stack(images)
+
+
+def load_idx_images(path):
+    try:
+        raw = Path(path).read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+        rank = raw[3]
+        if raw[:3] != b"\x00\x00\x08" or rank not in (3, 4):
+            raise BadInput(f"{path}: not an IDX file of 8-bit images")
+        dims = struct.unpack(f">{rank}I", raw[4:4 + 4 * rank])
+        x = np.frombuffer(raw, np.uint8, offset=4 + 4 * rank).reshape(dims)
+    except BadInput:
+        raise
+    except Exception as err:  # noqa: BLE001 - truncated, corrupt, unreadable
+        raise BadInput(f"{path}: not a readable IDX file ({type(err).__name__}: {err})") from None
+    return x.astype(np.float32)[..., None] / 255.0 if x.ndim == 3 else x.astype(np.float32) / 255.0
+
+
+def load_npz_images(path, key="x_test"):
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if key not in npz.files:
+                raise BadInput(f"{path}: no {key} array (found: {', '.join(npz.files) or 'none'})")
+            x = npz[key].astype(np.float32)
+    except BadInput:
+        raise
+    except Exception as err:  # noqa: BLE001 - zip, pickle and value errors alike
+        raise BadInput(f"{path}: not a readable .npz file ({type(err).__name__}: {err})") from None
+    x = x[..., None] if x.ndim == 3 else x
+    if x.size == 0:
+        raise BadInput(f"{path}: no images in {key}")
+    if not np.all(np.isfinite(x)):
+        raise BadInput(f"{path}: {key} contains NaN or infinite values")
+    return x / 255.0 if x.max() > 1.0 else x
+
+
+def beside(model_path, name: str) -> Path:
+    """``name`` beside the model, or one folder up for a file kept apart in ``below_bar/``."""
+    here = Path(model_path).with_name(name)
+    if not here.is_file() and Path(model_path).parent.name == "below_bar":
+        return Path(model_path).parent.parent / name
+    return here
+
+
+def read_card(model_path) -> dict:
+    card = beside(model_path, "model_card.json")
+    if not card.is_file():
+        return {}
+    try:
+        return json.loads(card.read_text())
+    except (ValueError, OSError) as err:
+        raise BadInput(f"{card}: not a readable model card ({err})") from None
+
+
+def check_against_card(model_path, card: dict) -> None:
+    """Refuse a file whose bytes differ from those the model card lists for it (corrupted
+    in transfer, or replaced), and say so for a file that missed its agreement bar."""
+    import hashlib
+
+    model_path = Path(model_path)
+    relative = model_path.name if model_path.parent.name != "below_bar" else f"below_bar/{model_path.name}"
+    for entry in card.get("files", []):
+        if entry.get("file") == relative:
+            digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
+            if entry.get("sha256") and digest != entry["sha256"]:
+                raise BadInput(f"{model_path}: its bytes differ from the file the model card lists (sha256 {digest[:12]}... "
+                               f"instead of {entry['sha256'][:12]}...): corrupted or replaced; export it again")
+            if entry.get("passed") is False:
+                print(f"note: {model_path.name} missed its agreement bar at export "
+                      f"({entry.get('agreement_with_keras', 0):.2%} < {entry.get('agreement_bar', 0):.2%})",
+                      file=sys.stderr)
+
+
+def input_scaling(model_path, card: dict | None = None) -> tuple:
+    """(scale, offset) of the model's input convention, from ``model_card.json`` beside it."""
+    spec = (read_card(model_path) if card is None else card).get("input", {})
+    return float(spec.get("scale", 1.0)), float(spec.get("offset", 0.0))
+
+
+def to_input(x, detail):
+    if np.issubdtype(detail["dtype"], np.integer):
+        scale, zero_point = detail["quantization"]
+        info = np.iinfo(detail["dtype"])
+        return np.clip(np.round(x / scale) + zero_point, info.min, info.max).astype(detail["dtype"])
+    return x.astype(detail["dtype"])
+
+
+def from_output(q, detail):
+    if np.issubdtype(detail["dtype"], np.integer):
+        scale, zero_point = detail["quantization"]
+        return (q.astype(np.float32) - zero_point) * scale
+    return q.astype(np.float32)
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def open_classifier(model_path):
+    """A LiteRT interpreter for a one-input, one-output image classifier file, or BadInput."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    path = Path(model_path)
+    if not path.is_file():
+        raise BadInput(f"{path}: file not found" if not path.exists() else f"{path}: is not a file")
+    if path.stat().st_size == 0:
+        raise BadInput(f"{path}: empty file")
+    try:
+        interpreter = Interpreter(model_path=str(path), num_threads=1)
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as err:
+        raise BadInput(f"{path}: not a loadable .tflite file ({str(err).strip().splitlines()[0]})") from None
+    inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
+    if len(inputs) != 1 or len(outputs) != 1 or len(inputs[0]["shape"]) != 4:
+        raise BadInput(f"{path}: takes {len(inputs)} input(s) of shape {[list(i['shape']) for i in inputs]}; not an "
+                       f"image classifier (the generator file?)")
+    return interpreter, inputs[0], outputs[0]
+
+
+def load_npz_labels(path, key="y_test"):
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return np.asarray(npz[key]).reshape(-1).astype(np.int64) if key in npz.files else None
+    except Exception as err:  # noqa: BLE001
+        raise BadInput(f"{path}: not a readable .npz file ({type(err).__name__}: {err})") from None
+
+
+def load_idx_labels(path):
+    try:
+        raw = Path(path).read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+        if raw[:4] != b"\x00\x00\x08\x01":
+            raise BadInput(f"{path}: not an IDX label file (8-bit, rank 1)")
+        (count,) = struct.unpack(">I", raw[4:8])
+        return np.frombuffer(raw, np.uint8, count=count, offset=8).astype(np.int64)
+    except BadInput:
+        raise
+    except Exception as err:  # noqa: BLE001
+        raise BadInput(f"{path}: not a readable IDX label file ({type(err).__name__}: {err})") from None
+
+
+def folder_labels(paths, class_names):
+    """The class index of each image from the name of its folder (``DIR/<class>/image``)."""
+    if not class_names:
+        raise BadInput("--labels-from-folders needs labels.txt beside the model (the class names)")
+    index = {name: i for i, name in enumerate(class_names)}
+    labels = []
+    for path in paths:
+        folder = Path(path).resolve().parent.name
+        if folder not in index:
+            raise BadInput(f"{path}: its folder {folder!r} is not a class of the model "
+                           f"({', '.join(class_names[:10])}{'...' if len(class_names) > 10 else ''})")
+        labels.append(index[folder])
+    return np.array(labels, np.int64)
+
+
+def accuracy_lines(predicted, labels, class_names) -> list[str]:
+    """Overall and per-class accuracy as printed lines."""
+    names = class_names or [str(c) for c in range(int(max(predicted.max(), labels.max())) + 1)]
+    if labels.min() < 0 or labels.max() >= len(names):
+        raise BadInput(f"labels run from {labels.min()} to {labels.max()}, but the model has {len(names)} classes")
+    lines = [f"accuracy\t{np.mean(predicted == labels):.4f}\t({int(np.sum(predicted == labels))} of {len(labels)} "
+             f"images)"]
+    for c, name in enumerate(names):
+        members = labels == c
+        if members.any():
+            lines.append(f"{name}\t{np.mean(predicted[members] == c):.4f}\t({int(members.sum())} images)")
+    return lines
+
+
+def classify(interpreter, inp, out, images) -> np.ndarray:
+    """Class probabilities of each image, one invocation per image (as on a device)."""
+    probs = []
+    for image in images:
+        interpreter.set_tensor(inp["index"], to_input(image[None], inp))
+        interpreter.invoke()
+        probs.append(from_output(interpreter.get_tensor(out["index"]), out)[0])
+    return np.stack(probs)
+
+
+def run(args) -> int:
+    card = read_card(args.model)
+    if Path(args.model).is_file():
+        check_against_card(args.model, card)  # before LiteRT parses a possibly corrupted file
+    interpreter, inp, out = open_classifier(args.model)
+    shape = tuple(int(d) for d in inp["shape"][1:])
+    limit = args.limit
+    labels = None
+    if args.npz:
+        images, names = load_npz_images(args.npz), None
+        labels = load_npz_labels(args.npz)
+    elif args.idx:
+        images, names = load_idx_images(args.idx), None
+        labels = load_idx_labels(args.idx_labels) if args.idx_labels else None
+    else:
+        images, names = load_images(args.images, shape), args.images
+    if labels is not None and len(labels) != len(images):
+        raise BadInput(f"{len(labels)} labels for {len(images)} images")
+    if limit is None:  # image files: all of them; arrays: 10, or all when they come with labels
+        limit = len(images) if labels is not None or names else 10
+    images = images[:limit]
+    labels = labels[:limit] if labels is not None else None
+    source = args.npz or args.idx or "the images"
+    if len(images) == 0:
+        raise BadInput(f"{source}: no images")
+    if tuple(images.shape[1:]) != shape:
+        raise BadInput(f"{source}: images of shape {tuple(images.shape[1:])}, but {args.model} takes {shape}")
+    if not np.all(np.isfinite(images)):
+        raise BadInput(f"{source}: images contain NaN or infinite values")
+    if images.min() < 0 or images.max() > 1:
+        raise BadInput(f"{source}: pixel values outside 0..255")
+    scale, offset = input_scaling(args.model, card)
+    labels_file = beside(args.model, "labels.txt")
+    class_names = labels_file.read_text().splitlines() if labels_file.is_file() else None
+    if getattr(args, "labels_from_folders", False):
+        if not names:
+            raise BadInput("--labels-from-folders is for image files")
+        labels = folder_labels(names, class_names)
+    probs = classify(interpreter, inp, out, images * scale + offset)  # [0, 1] -> the model's input convention
+    predicted = np.argmax(probs, axis=-1)
+    if labels is not None:
+        print("\n".join(accuracy_lines(predicted, labels, class_names)))
+        return 0
+    for i, best in enumerate(predicted):
+        label = class_names[best] if class_names and best < len(class_names) else str(best)
+        print(f"{names[i] if names else i}\t{label}\t{probs[i, best]:.3f}")
+    return 0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The runner's arguments (also those of ``tfgan-compress predict``)."""
+    parser.add_argument("model", help=".tflite file")
+    parser.add_argument("images", nargs="*", help="image files (PNG, JPEG, ...)")
+    parser.add_argument("--npz", help="npz file with an x_test array (and y_test: accuracy mode)")
+    parser.add_argument("--idx", help="IDX image file (MNIST format, optionally .gz)")
+    parser.add_argument("--idx-labels", metavar="FILE", help="IDX label file for --idx (accuracy mode)")
+    parser.add_argument("--labels-from-folders", action="store_true",
+                        help="each image's folder names its class (DIR/<class>/*.png): accuracy mode")
+    parser.add_argument("--limit", type=positive, default=None,
+                        help="images to run (at least 1; default: all, but 10 from --npz/--idx outside accuracy mode)")
+
+
+def run_checked(parser: argparse.ArgumentParser, args, prog: str) -> int:
+    """``run(args)``; bad input as one line on stderr and exit status 2."""
+    if not (args.npz or args.idx or args.images):
+        parser.error("give image files, --npz or --idx")
+    if args.idx_labels and not args.idx:
+        parser.error("--idx-labels goes with --idx")
+    try:
+        return run(args)
+    except BadInput as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # the reader went away (| head): stop quietly, as command-line tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run_checked(parser, parser.parse_args(argv), "predict.py")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
