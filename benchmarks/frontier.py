@@ -32,6 +32,9 @@ penultimate features: :mod:`tfgan_compress.quality`), ``throughput`` (images/s a
 achieved GFLOP/s of each training stage, next to this machine's measured matmul rate) and
 ``samples.png`` (the generator's samples, one row per class).
 
+``--train-subset N`` cuts the training split to N images (class shares kept) for every row,
+the teacher included: the small-training-set case.
+
 ``--teacher FILE`` reuses a saved teacher (e.g. ``runs/T/teacher.keras`` from
 ``tfgan-compress teacher --out runs/T``), so that a benchmark run is not dominated by
 retraining it; its training time is read from that run folder when it is there.
@@ -51,7 +54,7 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
 from tfgan_compress import artifacts, config as configs, data, distill, evaluate, export, pipeline  # noqa: E402
-from tfgan_compress import quality, timing  # noqa: E402
+from tfgan_compress import quality, stages, timing  # noqa: E402
 from tfgan_compress.litert import TFLiteClassifier  # noqa: E402
 from benchmarks import common  # noqa: E402
 from tfgan_compress.errors import ExportError  # noqa: E402
@@ -139,7 +142,7 @@ def throughput(config: configs.RunConfig, dataset: data.Dataset, stage: dict, ne
     flops = {name: timing.forward_flops(model) for name, model in networks.items()}
     g, d, t, s = flops["generator"], flops["discriminator"], flops["teacher"], flops["student"]
     gan, dist = config.gan, config.distill
-    gan_steps = gan.steps_per_epoch or max(1, len(dataset.x_train) // gan.batch_size)
+    gan_steps = stages.gan_steps_per_epoch(gan, len(dataset.x_train))
     hard = dist.hard_latent_steps * 2 * (g + t + s)
     stages = [
         # discriminator step: G forward, D forward and backward on real and fake (6D);
@@ -161,8 +164,11 @@ def throughput(config: configs.RunConfig, dataset: data.Dataset, stage: dict, ne
 
 
 def run_benchmark(source: str, preset: str | None, out: Path, seed: int, is_quick: bool, progress=print,
-                  data_free: bool = True, overrides: dict | None = None, teacher_path: str | None = None) -> dict:
+                  data_free: bool = True, overrides: dict | None = None, teacher_path: str | None = None,
+                  train_subset: int | None = None) -> dict:
     dataset = data.load(source)
+    if train_subset:  # everything trains on the cut (the teacher too); the test split is whole
+        dataset = data.train_subset(dataset, train_subset, seed)
     preset = preset or configs.preset_for(dataset.spec)  # as tfgan-compress run picks it
     config = configs.merge(configs.preset(preset), overrides or {})
     config.data, config.seed, config.teacher_path = source, seed, teacher_path
@@ -255,9 +261,10 @@ def run_benchmark(source: str, preset: str | None, out: Path, seed: int, is_quic
                                       df_student.count_params(), df_seconds))
 
     gan_cfg = config.gan
-    steps = gan_cfg.steps_per_epoch or len(dataset.x_train) // gan_cfg.batch_size
+    steps = stages.gan_steps_per_epoch(gan_cfg, len(dataset.x_train))
     result = {
-        "data": source, "preset": config.preset, "seed": seed, "quick": is_quick, "rows": rows,
+        "data": dataset.source, "train_images": len(dataset.x_train), "preset": config.preset, "seed": seed,
+        "quick": is_quick, "rows": rows,
         "pipeline_seconds": round(pipeline_seconds, 1),
         "stage_seconds": stage,
         "gan_images_per_second": round(gan_cfg.epochs * steps * gan_cfg.batch_size / stage["gan"], 1),
@@ -340,10 +347,12 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="a few steps of everything (smoke test)")
     parser.add_argument("--no-data-free", dest="data_free", action="store_false", help="skip the data-free rows")
     parser.add_argument("--teacher", metavar="FILE", help="reuse this saved teacher (.keras) instead of training one")
+    parser.add_argument("--train-subset", metavar="N", type=int,
+                        help="cut the training split to N images (class shares kept; teacher and all rows train on it)")
     args = parser.parse_args(argv)
     return common.run_main("frontier", lambda: run_benchmark(
         args.data, args.preset, Path(args.out), args.seed, args.quick, data_free=args.data_free,
-        overrides=common.overrides(args), teacher_path=args.teacher))
+        overrides=common.overrides(args), teacher_path=args.teacher, train_subset=args.train_subset))
 
 
 if __name__ == "__main__":

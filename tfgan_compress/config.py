@@ -365,7 +365,7 @@ def _mnist() -> RunConfig:
         preset="mnist",
         teacher=TeacherConfig(network=lenet5, epochs=12, batch_size=128, learning_rate=2e-3),
         gan=GANConfig(noise_dim=64, generator_width=32, discriminator_width=32, epochs=8,
-                      steps_per_epoch=0, batch_size=64, log_every_steps=50),
+                      steps_per_epoch=0, min_steps=7500, batch_size=64, log_every_steps=50),
         # Measured on MNIST (benchmarks/README.md): T = 2, shifted samples, one hard-latent
         # step and no mixup gave the best student of the variants tried.
         distill=DistillConfig(network=lenet5_half, epochs=30, steps_per_epoch=200, batch_size=128,
