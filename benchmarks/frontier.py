@@ -54,7 +54,8 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
 from tfgan_compress import artifacts, config as configs, data, distill, evaluate, export, pipeline  # noqa: E402
-from tfgan_compress import quality, stages, timing  # noqa: E402
+from tfgan_compress import quality, timing  # noqa: E402
+from tfgan_compress.stages import gan_steps_per_epoch  # noqa: E402
 from tfgan_compress.litert import TFLiteClassifier  # noqa: E402
 from benchmarks import common  # noqa: E402
 from tfgan_compress.errors import ExportError  # noqa: E402
@@ -142,7 +143,7 @@ def throughput(config: configs.RunConfig, dataset: data.Dataset, stage: dict, ne
     flops = {name: timing.forward_flops(model) for name, model in networks.items()}
     g, d, t, s = flops["generator"], flops["discriminator"], flops["teacher"], flops["student"]
     gan, dist = config.gan, config.distill
-    gan_steps = stages.gan_steps_per_epoch(gan, len(dataset.x_train))
+    gan_steps = gan_steps_per_epoch(gan, len(dataset.x_train))
     hard = dist.hard_latent_steps * 2 * (g + t + s)
     stages = [
         # discriminator step: G forward, D forward and backward on real and fake (6D);
@@ -261,7 +262,7 @@ def run_benchmark(source: str, preset: str | None, out: Path, seed: int, is_quic
                                       df_student.count_params(), df_seconds))
 
     gan_cfg = config.gan
-    steps = stages.gan_steps_per_epoch(gan_cfg, len(dataset.x_train))
+    steps = gan_steps_per_epoch(gan_cfg, len(dataset.x_train))
     result = {
         "data": dataset.source, "train_images": len(dataset.x_train), "preset": config.preset, "seed": seed,
         "quick": is_quick, "rows": rows,
