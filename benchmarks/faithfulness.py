@@ -8,7 +8,8 @@ One teacher (trained once, or ``--teacher FILE``), then the GAN stage once per v
 some), each measured with :func:`tfgan_compress.quality.generator_quality`: the teacher's
 accuracy on class-balanced samples (mean and per class), the Fréchet distance between real
 training images and samples in the teacher's penultimate features (next to the
-real-against-real floor for the same sample size), and the GAN stage's seconds.
+real-against-real floor for the same sample size), and the GAN stage's seconds. Run again
+with the same ``--out``, finished variants are measured again without retraining.
 ``--train-subset N`` cuts the training split (teacher and GAN train on the cut).
 Writes ``faithfulness.json`` / ``faithfulness.md`` into ``--out``.
 """
@@ -16,7 +17,6 @@ Writes ``faithfulness.json`` / ``faithfulness.md`` into ``--out``.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,9 +50,8 @@ def run_variants(source: str, preset: str | None, out: Path, seed: int, names, t
         config.data, config.seed, config.teacher_path = source, seed, teacher_path
         folder = out / name.replace(" ", "_").replace("+", "and")
         progress(f"== {name} ==")
-        start = time.time()
         ctx = pipeline.run_stages(config, folder, ["teacher", "gan"], progress=progress, dataset=dataset)
-        seconds = time.time() - start
+        seconds = RunFolder(folder).stage_seconds()["gan"]  # as recorded, also when an earlier call trained it
         if teacher_path is None:  # the first variant's teacher serves the others
             teacher_path = str(RunFolder(folder).path("teacher"))
         measured = quality.generator_quality(as_logits(ctx.load("teacher")), ctx.load("generator"), dataset.x_train,

@@ -133,3 +133,17 @@ def test_summary_names_each_network_once():
     model = make_gan()
     names = [layer.name for layer in model.layers]
     assert len(names) == len(set(names)) and "ema_generator" in names
+
+
+def test_the_teacher_term_adds_its_weighted_cross_entropy_to_the_generator_loss():
+    x = np.random.default_rng(3).random((4, *SHAPE)).astype(np.float32)
+    y = np.arange(4, dtype=np.int32) % CLASSES
+    noise = np.random.default_rng(4).standard_normal((4, 2, NOISE)).astype(np.float32)
+    x, y, noise = tf.constant(x), tf.constant(y), tf.constant(noise)
+    logs = {weight: make_gan(teacher_weight=weight).train_step((x, y, noise)) for weight in (0.0, 2.0)}
+    assert "g_teacher_loss" not in logs[0.0]
+    teacher_loss = float(logs[2.0]["g_teacher_loss"])
+    assert teacher_loss > 0
+    # same initial weights and noise: the discriminator step is identical, the generator loss differs by 2 x CE
+    np.testing.assert_allclose(float(logs[2.0]["d_loss"]), float(logs[0.0]["d_loss"]), rtol=1e-5)
+    np.testing.assert_allclose(float(logs[2.0]["g_loss"]) - float(logs[0.0]["g_loss"]), 2.0 * teacher_loss, rtol=1e-4)

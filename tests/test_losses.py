@@ -86,3 +86,9 @@ def test_distillation_loss_by_hand():
 def test_average_over_global_batch():
     assert float(losses.average_over_global_batch(tf.constant([1.0, 2.0, 3.0, 6.0]))) == pytest.approx(3.0)
     assert float(losses.average_over_global_batch(tf.constant([1.0, 2.0, 3.0, 6.0]), 8)) == pytest.approx(1.5)
+
+
+def test_teacher_class_loss_is_the_cross_entropy_of_the_asked_for_class():
+    logits = tf.constant([[0.0, math.log(3.0)], [0.0, 0.0]])  # p = [0.25, 0.75] and [0.5, 0.5]
+    np.testing.assert_allclose(losses.teacher_class_loss(logits, tf.constant([1, 0])),
+                               [-math.log(0.75), -math.log(0.5)], rtol=1e-6)

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tfgan_compress import cli, pipeline
+from tfgan_compress.commands import STAGE_COMMANDS
 from tfgan_compress.config import Mode, choices
 from tfgan_compress.run_folder import RunFolder
 
@@ -15,7 +16,10 @@ PACKAGE = Path(pipeline.__file__).resolve().parent
 def test_sub_commands_come_from_the_stage_declaration():
     parser = cli.build_parser()
     commands = set(parser._subparsers._group_actions[0].choices)
-    assert commands == {"run", *pipeline.STAGES} and "data-free" in commands
+    assert commands == {"run", "predict", *pipeline.STAGES} and "data-free" in commands
+    # the parser is built from commands.STAGE_COMMANDS (no TensorFlow): the same help and modes
+    for name, stage in pipeline.STAGES.items():
+        assert STAGE_COMMANDS[name] == (stage.help, stage.modes)
 
 
 def test_each_mode_runs_its_stages_in_order():
@@ -39,7 +43,7 @@ def test_file_names_live_in_the_run_folder_type_only():
     sub_folder = re.compile(r'/ "(checkpoints|tflite|logs|samples|below_bar|tmp)"')
     keras_archive_member = 'archive.read("config.json")'  # inside a .keras file: Keras's name, not the run's
     for path in PACKAGE.glob("*.py"):
-        if path.name == "run_folder.py":
+        if path.name in ("run_folder.py", "predict.py"):  # predict.py runs alone on a device: it cannot import
             continue
         code = re.sub(r'"""[\s\S]*?"""', "", path.read_text())  # docstrings may name files
         code = "\n".join(line.split("#")[0] for line in code.splitlines()).replace(keras_archive_member, "")

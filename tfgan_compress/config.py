@@ -136,8 +136,8 @@ class GANConfig:
     beta_2: float = setting(0.9, FRACTION)
     ema_decay: float = setting(0.999, FRACTION)
     # weight of the teacher's cross-entropy on generated samples in the generator loss (AC-GAN
-    # style; losses.teacher_class_loss), when the run has a teacher; 0: off
-    teacher_weight: float = setting(0.0, AT_LEAST_0)
+    # style; losses.teacher_class_loss), when the run has a teacher; 0: off (benchmarks/README.md)
+    teacher_weight: float = setting(0.3, AT_LEAST_0)
     log_every_steps: int = setting(10, AT_LEAST_1)  # TensorBoard scalars every N steps (and per epoch)
     samples_per_class: int = setting(10, AT_LEAST_1)  # columns of the per-epoch sample grid
 

@@ -8,7 +8,8 @@ printed as an error), nor LiteRT's "Created TensorFlow Lite XNNPACK delegate". T
 from C++ straight to file descriptor 2, so :func:`filtered_stderr` puts a pipe there and
 copies every line to the real stderr except those matching :data:`KNOWN_NOISE`. Anything
 else, our own messages and any other TensorFlow line included, passes unchanged.
-``tfgan-compress --debug`` turns the filter off.
+``tfgan-compress --debug`` turns the filter off. In a notebook or a script of your own,
+:func:`filter_stderr` installs the same filter for the rest of the process.
 """
 
 from __future__ import annotations
@@ -68,3 +69,15 @@ def filtered_stderr(enabled: bool = True):
         os.dup2(real, 2)  # the pipe's last writer closes: the copier reads to the end and stops
         copier.join(timeout=5)
         os.close(real)
+
+
+def filter_stderr() -> None:
+    """Install :func:`filtered_stderr` for the rest of the process (a notebook's first cell,
+    before TensorFlow is imported)."""
+    global _installed
+    if _installed is None:
+        _installed = filtered_stderr()
+        _installed.__enter__()
+
+
+_installed = None

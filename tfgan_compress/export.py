@@ -204,8 +204,14 @@ def quiet_converter():
     ``sys.stdout``/``sys.stderr`` (in a notebook they are not the descriptors); errors still
     propagate as exceptions.
     """
+    import logging
+
     sys.stdout.flush()
     sys.stderr.flush()
+    loggers = [tf.get_logger(), logging.getLogger("absl")]  # "Assets written to ...", through their own handlers
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
     saved = [os.dup(1), os.dup(2)]
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
@@ -220,6 +226,8 @@ def quiet_converter():
         os.dup2(saved[1], 2)
         for fd in (*saved, devnull):
             os.close(fd)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def check_tflite(content: bytes, keras_model: keras.Model, check_images: np.ndarray, keras_probs: np.ndarray,

@@ -31,9 +31,13 @@ def penultimate_features(classifier: keras.Model) -> keras.Model:
     package puts around a user's teacher); the chain in front is replayed. Anything else
     raises ``ValueError``.
     """
+    try:
+        inputs = classifier.inputs
+    except (AttributeError, ValueError):  # subclassed, or not built on an Input: no graph to cut
+        raise ValueError(f"{classifier.name}: not a functional model; no penultimate features") from None
     dense = [layer for layer in classifier.layers if isinstance(layer, keras.layers.Dense)]
     if dense:
-        return keras.Model(classifier.inputs, dense[-1].input, name=f"{classifier.name}_features")
+        return keras.Model(inputs, dense[-1].input, name=f"{classifier.name}_features")
     chain = _layer_chain(classifier)
     nested = [i for i, layer in enumerate(chain or []) if isinstance(layer, keras.Model)]
     if len(nested) != 1:
