@@ -182,7 +182,13 @@ def report_failure(prog: str, err: TfganCompressError) -> int:
 
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)  # exits with status 2 on usage errors; TensorFlow not imported yet
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["predict"]:  # image paths and flags in any order (argparse cannot intermix under sub-commands)
+        predict_parser = parser._subparsers._group_actions[0].choices["predict"]
+        args = predict_parser.parse_intermixed_args(argv[1:])
+        args.command = "predict"
+    else:
+        args = parser.parse_args(argv)  # exits with status 2 on usage errors; TensorFlow not imported yet
     with console.filtered_stderr(enabled=not args.debug):
         if args.command == "predict":
             from . import predict

@@ -325,7 +325,7 @@ def run_checked(parser: argparse.ArgumentParser, args, prog: str) -> int:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser)
-    return run_checked(parser, parser.parse_args(argv), "predict.py")
+    return run_checked(parser, parser.parse_intermixed_args(argv), "predict.py")  # flags before or after the images
 
 
 if __name__ == "__main__":

@@ -115,8 +115,9 @@ def generator_quality_lines(measured: dict | None, class_names=None) -> list[str
              ""]
     if distance is not None:
         lines += [f"Fréchet distance between real test images and samples in the teacher's penultimate features: "
-                  f"{distance:.3g} (two halves of the real images: {measured['frechet_distance_real_vs_real']:.3g}, "
-                  f"the floor at this sample size; compares runs with the same teacher only).", ""]
+                  f"{distance:.3g} (between two halves of the real images: {measured['frechet_distance_real_vs_real']:.3g}, "
+                  f"a reference for the noise at half this sample size; distances compare runs with the same "
+                  f"teacher only).", ""]
     lines += ["| class | " + " | ".join(str(n) for n in names) + " |",
               "|---|" + "---|" * len(names),
               "| teacher accuracy on samples | " + " | ".join(f"{v:.0%}" for v in measured["per_class"]) + " |", ""]
