@@ -143,3 +143,14 @@ def test_accuracy_mode_from_folders_npz_labels_and_idx_labels(tmp_path, exported
     Image.fromarray(pixels[0]).save(tmp_path / "stray" / "x.png")
     code, message = run_runner_failing(model, tmp_path / "stray" / "x.png", "--labels-from-folders")
     assert code == 2 and "folder 'stray' is not a class" in message
+    # labels that are not class numbers of this model are refused, not rounded or counted
+    np.savez(tmp_path / "half.npz", x_test=pixels, y_test=truth + 0.5)
+    np.savez(tmp_path / "big.npz", x_test=pixels, y_test=truth + 3)
+    code, message = run_runner_failing(model, "--npz", tmp_path / "half.npz")
+    assert code == 2 and "not whole class numbers" in message
+    (out / "labels.txt").rename(out / "labels.txt.away")  # without class names: the model's 3 outputs bound them
+    try:
+        code, message = run_runner_failing(model, "--npz", tmp_path / "big.npz")
+    finally:
+        (out / "labels.txt.away").rename(out / "labels.txt")
+    assert code == 2 and "labels run from 3 to 5, but the model has 3 classes" in message

@@ -185,9 +185,15 @@ def open_classifier(model_path):
 def load_npz_labels(path, key="y_test"):
     try:
         with np.load(path, allow_pickle=False) as npz:
-            return np.asarray(npz[key]).reshape(-1).astype(np.int64) if key in npz.files else None
+            if key not in npz.files:
+                return None
+            raw = np.asarray(npz[key]).reshape(-1)
     except Exception as err:  # noqa: BLE001
         raise BadInput(f"{path}: not a readable .npz file ({type(err).__name__}: {err})") from None
+    if not (np.issubdtype(raw.dtype, np.integer) or (np.issubdtype(raw.dtype, np.floating)
+                                                       and np.all(np.isfinite(raw)) and np.all(raw == np.round(raw)))):
+        raise BadInput(f"{path}: {key} holds {raw.dtype} values that are not whole class numbers")
+    return raw.astype(np.int64)
 
 
 def load_idx_labels(path):
@@ -220,9 +226,9 @@ def folder_labels(paths, class_names):
     return np.array(labels, np.int64)
 
 
-def accuracy_lines(predicted, labels, class_names) -> list[str]:
-    """Overall and per-class accuracy as printed lines."""
-    names = class_names or [str(c) for c in range(int(max(predicted.max(), labels.max())) + 1)]
+def accuracy_lines(predicted, labels, class_names, num_classes: int) -> list[str]:
+    """Overall and per-class accuracy as printed lines (``num_classes``: the model's outputs)."""
+    names = class_names or [str(c) for c in range(num_classes)]
     if labels.min() < 0 or labels.max() >= len(names):
         raise BadInput(f"labels run from {labels.min()} to {labels.max()}, but the model has {len(names)} classes")
     lines = [f"accuracy\t{np.mean(predicted == labels):.4f}\t({int(np.sum(predicted == labels))} of {len(labels)} "
@@ -285,7 +291,7 @@ def run(args) -> int:
     probs = classify(interpreter, inp, out, images * scale + offset)  # [0, 1] -> the model's input convention
     predicted = np.argmax(probs, axis=-1)
     if labels is not None:
-        print("\n".join(accuracy_lines(predicted, labels, class_names)))
+        print("\n".join(accuracy_lines(predicted, labels, class_names, probs.shape[-1])))
         return 0
     for i, best in enumerate(predicted):
         label = class_names[best] if class_names and best < len(class_names) else str(best)
