@@ -45,3 +45,16 @@ def test_penultimate_features_reach_into_a_wrapped_teacher_and_refuse_branches()
     branching = keras.Model(image, keras.layers.Add()([soft(image), soft(keras.layers.Rescaling(0.5)(image))]))
     with pytest.raises(ValueError, match="no Dense layer"):
         quality.penultimate_features(branching)
+
+
+def test_the_streaming_frechet_metric_equals_the_batch_formula():
+    """``FrechetDistance`` (running sums, for evaluate()) and ``frechet_distance`` (numpy)
+    are two implementations of one formula: fed in uneven batches, they agree."""
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(size=(300, 6)), rng.normal(size=(300, 6)) * 1.5 + 0.3
+    metric = quality.FrechetDistance(6)
+    for i in range(0, 300, 70):
+        metric.update_state(real[i:i + 70], fake[i:i + 70])
+    np.testing.assert_allclose(float(metric.result()), quality.frechet_distance(real, fake), rtol=1e-5)
+    metric.reset_state()
+    assert float(metric.result()) == 0.0

@@ -29,3 +29,16 @@ def test_label_batches_are_uniform_class_indices():
     labels = np.concatenate([b.numpy() for b in training.label_batches(4, 64, seed=0).take(20)])
     assert labels.dtype == np.int32 and set(labels) == {0, 1, 2, 3}
     assert np.bincount(labels).min() > 250
+
+
+def test_gan_steps_per_epoch_reach_min_steps_whatever_the_data_size():
+    from tfgan_compress.config import GANConfig
+    from tfgan_compress.stages import gan_steps_per_epoch
+
+    one_pass = GANConfig(steps_per_epoch=0, min_steps=7500, epochs=8, batch_size=64)
+    assert gan_steps_per_epoch(one_pass, 60000) == 938  # 937 passes would give 7,496 steps
+    assert gan_steps_per_epoch(one_pass, 1000) == 938
+    assert gan_steps_per_epoch(GANConfig(steps_per_epoch=0, min_steps=0, epochs=8, batch_size=64), 1000) == 15
+    fixed = GANConfig(steps_per_epoch=100, min_steps=3000, epochs=20)
+    assert gan_steps_per_epoch(fixed, 10) == 150  # a fixed epoch length is raised too, never lowered
+    assert gan_steps_per_epoch(GANConfig(steps_per_epoch=100, min_steps=0, epochs=20), 10) == 100

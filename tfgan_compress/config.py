@@ -127,8 +127,8 @@ class GANConfig:
     spectral_norm: bool = True
     gradient_penalty_weight: float = setting(10.0, AT_LEAST_0)  # used by wasserstein_gp only
     epochs: int = setting(20, AT_LEAST_1)
-    steps_per_epoch: int = setting(100, AT_LEAST_0)  # 0: one pass over the training split per epoch ...
-    min_steps: int = setting(0, AT_LEAST_0)  # ... but at least this many steps in all (small training sets)
+    steps_per_epoch: int = setting(100, AT_LEAST_0)  # 0: one pass over the training split per epoch
+    min_steps: int = setting(0, AT_LEAST_0)  # at least this many steps in all: steps per epoch are raised to reach it
     batch_size: int = setting(64, AT_LEAST_1)
     generator_learning_rate: float = setting(2e-4, POSITIVE)
     discriminator_learning_rate: float = setting(2e-4, POSITIVE)

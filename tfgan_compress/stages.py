@@ -86,12 +86,11 @@ def gan(ctx) -> dict:
 
 
 def gan_steps_per_epoch(cfg, train_images: int) -> int:
-    """``gan.steps_per_epoch``, or (0) one pass over the training images, raised so that the
-    GAN trains ``gan.min_steps`` steps in all: a small training set is a shorter epoch, not a
-    shorter GAN."""
-    if cfg.steps_per_epoch:
-        return cfg.steps_per_epoch
-    return max(1, train_images // cfg.batch_size, -(-cfg.min_steps // cfg.epochs))
+    """``gan.steps_per_epoch`` (0: one pass over the training images), raised so that the GAN
+    trains at least ``gan.min_steps`` steps in all: a small training set is a shorter epoch,
+    not a shorter GAN."""
+    steps = cfg.steps_per_epoch or max(1, train_images // cfg.batch_size)
+    return max(steps, -(-cfg.min_steps // cfg.epochs))
 
 
 def student_network(ctx, teacher_model) -> tuple:

@@ -18,6 +18,9 @@ import keras
 import tensorflow as tf
 from keras.src.trainers.compile_utils import MetricsList
 
+__all__ = ["PrebuiltModel", "directed_mean", "DirectedMetrics", "OptimizerSet", "per_replica_seed", "replica_mean",
+           "TeacherAgreement", "cosine_adam", "label_batches"]
+
 #: ``compile`` arguments of ``keras.Model`` that these models do not use (each trains its
 #: own networks with its own losses); refused rather than silently ignored
 UNUSED_COMPILE_ARGUMENTS = ("loss", "metrics", "weighted_metrics", "loss_weights")
@@ -71,8 +74,6 @@ class OptimizerSet:
 
     def __repr__(self) -> str:
         return f"OptimizerSet({', '.join(self.named)})"
-
-__all__ = ["PrebuiltModel", "directed_mean", "DirectedMetrics", "OptimizerSet", "per_replica_seed", "replica_mean", "TeacherAgreement", "cosine_adam", "label_batches"]
 
 
 def per_replica_seed(seed_generator: keras.random.SeedGenerator):
