@@ -8,20 +8,21 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfgan_compress import callbacks, networks
+from tfgan_compress import callbacks, losses, networks
 from tfgan_compress.config import ClassifierConfig, GANConfig
 from tfgan_compress.gan import ConditionalGAN
 
 SHAPE, CLASSES, NOISE = (8, 8, 1), 3, 4
 
 
-def make_gan(teacher_weight=0.0, with_teacher=True):
+def make_gan(teacher_weight=0.0, with_teacher=True, teacher_margin=None):
     keras.utils.set_random_seed(0)
     generator = networks.build_generator(SHAPE, CLASSES, NOISE, width=4)
     discriminator = networks.build_discriminator(SHAPE, CLASSES, width=4, spectral_norm=True)
     teacher = networks.build_classifier(SHAPE, CLASSES, ClassifierConfig(conv_filters=(2, 4), dense_units=(8,)),
                                         "teacher") if with_teacher else None
-    model = ConditionalGAN(generator, discriminator, GANConfig(teacher_weight=teacher_weight), teacher=teacher)
+    model = ConditionalGAN(generator, discriminator, GANConfig(teacher_weight=teacher_weight, teacher_margin=teacher_margin),
+                           teacher=teacher)
     model.compile()
     return model
 
@@ -147,3 +148,17 @@ def test_the_teacher_term_adds_its_weighted_cross_entropy_to_the_generator_loss(
     # same initial weights and noise: the discriminator step is identical, the generator loss differs by 2 x CE
     np.testing.assert_allclose(float(logs[2.0]["d_loss"]), float(logs[0.0]["d_loss"]), rtol=1e-5)
     np.testing.assert_allclose(float(logs[2.0]["g_loss"]) - float(logs[0.0]["g_loss"]), 2.0 * teacher_loss, rtol=1e-4)
+
+
+def test_teacher_margin_makes_the_teacher_term_the_hinge_on_the_generated_samples():
+    x = tf.constant(np.random.default_rng(3).random((4, *SHAPE)).astype(np.float32))
+    y = tf.constant(np.arange(4, dtype=np.int32) % CLASSES)
+    noise = tf.constant(np.random.default_rng(4).standard_normal((4, 2, NOISE)).astype(np.float32))
+    model = make_gan(teacher_weight=1.0, teacher_margin=50.0)  # a margin no untrained teacher meets
+    g_images = model.generator([noise[:, 1], y], training=True)  # the generator step's samples (same weights)
+    teacher_logits = model.teacher(g_images, training=False)
+    hinge = float(tf.reduce_mean(losses.class_margin_loss(y, teacher_logits, 50.0)))
+    cross_entropy = float(tf.reduce_mean(losses.teacher_class_loss(teacher_logits, y)))
+    logs = model.train_step((x, y, noise))
+    np.testing.assert_allclose(float(logs["g_teacher_loss"]), hinge, rtol=1e-4)
+    assert abs(hinge - cross_entropy) > 1.0

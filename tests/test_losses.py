@@ -92,3 +92,10 @@ def test_teacher_class_loss_is_the_cross_entropy_of_the_asked_for_class():
     logits = tf.constant([[0.0, math.log(3.0)], [0.0, 0.0]])  # p = [0.25, 0.75] and [0.5, 0.5]
     np.testing.assert_allclose(losses.teacher_class_loss(logits, tf.constant([1, 0])),
                                [-math.log(0.75), -math.log(0.5)], rtol=1e-6)
+
+
+def test_class_margin_loss_by_hand():
+    logits = tf.constant([[5.0, 1.0, 0.0], [1.0, 2.0, 0.5], [0.0, 0.0, 4.0]])
+    labels = tf.constant([0, 0, 2])
+    # gaps to the best other class: 4, -1, 4; margin 3 -> max(0, 3 - gap)
+    np.testing.assert_allclose(losses.class_margin_loss(labels, logits, 3.0).numpy(), [0.0, 4.0, 0.0])

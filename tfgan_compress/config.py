@@ -138,6 +138,9 @@ class GANConfig:
     # weight of the teacher's cross-entropy on generated samples in the generator loss (AC-GAN
     # style; losses.teacher_class_loss), when the run has a teacher; 0: off (benchmarks/README.md)
     teacher_weight: float = setting(0.3, AT_LEAST_0)
+    # None: that term is the cross-entropy; a number m: the margin hinge max(0, m - (T_y - max_c T_c))
+    # (losses.class_margin_loss), which leaves alone samples the teacher already takes for their class
+    teacher_margin: Optional[float] = setting(None, AT_LEAST_0)
     log_every_steps: int = setting(10, AT_LEAST_1)  # TensorBoard scalars every N steps (and per epoch)
     samples_per_class: int = setting(10, AT_LEAST_1)  # columns of the per-epoch sample grid
 

@@ -82,15 +82,6 @@ def mode_seeking_ratio(images_a, images_b, noise_a, noise_b):
     return image_distance / (noise_distance + 1e-5)
 
 
-def class_margin_loss(labels, logits, margin: float):
-    """``max(0, m - (l_y - max_{c != y} l_c))`` per example: zero once the teacher prefers
-    class ``y`` by ``m`` logits, so a sample need not become ever more extreme."""
-    one_hot = tf.one_hot(labels, tf.shape(logits)[-1], dtype=logits.dtype)
-    target = tf.reduce_sum(one_hot * logits, axis=-1)
-    runner_up = tf.reduce_max(logits - 1e9 * one_hot, axis=-1)
-    return tf.nn.relu(margin - (target - runner_up))
-
-
 def intensity_penalty(images, allowance: float):
     """``max(0, mean(x) - allowance)`` per image: the image-norm prior as a hinge (pixels in [0, 1])."""
     return tf.nn.relu(tf.reduce_mean(images, axis=[1, 2, 3]) - allowance)
@@ -225,7 +216,7 @@ class DataFreeDistiller(PrebuiltModel):
             teacher_logits = self.teacher(view, training=False)
             student_logits = self.student(view, training=False)
             disagreement = logit_disagreement(teacher_logits, student_logits)
-            class_loss = class_margin_loss(labels, teacher_logits, self.config.class_margin)
+            class_loss = losses.class_margin_loss(labels, teacher_logits, self.config.class_margin)
             diversity = mode_seeking_ratio(images[:half], images[half:], noise[:half], noise[half:])
             per_example = (self.config.class_weight * class_loss - self.config.adversarial_weight * disagreement
                            - self.config.diversity_weight * tf.concat([diversity, diversity], axis=0)

@@ -8,7 +8,9 @@ Each step (Goodfellow et al., 2014, alternating updates):
 1. discriminator: minimise ``L_D(D(x, y), D(G(z, y), y))`` (+ ``lambda * GP`` for WGAN-GP);
 2. generator: minimise ``L_G(D(G(z', y), y)) + w_T * CE(T(G(z', y)), y)`` with fresh
    noise ``z'``; the second term only with a ``teacher`` and ``config.teacher_weight`` ``w_T``
-   > 0 (AC-GAN's classifier term, Odena et al., 2017, with the trained teacher);
+   > 0 (AC-GAN's classifier term, Odena et al., 2017, with the trained teacher); with
+   ``config.teacher_margin`` ``m`` the term is the hinge ``max(0, m - (T_y - max_{c != y} T_c))``
+   instead of the cross-entropy;
    Both discriminator inputs first go through ``DiffAugment`` when ``config.diff_augment``
    names policies (Zhao et al., 2020; :mod:`augment`), in both steps;
 3. EMA generator: ``w_ema <- d * w_ema + (1 - d) * w`` with the warm-up
@@ -107,6 +109,13 @@ class ConditionalGAN(PrebuiltModel):
     def uses_teacher_loss(self) -> bool:
         return self.teacher is not None and self.config.teacher_weight > 0
 
+    def teacher_loss(self, teacher_logits, labels):
+        """Per-example teacher term: :func:`losses.teacher_class_loss` (cross-entropy), or with
+        ``config.teacher_margin`` set, :func:`losses.class_margin_loss` at that margin."""
+        if self.config.teacher_margin is None:
+            return losses.teacher_class_loss(teacher_logits, labels)
+        return losses.class_margin_loss(labels, teacher_logits, self.config.teacher_margin)
+
     def compile(self, generator_optimizer=None, discriminator_optimizer=None, **kwargs):
         """Two optimizers (instances or names; default: Adam with the config's learning rates
         and betas); ``jit_compile``, ``steps_per_execution`` and ``run_eagerly`` go to
@@ -167,7 +176,7 @@ class ConditionalGAN(PrebuiltModel):
             g_loss = losses.average_over_global_batch(loss.generator_loss(g_logits))
             if self.uses_teacher_loss:
                 teacher_loss = losses.average_over_global_batch(
-                    losses.teacher_class_loss(self.teacher(g_images, training=False), labels))
+                    self.teacher_loss(self.teacher(g_images, training=False), labels))
                 g_loss = g_loss + self.config.teacher_weight * teacher_loss
         g_grads = tape.gradient(g_loss, self.generator.trainable_variables)
         self.generator_optimizer.apply(g_grads, self.generator.trainable_variables)

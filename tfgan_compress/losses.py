@@ -23,7 +23,7 @@ import tensorflow as tf
 __all__ = ["average_over_global_batch", "non_saturating_discriminator_loss", "non_saturating_generator_loss",
            "hinge_discriminator_loss", "hinge_generator_loss", "wasserstein_discriminator_loss",
            "wasserstein_generator_loss", "gradient_penalty", "GANLoss", "GAN_LOSSES", "gan_loss",
-           "distillation_loss", "teacher_class_loss"]
+           "distillation_loss", "teacher_class_loss", "class_margin_loss"]
 
 
 def average_over_global_batch(per_example_loss, global_batch_size=None):
@@ -171,3 +171,21 @@ def teacher_class_loss(teacher_logits, labels):
     """
     return tf.nn.sparse_softmax_cross_entropy_with_logits(
         labels=tf.cast(tf.reshape(labels, [-1]), tf.int32), logits=tf.cast(teacher_logits, tf.float32))
+
+
+def class_margin_loss(labels, logits, margin: float):
+    """``max(0, m - (l_y - max_{c != y} l_c))`` per example: zero once the classifier prefers
+    class ``y`` by ``m`` logits (a multi-class hinge, Crammer and Singer, 2001), so a sample
+    need not become ever more extreme.
+
+    As a generator term (``gan.teacher_margin``) it corrects samples the teacher takes for
+    another class and leaves alone those it already takes for theirs, however close to a
+    decision boundary: unlike :func:`teacher_class_loss`, it does not push every sample
+    towards the class prototype. The data-free mode uses it as its class term.
+    """
+    labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
+    logits = tf.cast(logits, tf.float32)
+    one_hot = tf.one_hot(labels, tf.shape(logits)[-1], dtype=logits.dtype)
+    target = tf.reduce_sum(one_hot * logits, axis=-1)
+    runner_up = tf.reduce_max(logits - 1e9 * one_hot, axis=-1)
+    return tf.nn.relu(margin - (target - runner_up))
