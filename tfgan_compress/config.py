@@ -380,8 +380,9 @@ def _mnist() -> RunConfig:
         gan=GANConfig(noise_dim=64, generator_width=32, discriminator_width=32, epochs=8,
                       steps_per_epoch=0, min_steps=7500, batch_size=64, log_every_steps=50),
         # Measured on MNIST (benchmarks/README.md): T = 2, shifted samples, one hard-latent
-        # step and no mixup gave the best student of the variants tried.
-        distill=DistillConfig(network=student, epochs=30, steps_per_epoch=200, batch_size=128,
+        # step and no mixup gave the best student of the variants tried; 60 epochs rather
+        # than 30: 99.08% against 98.92% (same generator).
+        distill=DistillConfig(network=student, epochs=60, steps_per_epoch=200, batch_size=128,
                               learning_rate=3e-3, temperature=2.0, mixup=False, augment_shift=2,
                               hard_latent_steps=1),
     )
