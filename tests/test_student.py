@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from tfgan_compress import cli, student
+from tfgan_compress import cli, config, export, networks, student
 from tfgan_compress.config import ClassifierConfig
 from tfgan_compress.errors import UsageError
 
@@ -88,3 +88,11 @@ def test_a_student_that_cannot_be_used_is_refused_before_anything_is_written(tmp
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and fragment in err, err
     assert not out.exists()
+
+
+def test_the_mnist_preset_student_int8_file_is_under_a_tenth_of_the_teacher_float32_file():
+    # the frontier's promise (benchmarks/README.md): a wider student would break it
+    preset = config.preset("mnist")
+    teacher = networks.build_classifier((28, 28, 1), 10, preset.teacher.network, "teacher")
+    teacher_bytes = len(export.convert(export.probability_model(teacher), "float32"))
+    assert student.int8_bytes((28, 28, 1), 10, preset.distill.network) <= teacher_bytes / 10
