@@ -5,6 +5,8 @@ import pytest
 import tensorflow as tf
 
 from tfgan_compress import training
+from tfgan_compress.config import GANConfig
+from tfgan_compress.stages import gan_steps_per_epoch
 
 
 def test_teacher_agreement_by_hand():
@@ -32,9 +34,6 @@ def test_label_batches_are_uniform_class_indices():
 
 
 def test_gan_steps_per_epoch_reach_min_steps_whatever_the_data_size():
-    from tfgan_compress.config import GANConfig
-    from tfgan_compress.stages import gan_steps_per_epoch
-
     one_pass = GANConfig(steps_per_epoch=0, min_steps=7500, epochs=8, batch_size=64)
     assert gan_steps_per_epoch(one_pass, 60000) == 938  # 937 passes would give 7,496 steps
     assert gan_steps_per_epoch(one_pass, 1000) == 938

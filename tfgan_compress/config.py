@@ -53,7 +53,7 @@ class Range:
     high_open: bool = False
 
     def __contains__(self, value) -> bool:
-        if value != value:  # NaN
+        if value != value or value in (float("inf"), float("-inf")):  # NaN, or JSON's Infinity
             return False
         if self.low is not None and (value <= self.low if self.low_open else value < self.low):
             return False
@@ -243,6 +243,9 @@ class RunConfig:
         if self.student_path and self.student_budget_kb:
             raise UsageError("--student and --student-budget-kb exclude each other (the budget picks a width of "
                              "the preset's student network)")
+        if self.gan.teacher_margin is not None and self.gan.teacher_weight == 0:
+            raise UsageError("gan.teacher_margin shapes the teacher term, which gan.teacher_weight = 0 turns off; "
+                             "set a weight > 0 or leave the margin unset")
         if self.teacher_input != "auto" and not self.teacher_path:
             raise UsageError("--teacher-input describes a --teacher PATH; the built-in teacher takes 0-1")
         return self
@@ -275,7 +278,8 @@ def _check_fields(section, prefix: str) -> None:
         if allowed is not None and value is not None:
             for item in value if isinstance(value, tuple) else (value,):
                 if item not in allowed:
-                    raise UsageError(f"{name} must be {allowed}, got {item!r}")
+                    finite = " and finite" if item in (float("inf"), float("-inf")) else ""
+                    raise UsageError(f"{name} must be {allowed}{finite}, got {item!r}")
 
 
 def _to_jsonable(value):
