@@ -34,6 +34,27 @@ def test_distillation_trains_only_the_student():
     assert all(np.allclose(a, w.numpy()) for a, w in zip(frozen, teacher.weights + generator.weights))
 
 
+def test_student_ema_leaves_the_student_at_the_running_average_of_its_weights():
+    # w_avg <- m w_avg + (1 - m) w after every step (the first step copies), written into the student at the end.
+    teacher, generator, student = parts()
+    after_each_step = []
+    record = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: after_each_step.append([w.numpy().copy()
+                                                                       for w in student.trainable_weights]))
+    momentum = 0.5
+    distill.distill_on_generator(teacher, generator, student,
+                                 DistillConfig(network=SMALL, epochs=2, steps_per_epoch=3, batch_size=8,
+                                               student_ema=momentum), callbacks=[record], verbose=0)
+    assert len(after_each_step) == 6
+    average = after_each_step[0]
+    for weights in after_each_step[1:]:
+        average = [momentum * a + (1 - momentum) * w for a, w in zip(average, weights)]
+    last = after_each_step[-1]
+    assert any(not np.allclose(a, w, atol=1e-6) for a, w in zip(average, last))  # the average is not the last step
+    for expected, weight in zip(average, student.trainable_weights):
+        np.testing.assert_allclose(weight.numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
 def test_distill_has_no_parameter_for_real_data():
     # Structural guarantee: the only inputs are models and a config; fit sees class labels only.
     params = set(inspect.signature(distill.distill_on_generator).parameters)

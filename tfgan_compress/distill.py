@@ -56,9 +56,12 @@ class GeneratorDistiller(PrebuiltModel):
 
     def compile(self, optimizer=None, **kwargs):
         """As ``keras.Model.compile``; default optimizer: Adam with ``config.learning_rate``
-        decayed along a cosine over ``epochs * steps_per_epoch`` steps."""
+        decayed along a cosine over ``epochs * steps_per_epoch`` steps. With ``student_ema``
+        ``= m``, the optimizer keeps ``w_avg <- m w_avg + (1 - m) w`` after every step and
+        ``fit`` ends by writing it into the student (Polyak & Juditsky, 1992)."""
         c = self.config
-        optimizer = optimizer or cosine_adam(c.learning_rate, c.epochs * c.steps_per_epoch)
+        averaging = {"use_ema": True, "ema_momentum": c.student_ema} if c.student_ema else {}
+        optimizer = optimizer or cosine_adam(c.learning_rate, c.epochs * c.steps_per_epoch, **averaging)
         self.compile_optimizers({"optimizer": (optimizer, self.student)}, **kwargs)
 
     def call(self, images, training=False):
