@@ -4,6 +4,7 @@ import inspect
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tfgan_compress import distill, losses, networks, training
@@ -53,6 +54,15 @@ def test_student_ema_leaves_the_student_at_the_running_average_of_its_weights():
     assert any(not np.allclose(a, w, atol=1e-6) for a, w in zip(average, last))  # the average is not the last step
     for expected, weight in zip(average, student.trainable_weights):
         np.testing.assert_allclose(weight.numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_student_ema_with_an_optimizer_that_does_not_average_is_refused():
+    teacher, generator, student = parts()
+    distiller = distill.GeneratorDistiller(teacher, generator, student, DistillConfig(network=SMALL, student_ema=0.9))
+    with pytest.raises(ValueError, match="use_ema=True"):
+        distiller.compile(optimizer=keras.optimizers.Adam())
+    distiller.compile(optimizer=keras.optimizers.Adam(use_ema=True, ema_momentum=0.9))
+    assert distiller.optimizer.use_ema
 
 
 def test_distill_has_no_parameter_for_real_data():

@@ -58,8 +58,13 @@ class GeneratorDistiller(PrebuiltModel):
         """As ``keras.Model.compile``; default optimizer: Adam with ``config.learning_rate``
         decayed along a cosine over ``epochs * steps_per_epoch`` steps. With ``student_ema``
         ``= m``, the optimizer keeps ``w_avg <- m w_avg + (1 - m) w`` after every step and
-        ``fit`` ends by writing it into the student (Polyak & Juditsky, 1992)."""
+        ``fit`` ends by writing it into the student (Polyak & Juditsky, 1992); an
+        ``optimizer`` given with ``student_ema`` set must itself have ``use_ema=True``."""
         c = self.config
+        if optimizer is not None and c.student_ema and not getattr(optimizer, "use_ema", False):
+            raise ValueError(f"{type(self).__name__}.compile: config.student_ema = {c.student_ema} averages the "
+                             f"student's weights through the optimizer; pass one built with use_ema=True, "
+                             f"ema_momentum={c.student_ema}, or leave out optimizer=")
         averaging = {"use_ema": True, "ema_momentum": c.student_ema} if c.student_ema else {}
         optimizer = optimizer or cosine_adam(c.learning_rate, c.epochs * c.steps_per_epoch, **averaging)
         self.compile_optimizers({"optimizer": (optimizer, self.student)}, **kwargs)
