@@ -18,6 +18,7 @@ Presets:
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
@@ -43,6 +44,11 @@ def choices(literal) -> tuple:
     return typing.get_args(literal)
 
 
+def is_infinite(value) -> bool:
+    """``True`` for +-inf (JSON's ``Infinity`` parses to it), which no :class:`Range` holds."""
+    return isinstance(value, float) and math.isinf(value)
+
+
 @dataclass(frozen=True)
 class Range:
     """Allowed numeric values of a setting (each element, for a tuple setting)."""
@@ -53,7 +59,7 @@ class Range:
     high_open: bool = False
 
     def __contains__(self, value) -> bool:
-        if value != value or value in (float("inf"), float("-inf")):  # NaN, or JSON's Infinity
+        if value != value or is_infinite(value):  # NaN, or JSON's Infinity
             return False
         if self.low is not None and (value <= self.low if self.low_open else value < self.low):
             return False
@@ -279,7 +285,7 @@ def _check_fields(section, prefix: str) -> None:
         if allowed is not None and value is not None:
             for item in value if isinstance(value, tuple) else (value,):
                 if item not in allowed:
-                    finite = " and finite" if item in (float("inf"), float("-inf")) else ""
+                    finite = " and finite" if is_infinite(item) else ""
                     raise UsageError(f"{name} must be {allowed}{finite}, got {item!r}")
 
 
