@@ -21,6 +21,7 @@ then mean and sample standard deviation over the seeds.
 from __future__ import annotations
 
 import dataclasses
+import json
 import statistics
 import sys
 import time
@@ -33,6 +34,7 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
 from tfgan_compress import artifacts, config as configs, data, pipeline  # noqa: E402
 from benchmarks import common  # noqa: E402
 from tfgan_compress.errors import UsageError  # noqa: E402
+from tfgan_compress.run_folder import RunFolder  # noqa: E402
 from tfgan_compress.report import markdown_table  # noqa: E402
 
 COLUMNS = [
@@ -40,6 +42,8 @@ COLUMNS = [
     ("teacher", "teacher", "{:.2%}"),
     ("student_float32", "student (Keras)", "{:.2%}"),
     ("student_int8", "student int8 TFLite", "{:.2%}"),
+    ("int8_agreement", "int8 agrees with Keras", "{:.2%}"),
+    ("int8_passed", "int8 passed its bar", "{}"),
     ("datafree_seconds", "data-free stage s", "{:.0f}"),
     ("run_seconds", "whole run s", "{:.0f}"),
 ]
@@ -50,6 +54,16 @@ def accuracy(report: dict, name: str) -> float:
         if row["name"] == name:
             return row["accuracy"]
     raise KeyError(name)
+
+
+def int8_check(run_dir: Path) -> tuple[float, bool]:
+    """(top-1 agreement of the int8 file with the Keras student on the test images, whether
+    it passed the export bar), from the run's model card."""
+    card = json.loads(RunFolder(run_dir).model_card.read_text())
+    for entry in card["files"]:
+        if Path(entry["file"]).name == "student_int8.tflite":
+            return entry["agreement_with_keras"], entry["passed"]
+    raise KeyError(f"{run_dir}: no int8 student in the model card")
 
 
 def run_seeds(source: str, preset: str, out: Path, seeds, teacher_path: str | None = None,
@@ -78,10 +92,11 @@ def run_seeds(source: str, preset: str, out: Path, seeds, teacher_path: str | No
         rows.append({"seed": seed, "teacher": accuracy(report, "teacher"),
                      "student_float32": accuracy(report, "student"),
                      "student_int8": accuracy(report, "student_int8"),
+                     **dict(zip(("int8_agreement", "int8_passed"), int8_check(out / f"seed{seed}"))),
                      "datafree_seconds": report["stage_seconds"]["data-free"],
                      "run_seconds": round(time.time() - start, 1)})
     summary = {}
-    for key in ("student_float32", "student_int8", "datafree_seconds", "run_seconds"):
+    for key in ("student_float32", "student_int8", "int8_agreement", "datafree_seconds", "run_seconds"):
         values = [row[key] for row in rows]
         summary[key] = {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
                         "min": min(values), "max": max(values)}
@@ -107,6 +122,7 @@ def write_outputs(out: Path, result: dict) -> None:
         "",
         f"- student (Keras): {spread('student_float32')}",
         f"- student int8 TFLite: {spread('student_int8')}",
+        f"- int8 file's top-1 agreement with the Keras student: {spread('int8_agreement')}",
         f"- data-free stage: {spread('datafree_seconds', 1.0, ' s')}; whole run: {spread('run_seconds', 1.0, ' s')}",
         "",
         "+- is the sample standard deviation over the seeds.",

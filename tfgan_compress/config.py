@@ -398,6 +398,11 @@ def _mnist() -> RunConfig:
         distill=DistillConfig(network=student, epochs=120, steps_per_epoch=200, batch_size=128,
                               learning_rate=3e-3, temperature=4.0, mixup=False, augment_shift=2,
                               hard_latent_steps=0),
+        # Data-free: synthesis rounds of 200 iterations rather than 100. A generator that has
+        # had longer to learn gives samples the teacher takes for their class more often (91%
+        # against 85% of augmented views) and a better student at less compute: 16 x 200
+        # iterations 97.13% on MNIST against 96.32% for 40 x 100 (benchmarks/README.md).
+        datafree=DataFreeConfig(epochs=30, steps_per_epoch=200),
     )
 
 
