@@ -30,6 +30,9 @@ def test_two_seeds_give_rows_and_spread(tmp_path, tiny_arrays):
     assert result["teacher_path"] == str(out / "teacher" / "teacher.keras")
     for row in result["rows"]:
         assert 0 <= row["student_float32"] <= 1 and 0 <= row["student_int8"] <= 1 and row["run_seconds"] > 0
+        card = json.loads((out / f"seed{row['seed']}" / "tflite" / "model_card.json").read_text())
+        int8 = [entry for entry in card["files"] if entry["file"].endswith("student_int8.tflite")]
+        assert (row["int8_agreement"], row["int8_passed"]) == (int8[0]["agreement_with_keras"], int8[0]["passed"])
     floats = [row["student_float32"] for row in result["rows"]]
     assert result["summary"]["student_float32"]["mean"] == pytest.approx(np.mean(floats))
     assert result["summary"]["student_float32"]["std"] == pytest.approx(np.std(floats, ddof=1))
