@@ -38,3 +38,32 @@ def test_two_seeds_give_rows_and_spread(tmp_path, tiny_arrays):
     assert result["summary"]["student_float32"]["std"] == pytest.approx(np.std(floats, ddof=1))
     assert "+-" in (out / "datafree.md").read_text()
 
+
+
+def load_variants_script():
+    path = SCRIPT.parent / "datafree_variants.py"
+    spec = importlib.util.spec_from_file_location("datafree_variants_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_variants_track_the_test_accuracy_of_each_setting(tmp_path, tiny_arrays, capsys):
+    from tfgan_compress import config as configs, networks
+    from tfgan_compress.errors import UsageError
+
+    variants = load_variants_script()
+    x_train, y_train, x_test, y_test = tiny_arrays
+    np.savez(tmp_path / "tiny.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    teacher = networks.build_classifier((8, 8, 1), 3, configs.preset("tiny").teacher.network, "teacher")
+    teacher.save(tmp_path / "teacher.keras")
+    argv = ["--data", f"npz:{tmp_path / 'tiny.npz'}", "--teacher", str(tmp_path / "teacher.keras"), "--preset", "tiny",
+            "--rounds", "2", "--every", "1"]
+    assert variants.main(argv + ["{}", '{"steps_per_epoch": 3}']) == 0
+    lines = capsys.readouterr().out.splitlines()
+    summaries = [line for line in lines if "\taccuracy " in line]
+    assert [line.split("\t")[0] for line in summaries] == ["{}", '{"steps_per_epoch": 3}']
+    assert sum("round 1: test accuracy" in line for line in lines) == 2
+    assert sum("round 2: test accuracy" in line for line in lines) == 2
+    with pytest.raises(UsageError, match="student_steps"):
+        variants.main(argv + ['{"student_steps": 0}'])

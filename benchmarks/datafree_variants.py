@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Compare data-free settings on one teacher, tracking the student on the real test split.
+
+    python benchmarks/datafree_variants.py --data idx:../shared/data/mnist --teacher runs/mnist/teacher.keras \
+        --rounds 8 '{"steps_per_epoch": 100}' '{"steps_per_epoch": 200}'
+
+Each argument is a JSON object of ``datafree`` settings over the preset's (``--rounds``
+sets ``epochs``, the number of synthesis rounds). For each, a fresh generator and student
+(the papers' LeNet-5-half on the ``mnist`` preset, else the preset's student) are trained
+from the teacher alone, exactly as ``tfgan-compress run --mode data-free`` does
+(:func:`tfgan_compress.datafree.distill_data_free`, same seed for all); the real test split
+is read only to print the student's accuracy every ``--every`` rounds, a development aid the
+package itself never has. Prints one line per check and a summary line per variant:
+settings, final accuracy, the share of the last round's samples the teacher took for their
+class, seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import keras  # noqa: E402
+
+from tfgan_compress import config as configs, data, datafree, evaluate, networks  # noqa: E402
+from tfgan_compress.teacher import as_logits  # noqa: E402
+
+
+def test_accuracy(student, dataset) -> float:
+    return evaluate.classification_metrics(evaluate.keras_probabilities(student, dataset.x_test),
+                                           dataset.y_test)["accuracy"]
+
+
+class TestAccuracy(keras.callbacks.Callback):
+    """Prints the student's real test accuracy every ``every`` rounds and after the last."""
+
+    def __init__(self, student, dataset, every: int, rounds: int, start: float):
+        super().__init__()
+        self.student, self.dataset, self.every, self.rounds, self.start = student, dataset, every, rounds, start
+
+    def on_epoch_end(self, epoch, logs=None):
+        done = epoch + 1
+        if done % self.every == 0 or done == self.rounds:
+            print(f"  round {done}: test accuracy {test_accuracy(self.student, self.dataset):.4f}, teacher sees "
+                  f"the class in {logs.get('teacher_label_accuracy', float('nan')):.3f} of the views, "
+                  f"{time.time() - self.start:.0f} s", flush=True)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="data source (only its test split is read)")
+    parser.add_argument("--teacher", required=True, help="the teacher (.keras)")
+    parser.add_argument("--preset", default="mnist")
+    parser.add_argument("--rounds", type=int, default=8, help="synthesis rounds (datafree.epochs)")
+    parser.add_argument("--every", type=int, default=5, help="print the test accuracy every this many rounds")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("variants", nargs="+", help="JSON objects of datafree settings")
+    args = parser.parse_args(argv)
+    dataset = data.load(args.data)
+    base = configs.preset(args.preset)
+    if args.preset == "mnist":  # the papers' pair, as benchmarks/datafree.py
+        base.distill.network = configs.lenet5_half()
+    teacher = as_logits(keras.models.load_model(args.teacher, compile=False))
+    for variant in args.variants:
+        run_config = configs.merge(base, {"datafree": {**json.loads(variant), "epochs": args.rounds}})
+        run_config.validate()
+        cfg, gan = run_config.datafree, run_config.gan
+        keras.utils.set_random_seed(args.seed)
+        generator = networks.build_generator(dataset.spec.image_shape, dataset.num_classes, gan.noise_dim,
+                                             gan.generator_width)
+        student = networks.build_classifier(dataset.spec.image_shape, dataset.num_classes, run_config.distill.network,
+                                            "student")
+        print(f"{variant}: {args.rounds} rounds x {cfg.steps_per_epoch} iterations", flush=True)
+        start = time.time()
+        history = datafree.distill_data_free(
+            teacher, generator, student, cfg, seed=args.seed, verbose=0,
+            callbacks=[TestAccuracy(student, dataset, args.every, args.rounds, start)])
+        print(f"{variant}\taccuracy {test_accuracy(student, dataset):.4f}\tteacher sees the class "
+              f"{history.history['teacher_label_accuracy'][-1]:.3f}\t{time.time() - start:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
