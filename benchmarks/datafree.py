@@ -21,7 +21,6 @@ then mean and sample standard deviation over the seeds.
 from __future__ import annotations
 
 import dataclasses
-import json
 import statistics
 import sys
 import time
@@ -34,6 +33,7 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
 from tfgan_compress import artifacts, config as configs, data, pipeline  # noqa: E402
 from benchmarks import common  # noqa: E402
 from tfgan_compress.errors import UsageError  # noqa: E402
+from tfgan_compress.export import ModelCard  # noqa: E402
 from tfgan_compress.run_folder import RunFolder  # noqa: E402
 from tfgan_compress.report import markdown_table  # noqa: E402
 
@@ -59,7 +59,7 @@ def accuracy(report: dict, name: str) -> float:
 def int8_check(run_dir: Path) -> tuple[float, bool]:
     """(top-1 agreement of the int8 file with the Keras student on the test images, whether
     it passed the export bar), from the run's model card."""
-    card = json.loads(RunFolder(run_dir).model_card.read_text())
+    card = ModelCard(RunFolder(run_dir).model_card).read()
     for entry in card["files"]:
         if Path(entry["file"]).name == "student_int8.tflite":
             return entry["agreement_with_keras"], entry["passed"]

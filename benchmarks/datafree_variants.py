@@ -29,11 +29,13 @@ if str(ROOT) not in sys.path:
 
 import keras  # noqa: E402
 
+from benchmarks import common  # noqa: E402
 from tfgan_compress import config as configs, data, datafree, evaluate, networks  # noqa: E402
-from tfgan_compress.teacher import as_logits  # noqa: E402
+from tfgan_compress.errors import UsageError  # noqa: E402
+from tfgan_compress.teacher import as_logits, as_run_teacher, load_classifier  # noqa: E402
 
 
-def test_accuracy(student, dataset) -> float:
+def real_test_accuracy(student, dataset) -> float:
     return evaluate.classification_metrics(evaluate.keras_probabilities(student, dataset.x_test),
                                            dataset.y_test)["accuracy"]
 
@@ -48,29 +50,45 @@ class TestAccuracy(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         done = epoch + 1
         if done % self.every == 0 or done == self.rounds:
-            print(f"  round {done}: test accuracy {test_accuracy(self.student, self.dataset):.4f}, teacher sees "
+            print(f"  round {done}: test accuracy {real_test_accuracy(self.student, self.dataset):.4f}, teacher sees "
                   f"the class in {logs.get('teacher_label_accuracy', float('nan')):.3f} of the views, "
                   f"{time.time() - self.start:.0f} s", flush=True)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, help="data source (only its test split is read)")
-    parser.add_argument("--teacher", required=True, help="the teacher (.keras)")
-    parser.add_argument("--preset", default="mnist")
-    parser.add_argument("--rounds", type=int, default=8, help="synthesis rounds (datafree.epochs)")
-    parser.add_argument("--every", type=int, default=5, help="print the test accuracy every this many rounds")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("variants", nargs="+", help="JSON objects of datafree settings")
-    args = parser.parse_args(argv)
+def variant_settings(variant: str) -> dict:
+    """One command-line variant as ``datafree`` settings; ``epochs`` belongs to ``--rounds``."""
+    try:
+        settings = json.loads(variant)
+    except json.JSONDecodeError as err:
+        raise UsageError(f"variant {variant!r} is not JSON ({err})") from None
+    if not isinstance(settings, dict):
+        raise UsageError(f"variant {variant!r} must be a JSON object of datafree settings")
+    if "epochs" in settings:
+        raise UsageError(f"variant {variant!r} sets epochs; give the number of rounds with --rounds")
+    return settings
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def compare(args) -> None:
     dataset = data.load(args.data)
     base = configs.preset(args.preset)
     if args.preset == "mnist":  # the papers' pair, as benchmarks/datafree.py
         base.distill.network = configs.lenet5_half()
-    teacher = as_logits(keras.models.load_model(args.teacher, compile=False))
-    for variant in args.variants:
-        run_config = configs.merge(base, {"datafree": {**json.loads(variant), "epochs": args.rounds}})
+    variants = [configs.merge(base, {"datafree": {**variant_settings(v), "epochs": args.rounds}}) for v in args.variants]
+    for run_config in variants:  # every variant refused before any trains
         run_config.validate()
+    # as a run takes a user's teacher: checked against the data, its input convention found
+    teacher, record = as_run_teacher(load_classifier(args.teacher, dataset.spec), dataset, "auto", args.teacher)
+    teacher = as_logits(teacher)
+    print(f"teacher {args.teacher}: input {record['convention']}, "
+          f"{record['test_accuracy_by_convention'][record['convention']]:.2%} on the test split", flush=True)
+    for variant, run_config in zip(args.variants, variants):
         cfg, gan = run_config.datafree, run_config.gan
         keras.utils.set_random_seed(args.seed)
         generator = networks.build_generator(dataset.spec.image_shape, dataset.num_classes, gan.noise_dim,
@@ -82,9 +100,21 @@ def main(argv=None) -> int:
         history = datafree.distill_data_free(
             teacher, generator, student, cfg, seed=args.seed, verbose=0,
             callbacks=[TestAccuracy(student, dataset, args.every, args.rounds, start)])
-        print(f"{variant}\taccuracy {test_accuracy(student, dataset):.4f}\tteacher sees the class "
+        print(f"{variant}\taccuracy {real_test_accuracy(student, dataset):.4f}\tteacher sees the class "
               f"{history.history['teacher_label_accuracy'][-1]:.3f}\t{time.time() - start:.0f} s", flush=True)
-    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="data source (only its test split is read)")
+    parser.add_argument("--teacher", required=True, help="the teacher (.keras)")
+    parser.add_argument("--preset", default="mnist")
+    parser.add_argument("--rounds", type=positive, default=8, help="synthesis rounds (datafree.epochs)")
+    parser.add_argument("--every", type=positive, default=5, help="print the test accuracy every this many rounds")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("variants", nargs="+", help="JSON objects of datafree settings")
+    args = parser.parse_args(argv)
+    return common.run_main("datafree_variants", lambda: compare(args))
 
 
 if __name__ == "__main__":

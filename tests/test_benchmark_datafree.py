@@ -39,7 +39,6 @@ def test_two_seeds_give_rows_and_spread(tmp_path, tiny_arrays):
     assert "+-" in (out / "datafree.md").read_text()
 
 
-
 def load_variants_script():
     path = SCRIPT.parent / "datafree_variants.py"
     spec = importlib.util.spec_from_file_location("datafree_variants_benchmark", path)
@@ -49,13 +48,16 @@ def load_variants_script():
 
 
 def test_variants_track_the_test_accuracy_of_each_setting(tmp_path, tiny_arrays, capsys):
-    from tfgan_compress import config as configs, networks
-    from tfgan_compress.errors import UsageError
+    import keras
 
+    from tfgan_compress import config as configs, networks
     variants = load_variants_script()
     x_train, y_train, x_test, y_test = tiny_arrays
     np.savez(tmp_path / "tiny.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
     teacher = networks.build_classifier((8, 8, 1), 3, configs.preset("tiny").teacher.network, "teacher")
+    teacher.compile(optimizer=keras.optimizers.Adam(0.01),
+                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    teacher.fit(x_train[..., None] / 255.0, y_train, epochs=40, batch_size=10, verbose=0)  # the script refuses a guessing teacher
     teacher.save(tmp_path / "teacher.keras")
     argv = ["--data", f"npz:{tmp_path / 'tiny.npz'}", "--teacher", str(tmp_path / "teacher.keras"), "--preset", "tiny",
             "--rounds", "2", "--every", "1"]
@@ -65,5 +67,8 @@ def test_variants_track_the_test_accuracy_of_each_setting(tmp_path, tiny_arrays,
     assert [line.split("\t")[0] for line in summaries] == ["{}", '{"steps_per_epoch": 3}']
     assert sum("round 1: test accuracy" in line for line in lines) == 2
     assert sum("round 2: test accuracy" in line for line in lines) == 2
-    with pytest.raises(UsageError, match="student_steps"):
-        variants.main(argv + ['{"student_steps": 0}'])
+    for bad, message in (('{"student_steps": 0}', "student_steps"), ('{"epochs": 3}', "--rounds"),
+                         ("{steps: 3}", "not JSON")):
+        assert variants.main(argv + ["{}", bad]) != 0  # refused before any variant trains
+        captured = capsys.readouterr()
+        assert message in captured.err and "accuracy" not in captured.out
