@@ -38,6 +38,7 @@ def test_every_variant_loads_and_predicts(tmp_path_factory, student, images):
         io_type = np.int8 if f.variant == "int8_io" else np.float32
         assert runner.input_dtype == io_type and runner.output_dtype == io_type
         assert (f.input_quantization is not None) == (f.variant == "int8_io")
+        assert f.logit_floor is None or export.VARIANTS[f.variant].calibrated
         probs = runner.predict(images[:5])
         assert probs.shape == (5, CLASSES) and probs.dtype == np.float32
         np.testing.assert_allclose(probs.sum(-1), 1.0, atol=0.02)
@@ -129,3 +130,36 @@ def test_generator_exports_as_a_tflite_file(tmp_path):
     interpreter.invoke()
     image = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
     assert image.shape == (1, *SHAPE) and 0.0 <= image.min() and image.max() <= 1.0
+
+
+def _dense_classifier(kernel, bias, activation=None):
+    inputs = keras.Input(shape=(kernel.shape[0],), name="image")
+    dense = keras.layers.Dense(kernel.shape[1], activation=activation, name="logits")
+    model = keras.Model(inputs, dense(inputs), name="student")
+    dense.set_weights([kernel, bias])
+    return model
+
+
+def test_floored_logits_clamp_below_the_lowest_top_logit_less_ln512():
+    rng = np.random.default_rng(1)
+    kernel, bias = 30 * rng.standard_normal((4, 5)).astype(np.float32), rng.standard_normal(5).astype(np.float32)
+    classifier = _dense_classifier(kernel, bias)
+    calibration = rng.standard_normal((64, 4)).astype(np.float32)
+    logits = calibration @ kernel + bias
+    floored, floor = export.floored_logits(classifier, calibration)
+    assert floor == pytest.approx(logits.max(-1).min() - np.log(512), abs=1e-3)
+    assert floor > logits.min()  # the case it is for: the range below is cut
+    np.testing.assert_allclose(floored.predict(calibration, verbose=0), np.maximum(logits, floor), atol=1e-3)
+    # the int8 file built on it still agrees with the classifier as it was
+    int8 = TFLiteClassifier(model_content=export.convert(export.probability_model(floored), "int8", calibration))
+    assert np.mean(np.argmax(int8.predict(calibration), -1) == np.argmax(logits, -1)) >= 0.95
+
+
+def test_floored_logits_leave_other_classifiers_alone():
+    rng = np.random.default_rng(2)
+    kernel, bias = rng.standard_normal((4, 3)).astype(np.float32), np.zeros(3, np.float32)
+    calibration = rng.standard_normal((16, 4)).astype(np.float32)
+    softmax_output = _dense_classifier(kernel, bias, activation="softmax")
+    assert export.floored_logits(softmax_output, calibration) == (softmax_output, None)
+    narrow = _dense_classifier(kernel * 1e-3, bias)  # every logit within ln 512 of the top: nothing to cut
+    assert export.floored_logits(narrow, calibration) == (narrow, None)

@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument("--data", help="digits (default), tfds:NAME, idx:DIR, npz:FILE or folder:DIR")
         p.add_argument("--preset", help=f"named configuration: {', '.join(PRESETS)} (default: digits for "
-                                        "images up to 16x16, mnist above)")
+                                        "images up to 16x16, color for RGB from 32x32, mnist otherwise)")
         p.add_argument("--config", metavar="FILE", help="JSON file of settings over the preset")
         p.add_argument("--out", metavar="DIR",
                        help="run directory (run: default runs/<preset>-<timestamp>; other commands: required)")
