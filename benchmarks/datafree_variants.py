@@ -31,6 +31,7 @@ import keras  # noqa: E402
 
 from benchmarks import common  # noqa: E402
 from tfgan_compress import config as configs, data, datafree, evaluate, networks  # noqa: E402
+from tfgan_compress.config import TeacherInput, choices  # noqa: E402
 from tfgan_compress.errors import UsageError  # noqa: E402
 from tfgan_compress.teacher import as_logits, as_run_teacher, load_classifier  # noqa: E402
 
@@ -84,7 +85,8 @@ def compare(args) -> None:
     for run_config in variants:  # every variant refused before any trains
         run_config.validate()
     # as a run takes a user's teacher: checked against the data, its input convention found
-    teacher, record = as_run_teacher(load_classifier(args.teacher, dataset.spec), dataset, "auto", args.teacher)
+    teacher, record = as_run_teacher(load_classifier(args.teacher, dataset.spec), dataset, args.teacher_input,
+                                     args.teacher)
     teacher = as_logits(teacher)
     print(f"teacher {args.teacher}: input {record['convention']}, "
           f"{record['test_accuracy_by_convention'][record['convention']]:.2%} on the test split", flush=True)
@@ -108,6 +110,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="data source (only its test split is read)")
     parser.add_argument("--teacher", required=True, help="the teacher (.keras)")
+    parser.add_argument("--teacher-input", choices=choices(TeacherInput), default="auto",
+                        help="pixel range the teacher takes (default auto: measured on the test split)")
     parser.add_argument("--preset", default="mnist")
     parser.add_argument("--rounds", type=positive, default=8, help="synthesis rounds (datafree.epochs)")
     parser.add_argument("--every", type=positive, default=5, help="print the test accuracy every this many rounds")

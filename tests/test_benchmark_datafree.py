@@ -61,7 +61,7 @@ def test_variants_track_the_test_accuracy_of_each_setting(tmp_path, tiny_arrays,
     teacher.save(tmp_path / "teacher.keras")
     argv = ["--data", f"npz:{tmp_path / 'tiny.npz'}", "--teacher", str(tmp_path / "teacher.keras"), "--preset", "tiny",
             "--rounds", "2", "--every", "1"]
-    assert variants.main(argv + ["{}", '{"steps_per_epoch": 3}']) == 0
+    assert variants.main(argv + ["--teacher-input", "0-1", "{}", '{"steps_per_epoch": 3}']) == 0
     lines = capsys.readouterr().out.splitlines()
     summaries = [line for line in lines if "\taccuracy " in line]
     assert [line.split("\t")[0] for line in summaries] == ["{}", '{"steps_per_epoch": 3}']
