@@ -425,7 +425,7 @@ def _color() -> RunConfig:
         preset="color",
         teacher=TeacherConfig(
             network=ClassifierConfig(conv_filters=(32, 64, 128, 256), dense_units=(), architecture="resnet"),
-            epochs=16, batch_size=256, optimizer="sgd", learning_rate=0.2, warmup_fraction=0.2,
+            epochs=20, batch_size=256, optimizer="sgd", learning_rate=0.2, warmup_fraction=0.2,
             weight_decay=5e-4, label_smoothing=0.2, augment_shift=4, augment_flip=True),
         gan=GANConfig(architecture="resnet", diff_augment=("color", "translation", "cutout"), noise_dim=128,
                       generator_width=32, discriminator_width=32, epochs=15, steps_per_epoch=400, batch_size=64,
