@@ -417,7 +417,9 @@ def _color() -> RunConfig:
       discriminator with spectral norm (SN-GAN / BigGAN style), hinge loss, EMA generator,
       DiffAugment color + translation + cutout (Zhao et al., 2020);
     * student: MobileNet-style depthwise-separable network (81k parameters; int8 file
-      about 100 KB), distilled at T = 4 on shifted, flipped and mixed generator samples.
+      about 100 KB), distilled at T = 4 on shifted, flipped and mixed generator samples;
+    * data-free mode: no intensity (dark-background) prior; the teacher's batch-norm
+      statistics (DeepInversion) are the image prior.
 
     For a GPU, the documented larger configuration is ``benchmarks/configs/color_gpu.json``.
     """
@@ -435,6 +437,8 @@ def _color() -> RunConfig:
                                      architecture="mobilenet"),
             epochs=20, steps_per_epoch=200, batch_size=128, temperature=4.0, learning_rate=3e-3, mixup=True,
             augment_shift=4, augment_flip=True),
+        # photos have no dark background: no ink prior; the teacher's batch norm is the image prior
+        datafree=DataFreeConfig(intensity_weight=0.0),
     )
 
 
