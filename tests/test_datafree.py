@@ -9,7 +9,8 @@ import pytest
 import tensorflow as tf
 
 from tfgan_compress import cli, datafree, networks
-from tfgan_compress.config import ClassifierConfig, DataFreeConfig
+from tfgan_compress.config import ClassifierConfig, DataFreeConfig, RunConfig
+from tfgan_compress.errors import UsageError
 
 SHAPE, CLASSES, NOISE = (8, 8, 1), 3, 4
 SMALL = ClassifierConfig((2, 4), (8, 8))
@@ -46,6 +47,44 @@ def test_one_epoch_trains_generator_and_student_not_teacher(make_teacher):
 
     assert changed("generator", generator) and changed("student", student)
     assert not changed("teacher", teacher)
+
+
+@pytest.mark.parametrize("prior_views", [True, False])
+def test_student_learns_on_the_prior_views_when_asked(prior_views):
+    keras.utils.set_random_seed(0)
+    teacher = networks.build_classifier(SHAPE, CLASSES, SMALL, "t")
+    generator = networks.build_generator(SHAPE, CLASSES, NOISE, width=4)
+    student = networks.build_classifier(SHAPE, CLASSES, SMALL, "student")
+    config = DataFreeConfig(batch_size=8, student_batch_size=8, bank_size=32, student_augment_shift=0.0,
+                            student_prior_views=prior_views)
+    model = datafree.DataFreeDistiller(teacher, generator, student, config)
+    model.compile()
+    bank = np.random.default_rng(0).uniform(size=(32,) + SHAPE).astype("float32")
+    model.bank.assign(bank)
+    model.bank_count.assign(32)
+    seen = []
+    teacher_call = model.teacher.call
+    model.teacher.call = lambda images, *a, **k: (seen.append(images.numpy()), teacher_call(images, *a, **k))[1]
+    model.student_step()
+    banked_rows = [any(np.allclose(image, row) for row in bank) for image in seen[-1]]
+    assert (not any(banked_rows)) if prior_views else all(banked_rows)
+
+
+def test_student_optimizer_is_sgd_with_decay_or_adam_on_a_cosine():
+    sgd = datafree.student_optimizer_for(
+        DataFreeConfig(student_optimizer="sgd", student_learning_rate=0.05, student_weight_decay=5e-4), 100)
+    assert isinstance(sgd, keras.optimizers.SGD)
+    assert sgd.momentum == pytest.approx(0.9) and sgd.weight_decay == pytest.approx(5e-4)
+    schedule = sgd.learning_rate if callable(sgd.learning_rate) else sgd._learning_rate
+    assert float(schedule(0)) == pytest.approx(0.05) and float(schedule(100)) == pytest.approx(0.0005)
+    adam = datafree.student_optimizer_for(DataFreeConfig(), 10)  # the default
+    assert isinstance(adam, keras.optimizers.Adam) and adam.weight_decay is None
+    assert float(adam._learning_rate(0)) == pytest.approx(2e-3)
+
+
+def test_student_optimizer_name_is_checked():
+    with pytest.raises(UsageError, match="student_optimizer"):
+        RunConfig.from_dict({"datafree": {"student_optimizer": "rmsprop"}}).validate()
 
 
 def test_intensity_penalty_is_free_up_to_the_allowance():

@@ -32,7 +32,8 @@ Strategy = Literal["default", "mirrored", "multi-worker", "tpu"]
 ExportVariant = Literal["float32", "float16", "dynamic", "int8", "int8_io"]
 GeneratorVariant = Literal["float32", "float16", "dynamic"]  # float input (noise), no calibration
 CalibrationSource = Literal["generator", "real"]
-TeacherOptimizer = Literal["adam", "sgd"]
+OptimizerName = Literal["adam", "sgd"]
+TeacherOptimizer = OptimizerName
 ClassifierArchitecture = Literal["lenet", "resnet", "mobilenet"]  # networks.build_classifier
 GeneratorArchitecture = Literal["dcgan", "resnet"]  # networks.build_generator / build_discriminator
 DiffAugmentPolicy = Literal["color", "translation", "cutout"]  # augment.diff_augment
@@ -194,11 +195,14 @@ class DataFreeConfig:
     augment_rotation: float = setting(15.0, Range(0, 180))  # ... rotation (degrees) ...
     augment_zoom: float = setting(0.15, FRACTION)  # ... and zoom under which the teacher must still see the class
     student_augment_shift: float = setting(0.07, FRACTION)  # random shift of bank samples for the student (fraction)
+    student_prior_views: bool = True  # the student also learns on the prior's random views (teacher-labelled)
     bank_size: int = setting(50000, AT_LEAST_1)  # replay bank of generator samples (ring buffer)
     bank_from: float = setting(0.5, FRACTION)  # bank a round's samples from this fraction of the round on
     generator_learning_rate: float = setting(2e-3, POSITIVE)
     generator_beta_1: float = setting(0.5, FRACTION)
-    student_learning_rate: float = setting(2e-3, POSITIVE)
+    student_optimizer: OptimizerName = "adam"  # adam, or sgd (momentum 0.9); cosine decay over all student steps
+    student_learning_rate: float = setting(2e-3, POSITIVE)  # peak (DFAD's SGD: 0.05-0.1)
+    student_weight_decay: float = setting(0.0, AT_LEAST_0)  # decoupled (the optimizer's weight_decay)
 
 
 @dataclass
