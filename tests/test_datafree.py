@@ -75,7 +75,7 @@ def test_student_optimizer_is_sgd_with_decay_or_adam_on_a_cosine():
         DataFreeConfig(student_optimizer="sgd", student_learning_rate=0.05, student_weight_decay=5e-4), 100)
     assert isinstance(sgd, keras.optimizers.SGD)
     assert sgd.momentum == pytest.approx(0.9) and sgd.weight_decay == pytest.approx(5e-4)
-    schedule = sgd.learning_rate if callable(sgd.learning_rate) else sgd._learning_rate
+    schedule = sgd._learning_rate  # the schedule itself (learning_rate is its current value)
     assert float(schedule(0)) == pytest.approx(0.05) and float(schedule(100)) == pytest.approx(0.0005)
     adam = datafree.student_optimizer_for(DataFreeConfig(), 10)  # the default
     assert isinstance(adam, keras.optimizers.Adam) and adam.weight_decay is None

@@ -54,7 +54,7 @@ import tensorflow as tf
 from . import losses
 from .config import DataFreeConfig
 from .training import (DirectedMetrics, PrebuiltModel, TeacherAgreement, directed_mean, label_batches,
-                       per_replica_seed)
+                       per_replica_seed, warmup_cosine)
 
 
 def batchnorm_statistics_model(teacher: keras.Model):
@@ -146,7 +146,7 @@ def student_optimizer_for(config: DataFreeConfig, total_steps: int) -> keras.opt
     decay 5e-4, DFAD's choice, gave 96.39% on average against Adam's 96.42%
     (benchmarks/README.md, data-free second round).
     """
-    schedule = keras.optimizers.schedules.CosineDecay(config.student_learning_rate, max(1, total_steps), alpha=0.01)
+    schedule = warmup_cosine(config.student_learning_rate, total_steps)
     weight_decay = config.student_weight_decay or None
     if config.student_optimizer == "sgd":
         return keras.optimizers.SGD(schedule, momentum=0.9, weight_decay=weight_decay)

@@ -74,7 +74,8 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
           divergence_hint="Lower distill.learning_rate."),
     Stage("data-free", *STAGE_COMMANDS["data-free"],
           stages.data_free, needs=("teacher", "teacher_input"), makes=("calibration_bank", "generator", "student"),
-          divergence_hint="Lower datafree.generator_learning_rate."),
+          divergence_hint="Lower datafree.generator_learning_rate (g_loss), or datafree.student_learning_rate or "
+                          "datafree.student_weight_decay (distill_loss)."),
     Stage("export", *STAGE_COMMANDS["export"],
           stages.export_tflite, needs=("student", "generator", "teacher_input"), uses=("teacher", "calibration_bank"),
           makes=("tflite",), needs_data=True),
