@@ -10,6 +10,11 @@ from typing import Callable
 from tfgan_compress import artifacts
 from tfgan_compress.cli import report_failure
 from tfgan_compress.errors import TfganCompressError
+from tfgan_compress.timing import prefer_onednn_kernels
+
+# The benchmarks measure MNIST-sized images and larger: oneDNN's CPU kernels, asked for before
+# anything imports TensorFlow (each script imports this module first).
+prefer_onednn_kernels()
 
 
 def argument_parser(doc: str, default_out: str, default_preset: str | None = "mnist",

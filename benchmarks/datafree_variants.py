@@ -27,9 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks import common  # noqa: E402  (first: it chooses the CPU kernels before TensorFlow loads)
+
 import keras  # noqa: E402
 
-from benchmarks import common  # noqa: E402
 from tfgan_compress import config as configs, data, datafree, evaluate, networks  # noqa: E402
 from tfgan_compress.config import TeacherInput, choices  # noqa: E402
 from tfgan_compress.errors import UsageError  # noqa: E402

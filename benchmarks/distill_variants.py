@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks import common  # noqa: E402,F401  (first: it chooses the CPU kernels before TensorFlow loads)
+
 import keras  # noqa: E402
 
 from tfgan_compress import config as configs, data, distill, evaluate, networks  # noqa: E402

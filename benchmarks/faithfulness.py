@@ -23,10 +23,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
+from benchmarks import common  # noqa: E402  (first: it chooses the CPU kernels before TensorFlow loads)
+
 from tfgan_compress import config as configs, data, pipeline, quality  # noqa: E402
 from tfgan_compress.run_folder import RunFolder  # noqa: E402
 from tfgan_compress.teacher import as_logits  # noqa: E402
-from benchmarks import common  # noqa: E402
 
 #: name -> gan settings over the preset
 VARIANTS = {

@@ -53,11 +53,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
+from benchmarks import common  # noqa: E402  (first: it chooses the CPU kernels before TensorFlow loads)
+
 from tfgan_compress import artifacts, config as configs, data, distill, evaluate, export, pipeline  # noqa: E402
 from tfgan_compress import quality, timing  # noqa: E402
 from tfgan_compress.stages import gan_steps_per_epoch  # noqa: E402
 from tfgan_compress.litert import TFLiteClassifier  # noqa: E402
-from benchmarks import common  # noqa: E402
 from tfgan_compress.errors import ExportError  # noqa: E402
 from tfgan_compress.networks import build_classifier  # noqa: E402
 from tfgan_compress.report import markdown_table, plot_accuracy_against_bytes  # noqa: E402

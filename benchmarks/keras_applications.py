@@ -33,10 +33,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
+from benchmarks import common  # noqa: E402  (first: it chooses the CPU kernels before TensorFlow loads)
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmarks import common  # noqa: E402
 from tfgan_compress import artifacts, config as configs, data, pipeline  # noqa: E402
 from tfgan_compress.errors import DataError  # noqa: E402
 

@@ -152,8 +152,14 @@ def execute(args) -> None:
     if args.command != "run" and not args.out:
         raise UsageError(f"{args.command} needs --out DIR (the run directory)")
     config = resolve_config(args, preset_for_data)
+    from .timing import prefer_onednn_kernels, use_all_cores_per_op
+
+    if args.command == "run" or config.data in loaded:
+        image_shape = load(config.data).spec.image_shape
+    else:  # a stage on a run folder, data not read yet: the presets for small images say
+        image_shape = (8, 8) if config.preset in ("digits", "tiny") else None
+    prefer_onednn_kernels(image_shape)
     from . import pipeline  # TensorFlow from here on
-    from .timing import use_all_cores_per_op
 
     use_all_cores_per_op()
     safe_mode = not args.unsafe_load

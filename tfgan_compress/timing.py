@@ -49,6 +49,33 @@ def environment() -> dict:
                               "(time.perf_counter around each call), 1 thread, after warm-up runs"}
 
 
+ONEDNN_MIN_PIXELS = 28 * 28  # oneDNN's kernels pay off from MNIST-sized images up (measured below)
+
+
+def prefer_onednn_kernels(image_shape=None) -> bool:
+    """Ask for TensorFlow's oneDNN CPU kernels (``TF_ENABLE_ONEDNN_OPTS=1``) for images of
+    28x28 pixels and more; returns whether the setting was made here.
+
+    TensorFlow turns them on by itself only on CPUs with AVX-512 (VNNI and newer); on an
+    AVX2-only CPU (2-core AMD EPYC, matmul peak 134 GFLOP/s) its own kernels were 1.3-2.2x
+    slower: the data-free iteration on MNIST (LeNet-5 -> LeNet-5-half) took 316 ms without
+    and 140 ms with oneDNN, ResNet-9 training 110 against 171 images/s, the residual GAN
+    55 against 75 images/s. On 8x8 images (the ``digits`` preset) oneDNN was the slower
+    (the README command 112 s against 155 s), so small images keep TensorFlow's default;
+    ``image_shape`` None counts as large. Does nothing once TensorFlow is imported (the
+    setting is read when it loads) or when the user set the variable.
+    """
+    import os
+    import sys
+
+    if "tensorflow" in sys.modules or "TF_ENABLE_ONEDNN_OPTS" in os.environ:
+        return False
+    if image_shape is not None and int(image_shape[0]) * int(image_shape[1]) < ONEDNN_MIN_PIXELS:
+        return False
+    os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1"
+    return True
+
+
 def use_all_cores_per_op() -> None:
     """One TensorFlow op at a time, each on every core this process may use.
 
