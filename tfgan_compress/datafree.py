@@ -30,7 +30,8 @@ family), with a replay bank of past samples between them. Each iteration of
    and Distribution Mismatch in Knowledge Distillation via Synthetic Data");
 3. **student steps** (``student_steps`` per iteration) minimise the L1 distance of the
    student's logits to the teacher's (DFAD) on shifted bank samples, seen through the same
-   random shift, rotation and zoom as the image prior (``student_prior_views``): the teacher
+   random shift, rotation and zoom as the image prior (``student_prior_views``; shift, prior
+   view and all are one resampling, :func:`affine.random_affine`): the teacher
    labels every view afresh, the augmentation of a "consistent" teacher (Beyer et al., 2022,
    "Knowledge distillation: A good teacher is patient and consistent"). Matching logits
    rather than temperature-softened probabilities transfers the whole function, which
@@ -52,6 +53,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import losses
+from .affine import random_affine
 from .config import DataFreeConfig
 from .training import (DirectedMetrics, PrebuiltModel, TeacherAgreement, directed_mean, label_batches,
                        per_replica_seed, warmup_cosine)
@@ -113,28 +115,11 @@ def reinitialize(model: keras.Model, seed: int) -> None:
             variable.assign(initializer(tuple(variable.shape), dtype=variable.dtype))
 
 
-def image_prior_augmenters(config: DataFreeConfig, seed: int) -> list:
-    """The image prior: random shift, rotation and zoom under which the teacher must still
-    see the asked-for class (each left out when its setting is 0)."""
-    prior = []
-    if config.augment_shift:
-        prior.append(keras.layers.RandomTranslation(config.augment_shift, config.augment_shift,
-                                                    fill_mode="constant", seed=seed + 1))
-    if config.augment_rotation:
-        prior.append(keras.layers.RandomRotation(config.augment_rotation / 360.0, fill_mode="constant",
-                                                 seed=seed + 2))
-    if config.augment_zoom:
-        prior.append(keras.layers.RandomZoom(config.augment_zoom, fill_mode="constant", seed=seed + 3))
-    return prior
-
-
-def student_augmenter(config: DataFreeConfig, image_shape, seed: int):
-    """Random shift of bank samples by a whole number of pixels (at least one), or None."""
+def student_jitter_pixels(config: DataFreeConfig, image_shape) -> float:
+    """Largest shift of bank samples for the student, in whole pixels (at least one; 0 when off)."""
     if not config.student_augment_shift:
-        return None
-    height, width = image_shape[:2]
-    pixels = max(1.0, round(config.student_augment_shift * min(height, width)))
-    return keras.layers.RandomTranslation(pixels / height, pixels / width, fill_mode="constant", seed=seed + 4)
+        return 0.0
+    return float(max(1, round(config.student_augment_shift * min(image_shape[:2]))))
 
 
 def student_optimizer_for(config: DataFreeConfig, total_steps: int) -> keras.optimizers.Optimizer:
@@ -174,8 +159,7 @@ class DataFreeDistiller(PrebuiltModel):
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         image_shape = tuple(int(d) for d in generator.outputs[0].shape[1:])
-        self.prior_augmenters = image_prior_augmenters(config, seed)
-        self.student_augmenter = student_augmenter(config, image_shape, seed)
+        self.student_jitter_pixels = student_jitter_pixels(config, image_shape)
         self.bn_model, self.bn_layers = batchnorm_statistics_model(teacher)
         # the replay bank: saved with the model (BackupAndRestore), one copy under tf.distribute
         self.bank = self.add_weight(shape=(config.bank_size,) + image_shape, initializer="zeros", dtype="float32",
@@ -218,10 +202,12 @@ class DataFreeDistiller(PrebuiltModel):
     def _noise(self, batch):
         return tf.random.stateless_normal((batch, self.noise_dim), seed=per_replica_seed(self.seed_generator))
 
-    def _prior_view(self, images):
-        for augmenter in self.prior_augmenters:
-            images = augmenter(images, training=True)
-        return images
+    def _prior_view(self, images, jitter_pixels: float = 0.0):
+        """The image prior's random shift, rotation and zoom (one resampling, :mod:`affine`),
+        with a further random shift of up to ``jitter_pixels``."""
+        c = self.config
+        return random_affine(images, per_replica_seed(self.seed_generator), c.augment_shift, c.augment_rotation,
+                             c.augment_zoom, jitter_pixels)
 
     def generator_step(self, labels):
         """One generator update; returns the (stopped) samples."""
@@ -280,10 +266,10 @@ class DataFreeDistiller(PrebuiltModel):
                                            seed=per_replica_seed(self.seed_generator),
                                            minval=0, maxval=filled, dtype=tf.int32)
         images = tf.gather(self.bank.value, rows)  # a sparse read of the variable, not a copy of the bank
-        if self.student_augmenter is not None:
-            images = self.student_augmenter(images, training=True)
         if self.config.student_prior_views:
-            images = self._prior_view(images)
+            images = self._prior_view(images, self.student_jitter_pixels)
+        else:
+            images = random_affine(images, per_replica_seed(self.seed_generator), jitter_pixels=self.student_jitter_pixels)
         teacher_logits = self.teacher(images, training=False)
         with tf.GradientTape() as tape:
             student_logits = self.student(images, training=True)
