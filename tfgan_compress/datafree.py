@@ -202,10 +202,12 @@ class DataFreeDistiller(PrebuiltModel):
     def _noise(self, batch):
         return tf.random.stateless_normal((batch, self.noise_dim), seed=per_replica_seed(self.seed_generator))
 
-    def _prior_view(self, images, jitter_pixels: float = 0.0):
-        """The image prior's random shift, rotation and zoom (one resampling, :mod:`affine`),
-        with a further random shift of up to ``jitter_pixels``."""
+    def _view(self, images, prior: bool = True, jitter_pixels: float = 0.0):
+        """``images`` through the image prior's random shift, rotation and zoom (when ``prior``)
+        and a further random shift of up to ``jitter_pixels``, in one resampling (:mod:`affine`)."""
         c = self.config
+        if not prior:
+            return random_affine(images, per_replica_seed(self.seed_generator), jitter_pixels=jitter_pixels)
         return random_affine(images, per_replica_seed(self.seed_generator), c.augment_shift, c.augment_rotation,
                              c.augment_zoom, jitter_pixels)
 
@@ -216,7 +218,7 @@ class DataFreeDistiller(PrebuiltModel):
         with tf.GradientTape() as tape:
             noise = self._noise(batch)
             images = self.generator([noise, labels], training=True)
-            view = self._prior_view(images)
+            view = self._view(images)
             teacher_logits = self.teacher(view, training=False)
             student_logits = self.student(view, training=False)
             disagreement = logit_disagreement(teacher_logits, student_logits)
@@ -266,10 +268,7 @@ class DataFreeDistiller(PrebuiltModel):
                                            seed=per_replica_seed(self.seed_generator),
                                            minval=0, maxval=filled, dtype=tf.int32)
         images = tf.gather(self.bank.value, rows)  # a sparse read of the variable, not a copy of the bank
-        if self.config.student_prior_views:
-            images = self._prior_view(images, self.student_jitter_pixels)
-        else:
-            images = random_affine(images, per_replica_seed(self.seed_generator), jitter_pixels=self.student_jitter_pixels)
+        images = self._view(images, self.config.student_prior_views, self.student_jitter_pixels)
         teacher_logits = self.teacher(images, training=False)
         with tf.GradientTape() as tape:
             student_logits = self.student(images, training=True)
