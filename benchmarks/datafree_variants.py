@@ -5,14 +5,15 @@
         --rounds 8 '{"steps_per_epoch": 100}' '{"steps_per_epoch": 200}'
 
 Each argument is a JSON object of ``datafree`` settings over the preset's (``--rounds``
-sets ``epochs``, the number of synthesis rounds). For each, a fresh generator and student
+sets ``epochs``, the number of synthesis rounds), and optionally ``"gan": {...}`` for the
+generator's ``noise_dim`` and ``generator_width``. For each, a fresh generator and student
 (the papers' LeNet-5-half on the ``mnist`` preset, else the preset's student) are trained
 from the teacher alone, exactly as ``tfgan-compress run --mode data-free`` does
 (:func:`tfgan_compress.datafree.distill_data_free`, same seed for all); the real test split
 is read only to print the student's accuracy every ``--every`` rounds, a development aid the
 package itself never has. Prints one line per check and a summary line per variant:
 settings, final accuracy, the share of the last round's samples the teacher took for their
-class, seconds.
+class, seconds. ``--samples DIR`` keeps the last generator's samples after every round.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from benchmarks import common  # noqa: E402  (first: it chooses the CPU kernels 
 
 import keras  # noqa: E402
 
-from tfgan_compress import config as configs, data, datafree, evaluate, networks  # noqa: E402
+from tfgan_compress import callbacks, config as configs, data, datafree, evaluate, networks  # noqa: E402
 from tfgan_compress.config import TeacherInput, choices  # noqa: E402
 from tfgan_compress.errors import UsageError  # noqa: E402
 from tfgan_compress.teacher import as_logits, as_run_teacher, load_classifier  # noqa: E402
@@ -82,7 +83,11 @@ def compare(args) -> None:
     base = configs.preset(args.preset)
     if args.preset == "mnist":  # the papers' pair, as benchmarks/datafree.py
         base.distill.network = configs.lenet5_half()
-    variants = [configs.merge(base, {"datafree": {**variant_settings(v), "epochs": args.rounds}}) for v in args.variants]
+    variants = []
+    for variant in args.variants:
+        settings = variant_settings(variant)
+        gan = settings.pop("gan", {})  # the generator's size lives in the gan section
+        variants.append(configs.merge(base, {"datafree": {**settings, "epochs": args.rounds}, "gan": gan}))
     for run_config in variants:  # every variant refused before any trains
         run_config.validate()
     # as a run takes a user's teacher: checked against the data, its input convention found
@@ -91,7 +96,7 @@ def compare(args) -> None:
     teacher = as_logits(teacher)
     print(f"teacher {args.teacher}: input {record['convention']}, "
           f"{record['test_accuracy_by_convention'][record['convention']]:.2%} on the test split", flush=True)
-    for variant, run_config in zip(args.variants, variants):
+    for number, (variant, run_config) in enumerate(zip(args.variants, variants), start=1):
         cfg, gan = run_config.datafree, run_config.gan
         keras.utils.set_random_seed(args.seed)
         generator = networks.build_generator(dataset.spec.image_shape, dataset.num_classes, gan.noise_dim,
@@ -100,9 +105,13 @@ def compare(args) -> None:
                                             "student")
         print(f"{variant}: {args.rounds} rounds x {cfg.steps_per_epoch} iterations", flush=True)
         start = time.time()
+        extra = []
+        if args.samples:  # the last generator's samples after every round, one row per class
+            extra.append(callbacks.SampleGrid(Path(args.samples) / f"variant_{number}", None, dataset.num_classes,
+                                              run_config.gan.samples_per_class))
         history = datafree.distill_data_free(
             teacher, generator, student, cfg, seed=args.seed, verbose=0,
-            callbacks=[TestAccuracy(student, dataset, args.every, args.rounds, start)])
+            callbacks=[TestAccuracy(student, dataset, args.every, args.rounds, start), *extra])
         print(f"{variant}\taccuracy {real_test_accuracy(student, dataset):.4f}\tteacher sees the class "
               f"{history.history['teacher_label_accuracy'][-1]:.3f}\t{time.time() - start:.0f} s", flush=True)
 
@@ -117,6 +126,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=positive, default=8, help="synthesis rounds (datafree.epochs)")
     parser.add_argument("--every", type=positive, default=5, help="print the test accuracy every this many rounds")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--samples", help="folder for sample grids: variant_N/epoch_NNN.png, N counting from 1")
     parser.add_argument("variants", nargs="+", help="JSON objects of datafree settings")
     args = parser.parse_args(argv)
     return common.run_main("datafree_variants", lambda: compare(args))

@@ -49,14 +49,14 @@ def test_one_epoch_trains_generator_and_student_not_teacher(make_teacher):
     assert not changed("teacher", teacher)
 
 
-@pytest.mark.parametrize("prior_views", [True, False])
-def test_student_learns_on_the_prior_views_when_asked(prior_views):
+@pytest.mark.parametrize("prior_views,elastic", [(True, 0.0), (False, 0.0), (False, 0.1)])
+def test_student_learns_on_the_prior_views_when_asked(prior_views, elastic):
     keras.utils.set_random_seed(0)
     teacher = networks.build_classifier(SHAPE, CLASSES, SMALL, "t")
     generator = networks.build_generator(SHAPE, CLASSES, NOISE, width=4)
     student = networks.build_classifier(SHAPE, CLASSES, SMALL, "student")
     config = DataFreeConfig(batch_size=8, student_batch_size=8, bank_size=32, student_augment_shift=0.0,
-                            student_prior_views=prior_views)
+                            student_prior_views=prior_views, student_elastic=elastic)
     model = datafree.DataFreeDistiller(teacher, generator, student, config)
     model.compile()
     bank = np.random.default_rng(0).uniform(size=(32,) + SHAPE).astype("float32")
@@ -67,7 +67,7 @@ def test_student_learns_on_the_prior_views_when_asked(prior_views):
     model.teacher.call = lambda images, *a, **k: (seen.append(images.numpy()), teacher_call(images, *a, **k))[1]
     model.student_step()
     banked_rows = [any(np.allclose(image, row) for row in bank) for image in seen[-1]]
-    assert (not any(banked_rows)) if prior_views else all(banked_rows)
+    assert (not any(banked_rows)) if prior_views or elastic else all(banked_rows)
 
 
 def test_student_optimizer_is_sgd_with_decay_or_adam_on_a_cosine():

@@ -23,7 +23,7 @@ import math
 
 import tensorflow as tf
 
-__all__ = ["affine_transforms", "random_affine"]
+__all__ = ["affine_draws", "affine_transforms", "random_affine"]
 
 
 def affine_transforms(shift_x, shift_y, theta, scale, height: int, width: int):
@@ -38,6 +38,17 @@ def affine_transforms(shift_x, shift_y, theta, scale, height: int, width: int):
                      zeros, zeros], axis=1)
 
 
+def affine_draws(batch, seed, shift: float, rotation: float, zoom: float, jitter_pixels: float, height: int,
+                 width: int):
+    """Per-image ``(shift_x, shift_y, theta, scale)`` for :func:`affine_transforms`, drawn
+    uniformly from the ranges of :func:`random_affine` with the stateless ``seed``."""
+    draws = tf.random.stateless_uniform((6, batch), seed=tf.cast(seed, tf.int64), minval=-1.0, maxval=1.0,
+                                        dtype=tf.float32)
+    shift_x = draws[0] * (shift * width) + draws[4] * jitter_pixels
+    shift_y = draws[1] * (shift * height) + draws[5] * jitter_pixels
+    return shift_x, shift_y, draws[2] * (rotation * math.pi / 180.0), 1.0 + draws[3] * zoom
+
+
 def random_affine(images, seed, shift: float = 0.0, rotation: float = 0.0, zoom: float = 0.0,
                   jitter_pixels: float = 0.0):
     """``images`` (``[batch, H, W, C]``, float) through a random shift (fraction of the size),
@@ -46,12 +57,8 @@ def random_affine(images, seed, shift: float = 0.0, rotation: float = 0.0, zoom:
     if not (shift or rotation or zoom or jitter_pixels):
         return images
     height, width = int(images.shape[1]), int(images.shape[2])
-    draws = tf.random.stateless_uniform((6, tf.shape(images)[0]), seed=tf.cast(seed, tf.int64), minval=-1.0,
-                                        maxval=1.0, dtype=tf.float32)
-    shift_x = draws[0] * (shift * width) + draws[4] * jitter_pixels
-    shift_y = draws[1] * (shift * height) + draws[5] * jitter_pixels
-    transforms = affine_transforms(shift_x, shift_y, draws[2] * (rotation * math.pi / 180.0), 1.0 + draws[3] * zoom,
-                                   height, width)
+    transforms = affine_transforms(*affine_draws(tf.shape(images)[0], seed, shift, rotation, zoom, jitter_pixels,
+                                                 height, width), height, width)
     out = tf.raw_ops.ImageProjectiveTransformV3(
         images=images, transforms=tf.cast(transforms, tf.float32), output_shape=[height, width],
         fill_value=tf.constant(0.0, tf.float32), interpolation="BILINEAR", fill_mode="CONSTANT")

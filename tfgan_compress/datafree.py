@@ -30,8 +30,11 @@ family), with a replay bank of past samples between them. Each iteration of
    and Distribution Mismatch in Knowledge Distillation via Synthetic Data");
 3. **student steps** (``student_steps`` per iteration) minimise the L1 distance of the
    student's logits to the teacher's (DFAD) on shifted bank samples, seen through the same
-   random shift, rotation and zoom as the image prior (``student_prior_views``; shift, prior
-   view and all are one resampling, :func:`affine.random_affine`): the teacher
+   random shift, rotation and zoom as the image prior (``student_prior_views``) and, with
+   ``student_elastic``, an elastic distortion (Simard et al., 2003; :mod:`elastic`): shift,
+   prior view, distortion and all are one resampling (:func:`affine.random_affine`,
+   :func:`elastic.random_elastic_affine`). Each generator draws a few shapes per class; bent
+   strokes give the student many more from the same bank. The teacher
    labels every view afresh, the augmentation of a "consistent" teacher (Beyer et al., 2022,
    "Knowledge distillation: A good teacher is patient and consistent"). Matching logits
    rather than temperature-softened probabilities transfers the whole function, which
@@ -54,6 +57,7 @@ import tensorflow as tf
 
 from . import losses
 from .affine import random_affine
+from .elastic import random_elastic_affine
 from .config import DataFreeConfig
 from .training import (DirectedMetrics, PrebuiltModel, TeacherAgreement, directed_mean, label_batches,
                        per_replica_seed, warmup_cosine)
@@ -202,14 +206,17 @@ class DataFreeDistiller(PrebuiltModel):
     def _noise(self, batch):
         return tf.random.stateless_normal((batch, self.noise_dim), seed=per_replica_seed(self.seed_generator))
 
-    def _view(self, images, prior: bool = True, jitter_pixels: float = 0.0):
-        """``images`` through the image prior's random shift, rotation and zoom (when ``prior``)
-        and a further random shift of up to ``jitter_pixels``, in one resampling (:mod:`affine`)."""
+    def _view(self, images, prior: bool = True, jitter_pixels: float = 0.0, elastic: bool = False):
+        """``images`` through the image prior's random shift, rotation and zoom (when ``prior``),
+        a further random shift of up to ``jitter_pixels`` and, when ``elastic``, the
+        ``student_elastic`` distortion, in one resampling (:mod:`affine`, :mod:`elastic`)."""
         c = self.config
-        if not prior:
-            return random_affine(images, per_replica_seed(self.seed_generator), jitter_pixels=jitter_pixels)
-        return random_affine(images, per_replica_seed(self.seed_generator), c.augment_shift, c.augment_rotation,
-                             c.augment_zoom, jitter_pixels)
+        ranges = (c.augment_shift, c.augment_rotation, c.augment_zoom) if prior else (0.0, 0.0, 0.0)
+        seed = per_replica_seed(self.seed_generator)
+        if elastic and c.student_elastic:
+            return random_elastic_affine(images, seed, *ranges, jitter_pixels, c.student_elastic,
+                                         c.student_elastic_cell)
+        return random_affine(images, seed, *ranges, jitter_pixels)
 
     def generator_step(self, labels):
         """One generator update; returns the (stopped) samples."""
@@ -268,7 +275,7 @@ class DataFreeDistiller(PrebuiltModel):
                                            seed=per_replica_seed(self.seed_generator),
                                            minval=0, maxval=filled, dtype=tf.int32)
         images = tf.gather(self.bank.value, rows)  # a sparse read of the variable, not a copy of the bank
-        images = self._view(images, self.config.student_prior_views, self.student_jitter_pixels)
+        images = self._view(images, self.config.student_prior_views, self.student_jitter_pixels, elastic=True)
         teacher_logits = self.teacher(images, training=False)
         with tf.GradientTape() as tape:
             student_logits = self.student(images, training=True)
