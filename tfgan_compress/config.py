@@ -195,7 +195,7 @@ class DataFreeConfig:
     augment_rotation: float = setting(15.0, Range(0, 180))  # ... rotation (degrees) ...
     augment_zoom: float = setting(0.15, FRACTION)  # ... and zoom under which the teacher must still see the class
     student_augment_shift: float = setting(0.07, FRACTION)  # random shift of bank samples for the student (fraction)
-    student_elastic: float = setting(0.0, FRACTION)  # elastic distortion of the student's views (fraction of the size; 0: off) ...
+    student_elastic: float = setting(0.0, FRACTION)  # elastic distortion of student views (fraction of size; 0: off)
     student_elastic_cell: float = setting(0.25, Range(0, 1, low_open=True))  # ... grid of ceil(1 / cell) + 1 points a side
     student_prior_views: bool = True  # the student also learns on the prior's random views (teacher-labelled)
     bank_size: int = setting(50000, AT_LEAST_1)  # replay bank of generator samples (ring buffer)
