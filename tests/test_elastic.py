@@ -42,6 +42,12 @@ def test_displacements_are_bounded_smooth_and_spread():
     assert np.abs(np.diff(field, axis=1)).mean() < slope / 4  # and mostly much less
 
 
+def test_a_grid_finer_than_the_pixels_is_capped_at_one_point_per_pixel():
+    field = elastic_displacements(128, SIZE, SIZE, tf.constant([1, 2]), elastic=0.1, cell=1e-9).numpy()
+    assert field.shape == (128, SIZE, SIZE, 2) and np.isfinite(field).all()
+    assert np.abs(field).max() <= 0.1 * SIZE + 1e-5
+
+
 def test_distortion_moves_pixels_reproducibly_per_seed():
     images = random_images()
     a = random_elastic_affine(images, tf.constant([5, 6]), elastic=0.1).numpy()

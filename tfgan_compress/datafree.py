@@ -57,8 +57,8 @@ import tensorflow as tf
 
 from . import losses
 from .affine import random_affine
-from .elastic import random_elastic_affine
 from .config import DataFreeConfig
+from .elastic import random_elastic_affine
 from .training import (DirectedMetrics, PrebuiltModel, TeacherAgreement, directed_mean, label_batches,
                        per_replica_seed, warmup_cosine)
 

@@ -31,8 +31,9 @@ __all__ = ["bilinear_sample", "elastic_displacements", "random_elastic_affine"]
 def elastic_displacements(batch, height: int, width: int, seed, elastic: float, cell: float):
     """``[batch, H, W, 2]`` displacements (x, y) in pixels: uniform in ``[-elastic, elastic]``
     of the width (x) and height (y) on an ``n x n`` grid, ``n = ceil(1 / cell) + 1``,
-    bilinearly resized to ``H x W``."""
-    points = int(math.ceil(1.0 / cell - 1e-6)) + 1
+    bilinearly resized to ``H x W``. ``n`` is at most the larger side + 1: a grid finer than
+    the pixels would only be resized back down (and a tiny ``cell`` would not fit in memory)."""
+    points = min(int(math.ceil(1.0 / cell - 1e-6)), max(height, width)) + 1
     noise = tf.random.stateless_uniform((batch, points, points, 2), seed=tf.cast(seed, tf.int64), minval=-elastic,
                                         maxval=elastic, dtype=tf.float32)
     field = tf.image.resize(noise, (height, width), method="bilinear")
