@@ -58,6 +58,9 @@ class TestAccuracy(keras.callbacks.Callback):
                   f"{time.time() - self.start:.0f} s", flush=True)
 
 
+GENERATOR_SETTINGS = ("noise_dim", "generator_width")  # the gan settings a data-free run reads
+
+
 def variant_settings(variant: str) -> dict:
     """One command-line variant as ``datafree`` settings; ``epochs`` belongs to ``--rounds``."""
     try:
@@ -68,6 +71,11 @@ def variant_settings(variant: str) -> dict:
         raise UsageError(f"variant {variant!r} must be a JSON object of datafree settings")
     if "epochs" in settings:
         raise UsageError(f"variant {variant!r} sets epochs; give the number of rounds with --rounds")
+    gan = settings.get("gan", {})
+    unused = sorted(set(gan) - set(GENERATOR_SETTINGS)) if isinstance(gan, dict) else []
+    if unused:  # the other gan settings would be accepted and do nothing here
+        raise UsageError(f"variant {variant!r}: gan.{unused[0]} has no effect on a data-free run; "
+                         f"only {', '.join(GENERATOR_SETTINGS)}")
     return settings
 
 

@@ -61,14 +61,18 @@ def test_variants_track_the_test_accuracy_of_each_setting(tmp_path, tiny_arrays,
     teacher.save(tmp_path / "teacher.keras")
     argv = ["--data", f"npz:{tmp_path / 'tiny.npz'}", "--teacher", str(tmp_path / "teacher.keras"), "--preset", "tiny",
             "--rounds", "2", "--every", "1"]
-    assert variants.main(argv + ["--teacher-input", "0-1", "{}", '{"steps_per_epoch": 3}']) == 0
+    samples = tmp_path / "grids"
+    assert variants.main(argv + ["--teacher-input", "0-1", "--samples", str(samples), "{}",
+                                 '{"steps_per_epoch": 3}']) == 0
     lines = capsys.readouterr().out.splitlines()
     summaries = [line for line in lines if "\taccuracy " in line]
     assert [line.split("\t")[0] for line in summaries] == ["{}", '{"steps_per_epoch": 3}']
     assert sum("round 1: test accuracy" in line for line in lines) == 2
     assert sum("round 2: test accuracy" in line for line in lines) == 2
+    assert sorted(p.relative_to(samples).as_posix() for p in samples.rglob("*.png")) == [
+        f"variant_{n}/epoch_{e:03d}.png" for n in (1, 2) for e in (1, 2)]
     for bad, message in (('{"student_steps": 0}', "student_steps"), ('{"epochs": 3}', "--rounds"),
-                         ("{steps: 3}", "not JSON")):
+                         ("{steps: 3}", "not JSON"), ('{"gan": {"epochs": 3}}', "no effect")):
         assert variants.main(argv + ["{}", bad]) != 0  # refused before any variant trains
         captured = capsys.readouterr()
         assert message in captured.err and "accuracy" not in captured.out
