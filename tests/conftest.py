@@ -1,5 +1,6 @@
 """Shared fixtures: tiny image data written by the tests themselves (no downloads)."""
 
+import json
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -28,3 +29,20 @@ def tiny_arrays():
     x_train, y_train = make(30)
     x_test, y_test = make(12)
     return x_train, y_train, x_test, y_test
+
+
+@pytest.fixture
+def lean_export_config(tmp_path):
+    """Write a --config file that exports only the int8 student (no other variant, no generator
+    file; ``export={"variants": [...]}`` picks others), with any further settings given;
+    returns its path. For runs whose test reads no other file: each TFLite conversion costs
+    about a second."""
+
+    def write(**sections):
+        settings = {**sections, "export": {"variants": ["int8"], "generator_variants": [],
+                                           **sections.get("export", {})}}
+        path = tmp_path / "lean_export.json"
+        path.write_text(json.dumps(settings))
+        return str(path)
+
+    return write

@@ -18,13 +18,13 @@ def load_script():
 
 
 @pytest.mark.slow
-def test_two_seeds_give_rows_and_spread(tmp_path, tiny_arrays):
+def test_two_seeds_give_rows_and_spread(tmp_path, tiny_arrays, lean_export_config):
     benchmark = load_script()
     x_train, y_train, x_test, y_test = tiny_arrays
     np.savez(tmp_path / "tiny.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
     out = tmp_path / "df"
     assert benchmark.main(["--data", f"npz:{tmp_path / 'tiny.npz'}", "--preset", "tiny", "--seeds", "0", "1",
-                           "--out", str(out)]) == 0
+                           "--config", lean_export_config(), "--out", str(out)]) == 0
     result = json.loads((out / "datafree.json").read_text())
     assert [row["seed"] for row in result["rows"]] == [0, 1]
     assert result["teacher_path"] == str(out / "teacher" / "teacher.keras")

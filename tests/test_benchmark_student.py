@@ -17,11 +17,10 @@ def load(name):
 
 
 @pytest.mark.slow
-def test_user_teacher_benchmark_finds_the_0_255_convention(tmp_path):
-    (tmp_path / "longer.json").write_text(json.dumps({"teacher": {"epochs": 15}}))
+def test_user_teacher_benchmark_finds_the_0_255_convention(tmp_path, lean_export_config):
     out = tmp_path / "user"
-    assert load("user_teacher").main(["--data", "digits", "--preset", "tiny", "--config", str(tmp_path / "longer.json"),
-                                      "--out", str(out)]) == 0
+    assert load("user_teacher").main(["--data", "digits", "--preset", "tiny",
+                                      "--config", lean_export_config(teacher={"epochs": 15}), "--out", str(out)]) == 0
     result = json.loads((out / "user_teacher.json").read_text())
     assert [row["run"] for row in result["rows"]] == ["builtin", "user_wrapped", "user_trained"]
     assert [row["teacher_input"] for row in result["rows"]] == ["0-1", "0-255", "0-255"]
@@ -31,9 +30,10 @@ def test_user_teacher_benchmark_finds_the_0_255_convention(tmp_path):
 
 
 @pytest.mark.slow
-def test_budget_benchmark_shares_one_teacher_and_generator(tmp_path):
+def test_budget_benchmark_shares_one_teacher_and_generator(tmp_path, lean_export_config):
     out = tmp_path / "budget"
-    assert load("budget").main(["--data", "digits", "--preset", "tiny", "--budgets", "5", "7", "--out", str(out)]) == 0
+    assert load("budget").main(["--data", "digits", "--preset", "tiny", "--budgets", "5", "7",
+                                "--config", lean_export_config(), "--out", str(out)]) == 0
     result = json.loads((out / "budget.json").read_text())
     assert [row["budget_kb"] for row in result["rows"]] == [5, 7]
     assert all(row["fits"] and row["int8_bytes"] <= row["budget_kb"] * 1024 for row in result["rows"])

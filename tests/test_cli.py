@@ -240,7 +240,7 @@ def test_usage_errors_exit_2_via_the_installed_command(tmp_path):
 
 
 @pytest.mark.slow
-def test_lambda_teacher_needs_unsafe_load(tmp_path, capsys):
+def test_lambda_teacher_needs_unsafe_load(tmp_path, capsys, lean_export_config):
     import keras
 
     from tfgan_compress import data
@@ -255,7 +255,7 @@ def test_lambda_teacher_needs_unsafe_load(tmp_path, capsys):
     args = ["run", "--preset", "tiny", "--teacher", str(tmp_path / "lambda.keras"), "--out", str(tmp_path / "r")]
     status, err = run_cli(args, tmp_path, capsys)
     assert status == 2 and "Lambda" in err and "--unsafe-load" in err and not (tmp_path / "r").exists()
-    assert cli.main(args + ["--unsafe-load"]) == 0
+    assert cli.main(args + ["--unsafe-load", "--config", lean_export_config()]) == 0
     assert (tmp_path / "r" / "report.json").is_file()
 
 
@@ -283,7 +283,8 @@ def test_evaluate_measures_and_marks_a_file_kept_below_its_bar(tiny_run, tmp_pat
     assert row["below_agreement_bar"] and "below its agreement bar" in (copy / "report.md").read_text()
 
 
-def test_a_run_interrupted_inside_every_stage_gives_the_uninterrupted_result(tiny_run, tmp_path, monkeypatch):
+def test_a_run_interrupted_inside_every_stage_gives_the_uninterrupted_result(tiny_run, tmp_path, monkeypatch,
+                                                                             lean_export_config):
     import keras
     import numpy as np
 
@@ -308,7 +309,8 @@ def test_a_run_interrupted_inside_every_stage_gives_the_uninterrupted_result(tin
 
     monkeypatch.setattr(pipeline.StageContext, "fit_callbacks", with_interrupt)
     out = tmp_path / "resumed"
-    args = ["run", "--preset", "tiny", "--out", str(out), "--seed", "3"]
+    # export settings do not touch training: the models must still equal the tiny run's
+    args = ["run", "--preset", "tiny", "--out", str(out), "--seed", "3", "--config", lean_export_config()]
     statuses = [cli.main(args) for _ in range(4)]  # teacher, gan, distill each interrupted once, then done
     assert statuses == [130, 130, 130, 0] and interrupted == {"teacher", "gan", "distill"}
     for name in ("teacher", "generator", "student"):

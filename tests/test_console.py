@@ -39,8 +39,9 @@ def test_bad_arguments_and_config_fail_before_tensorflow_is_imported(tmp_path):
 
 
 @pytest.mark.slow
-def test_quiet_prints_nothing_on_success(tmp_path, capsys):
-    assert cli.main(["run", "--preset", "tiny", "--quiet", "--out", str(tmp_path / "q")]) == 0
+def test_quiet_prints_nothing_on_success(tmp_path, capsys, lean_export_config):
+    assert cli.main(["run", "--preset", "tiny", "--quiet", "--config", lean_export_config(),
+                     "--out", str(tmp_path / "q")]) == 0
     captured = capsys.readouterr()
     assert captured.out == ""
     assert (tmp_path / "q" / "report.md").is_file()

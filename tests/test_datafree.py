@@ -166,14 +166,14 @@ def test_cli_data_free_needs_a_teacher(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_cli_data_free_run(tmp_path, capsys):
+def test_cli_data_free_run(tmp_path, capsys, lean_export_config):
     # a teacher trained long enough to be well above chance (a near-chance teacher is refused)
     (tmp_path / "longer.json").write_text(json.dumps({"teacher": {"epochs": 15}}))
     assert cli.main(["teacher", "--preset", "tiny", "--config", str(tmp_path / "longer.json"),
                      "--out", str(tmp_path / "t")]) == 0
     out = tmp_path / "df"
     assert cli.main(["run", "--mode", "data-free", "--preset", "tiny", "--teacher", str(tmp_path / "t" / "teacher.keras"),
-                     "--out", str(out)]) == 0
+                     "--config", lean_export_config(), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "[2/4] data-free" in printed and "[2/5] gan" not in printed
     for name in ["generator.keras", "student.keras", "report.json", "tflite/student_int8.tflite", "samples.png",

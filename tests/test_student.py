@@ -39,9 +39,10 @@ def test_layer_widths_reads_nested_models():
 
 
 @pytest.mark.slow
-def test_budget_run_fits_and_says_where_it_landed(tmp_path, capsys):
+def test_budget_run_fits_and_says_where_it_landed(tmp_path, capsys, lean_export_config):
     out = tmp_path / "run"
-    assert cli.main(["run", "--preset", "tiny", "--student-budget-kb", "6", "--out", str(out)]) == 0
+    assert cli.main(["run", "--preset", "tiny", "--student-budget-kb", "6", "--config", lean_export_config(),
+                     "--out", str(out)]) == 0
     assert "student budget 6,144 bytes: width x" in capsys.readouterr().out
     assert (out / "tflite" / "student_int8.tflite").stat().st_size <= 6 * 1024
     report = json.loads((out / "report.json").read_text())
@@ -51,7 +52,7 @@ def test_budget_run_fits_and_says_where_it_landed(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_your_own_student_architecture_is_trained_from_scratch(tmp_path, capsys):
+def test_your_own_student_architecture_is_trained_from_scratch(tmp_path, capsys, lean_export_config):
     # the usual Keras way: Sequential, softmax output; its weights are not used
     mine = keras.Sequential([keras.Input(SHAPE), keras.layers.Flatten(name="my_flatten"),
                              keras.layers.Dense(7, activation="relu", name="my_hidden"),
@@ -59,7 +60,8 @@ def test_your_own_student_architecture_is_trained_from_scratch(tmp_path, capsys)
     mine.layers[-1].set_weights([np.zeros((7, CLASSES)), np.full(CLASSES, 5.0)])  # not carried over
     mine.save(tmp_path / "mine.keras")
     out = tmp_path / "run"
-    assert cli.main(["run", "--preset", "tiny", "--student", str(tmp_path / "mine.keras"), "--out", str(out)]) == 0
+    assert cli.main(["run", "--preset", "tiny", "--student", str(tmp_path / "mine.keras"),
+                     "--config", lean_export_config(export={"variants": ["float32"]}), "--out", str(out)]) == 0
     trained = keras.models.load_model(out / "student.keras", compile=False)
     assert [layer.name for layer in trained.layers] == ["my_flatten", "my_hidden", "my_output"]
     assert not np.allclose(trained.layers[-1].get_weights()[1], 5.0)
