@@ -98,3 +98,22 @@ def test_the_mnist_preset_student_int8_file_is_under_a_tenth_of_the_teacher_floa
     teacher = networks.build_classifier((28, 28, 1), 10, preset.teacher.network, "teacher")
     teacher_bytes = len(export.convert(export.probability_model(teacher), "float32"))
     assert student.int8_bytes((28, 28, 1), 10, preset.distill.network) <= teacher_bytes / 10
+
+
+def test_a_student_not_smaller_than_the_teacher_is_said_so():
+    from types import SimpleNamespace
+
+    from tfgan_compress import report, stages
+
+    lines = []
+    ctx = SimpleNamespace(progress=lines.append)
+    small = keras.Sequential([keras.Input(SHAPE), keras.layers.Flatten(), keras.layers.Dense(CLASSES)])
+    large = keras.Sequential([keras.Input(SHAPE), keras.layers.Flatten(), keras.layers.Dense(32),
+                              keras.layers.Dense(CLASSES)])
+    stages.note_student_size(ctx, small, large)
+    assert lines == []
+    stages.note_student_size(ctx, large, small)
+    assert len(lines) == 1 and "not smaller than the teacher" in lines[0] and "--student-budget-kb" in lines[0]
+    assert f"{large.count_params():,} against {small.count_params():,} parameters" in lines[0]
+    assert report.size_ratio_line(0.187) == "Student parameters / teacher parameters: 0.187."
+    assert "not smaller than the teacher" in report.size_ratio_line(1.08)

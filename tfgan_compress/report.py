@@ -94,6 +94,14 @@ def student_line(network: dict | None, rows: list[dict]) -> str:
             f"family that fits: {shape}; {landed}.")
 
 
+def size_ratio_line(ratio: float | None) -> str:
+    """Student parameters over the teacher's, and a plain word when that is not below 1."""
+    if ratio is None:
+        return "Student parameters / teacher parameters: not measured."
+    bigger = " (the student is not smaller than the teacher)" if ratio >= 1 else ""
+    return f"Student parameters / teacher parameters: {ratio:.3f}{bigger}."
+
+
 def environment_line(env: dict | None) -> str:
     """Where the latencies were measured, and how."""
     if not env:
@@ -158,7 +166,7 @@ def write_report(folder, rows: list[dict], info: dict) -> dict:
         "",
         "bits/example: test cross-entropy in bits, the code length of the test labels under the model.",
         "",
-        f"Student parameters / teacher parameters: {info.get('student_teacher_param_ratio', float('nan')):.3f}.",
+        size_ratio_line(info.get("student_teacher_param_ratio")),
         "",
         generator_line,
         "",

@@ -117,6 +117,15 @@ def student_network(ctx, teacher_model) -> tuple:
         return trained, taking_convention(trained, convention)
 
 
+def note_student_size(ctx, student, teacher_model) -> None:
+    """Say so when the student is not smaller than the teacher (a small user teacher against
+    the preset's student): the run goes on, but it compresses nothing."""
+    student_params, teacher_params = student.count_params(), teacher_model.count_params()
+    if student_params >= teacher_params:
+        ctx.progress(f"  note: the student is not smaller than the teacher ({student_params:,} against "
+                     f"{teacher_params:,} parameters); --student-budget-kb KB or --student FILE gives a smaller one")
+
+
 def distill_student(ctx) -> dict:
     """The student, distilled from the teacher on generator samples only.
 
@@ -128,6 +137,7 @@ def distill_student(ctx) -> dict:
     ratio = student.count_params() / teacher_model.count_params()
     ctx.announce(f"student of {student.count_params():,} parameters ({ratio:.2f} of the teacher), "
                  f"{cfg.epochs} epochs x {cfg.steps_per_epoch} steps on generator samples, T={cfg.temperature}")
+    note_student_size(ctx, student, teacher_model)
     teacher_logits = distribute.replicate(as_logits(teacher_model), ctx.strategy)
     generator = distribute.replicate(generator, ctx.strategy)
     with ctx.strategy.scope():
@@ -153,6 +163,7 @@ def data_free(ctx) -> dict:
                  f"{student.count_params() / teacher_model.count_params():.2f} of the teacher) from the "
                  f"teacher alone, {cfg.epochs} epochs x {cfg.steps_per_epoch} iterations "
                  f"({cfg.student_steps} student steps each)")
+    note_student_size(ctx, student, teacher_model)
     teacher_logits = distribute.replicate(as_logits(teacher_model), ctx.strategy)
     grid = callbacks.SampleGrid(folder.samples_dir, folder.logs("data-free") / "train", num_classes,
                                 gan_cfg.samples_per_class)
