@@ -176,3 +176,19 @@ def test_a_lambda_wrapping_a_named_function_is_named_in_one_short_line(tmp_path)
 
 def _double(x):
     return x * 2
+
+
+def test_a_subclassed_model_from_the_users_own_code_is_refused_with_what_to_do(tmp_path):
+    class NotRegistered(keras.Model):  # as in a user's script: never registered with Keras
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.head = keras.layers.Dense(CLASSES)
+
+        def call(self, images):
+            return self.head(keras.ops.reshape(images, (-1, 64)))
+
+    model = NotRegistered()
+    model(np.zeros((1, *SHAPE), np.float32))
+    model.save(tmp_path / "mine.keras")
+    with pytest.raises(ModelError, match="uses 'NotRegistered', a class from your own code.*Sequential or functional"):
+        teacher.load_classifier(tmp_path / "mine.keras")

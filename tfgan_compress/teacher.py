@@ -12,6 +12,7 @@ teacher behind a ``Rescaling`` layer that maps [0, 1] to its convention
 
 from __future__ import annotations
 
+import re
 import zipfile
 from pathlib import Path
 
@@ -106,7 +107,13 @@ def load_classifier(path, spec: ImageSpec | None = None, safe_mode: bool = True)
             raise ModelError(f"{path}: contains Python code (a Lambda layer), which could run anything when "
                              f"loaded; refused in safe mode (pass --unsafe-load only for a file you trust)") from None
         raise ModelError(f"{path}: not a loadable Keras model ({first_line(err)})") from None
-    except Exception as err:  # zip errors, OSError, ...
+    except Exception as err:  # zip errors, OSError, a class of the user's own code, ...
+        unknown = re.search(r"Could not locate (?:class|function) '([^']+)'", str(err))
+        if unknown:  # a subclassed model or custom layer: the file holds its config, not its code
+            raise ModelError(f"{path}: uses '{unknown.group(1)}', a class from your own code, which a .keras file "
+                             f"does not contain; save a Sequential or functional model of Keras layers (your trained "
+                             f"weights can be copied into one), or run from Python in the process that defines the "
+                             f"class, registered with @keras.saving.register_keras_serializable") from None
         raise ModelError(f"{path}: not a loadable Keras model ({type(err).__name__}: {first_line(err)[:300]})") from None
     if spec is not None:
         check_classifier(model, spec, path)
