@@ -106,7 +106,7 @@ def test_a_student_not_smaller_than_the_teacher_is_said_so():
     from tfgan_compress import report, stages
 
     lines = []
-    ctx = SimpleNamespace(progress=lines.append)
+    ctx = SimpleNamespace(progress=lines.append, config=config.preset("tiny"))
     small = keras.Sequential([keras.Input(SHAPE), keras.layers.Flatten(), keras.layers.Dense(CLASSES)])
     large = keras.Sequential([keras.Input(SHAPE), keras.layers.Flatten(), keras.layers.Dense(32),
                               keras.layers.Dense(CLASSES)])
@@ -115,5 +115,8 @@ def test_a_student_not_smaller_than_the_teacher_is_said_so():
     stages.note_student_size(ctx, large, small)
     assert len(lines) == 1 and "not smaller than the teacher" in lines[0] and "--student-budget-kb" in lines[0]
     assert f"{large.count_params():,} against {small.count_params():,} parameters" in lines[0]
+    ctx.config.student_path = "mine.keras"  # the user's own student: said, without advice to pick another
+    stages.note_student_size(ctx, large, small)
+    assert len(lines) == 2 and "not smaller than the teacher" in lines[1] and "--student" not in lines[1]
     assert report.size_ratio_line(0.187) == "Student parameters / teacher parameters: 0.187."
     assert "not smaller than the teacher" in report.size_ratio_line(1.08)

@@ -122,8 +122,10 @@ def note_student_size(ctx, student, teacher_model) -> None:
     the preset's student): the run goes on, but it compresses nothing."""
     student_params, teacher_params = student.count_params(), teacher_model.count_params()
     if student_params >= teacher_params:
+        # the user's own --student is their choice: no advice to pick one
+        advice = "" if ctx.config.student_path else "; --student-budget-kb KB or --student FILE gives a smaller one"
         ctx.progress(f"  note: the student is not smaller than the teacher ({student_params:,} against "
-                     f"{teacher_params:,} parameters); --student-budget-kb KB or --student FILE gives a smaller one")
+                     f"{teacher_params:,} parameters){advice}")
 
 
 def distill_student(ctx) -> dict:

@@ -85,6 +85,24 @@ def without_training_state(model: keras.Model) -> keras.Model:
     return clean
 
 
+def load_error(path, err: Exception) -> ModelError:
+    """One line for a ``.keras`` file that Keras could not load, saying what to do where we know."""
+    text = str(err)
+    if isinstance(err, ValueError) and ("safe_mode" in text or "Lambda" in text):
+        return ModelError(f"{path}: contains Python code (a Lambda layer), which could run anything when "
+                          f"loaded; refused in safe mode (pass --unsafe-load only for a file you trust)")
+    unknown = re.search(r"Could not locate (class|function) '([^']+)'", text)
+    if unknown:  # a subclassed model, custom layer or function: the file holds its config, not its code
+        kind, name = unknown.groups()
+        return ModelError(f"{path}: uses '{name}', a {kind} from your own code, which a .keras file does not "
+                          f"contain; save a Sequential or functional model of Keras layers (your trained weights "
+                          f"can be copied into one), or run from Python in the process that defines the {kind}, "
+                          f"registered with @keras.saving.register_keras_serializable")
+    if isinstance(err, ValueError):
+        return ModelError(f"{path}: not a loadable Keras model ({first_line(err)})")
+    return ModelError(f"{path}: not a loadable Keras model ({type(err).__name__}: {first_line(err)[:300]})")
+
+
 def load_classifier(path, spec: ImageSpec | None = None, safe_mode: bool = True) -> keras.Model:
     """Load a user's ``.keras`` classifier and check it fits the data (shape, class count).
 
@@ -102,19 +120,8 @@ def load_classifier(path, spec: ImageSpec | None = None, safe_mode: bool = True)
                          f"refused in safe mode (pass --unsafe-load only for a file you trust)")
     try:
         model = keras.models.load_model(path, compile=False, safe_mode=safe_mode)
-    except ValueError as err:
-        if "safe_mode" in str(err) or "Lambda" in str(err):
-            raise ModelError(f"{path}: contains Python code (a Lambda layer), which could run anything when "
-                             f"loaded; refused in safe mode (pass --unsafe-load only for a file you trust)") from None
-        raise ModelError(f"{path}: not a loadable Keras model ({first_line(err)})") from None
-    except Exception as err:  # zip errors, OSError, a class of the user's own code, ...
-        unknown = re.search(r"Could not locate (?:class|function) '([^']+)'", str(err))
-        if unknown:  # a subclassed model or custom layer: the file holds its config, not its code
-            raise ModelError(f"{path}: uses '{unknown.group(1)}', a class from your own code, which a .keras file "
-                             f"does not contain; save a Sequential or functional model of Keras layers (your trained "
-                             f"weights can be copied into one), or run from Python in the process that defines the "
-                             f"class, registered with @keras.saving.register_keras_serializable") from None
-        raise ModelError(f"{path}: not a loadable Keras model ({type(err).__name__}: {first_line(err)[:300]})") from None
+    except Exception as err:  # zip errors, OSError, safe mode, a class of the user's own code, ...
+        raise load_error(path, err) from None
     if spec is not None:
         check_classifier(model, spec, path)
     return model
