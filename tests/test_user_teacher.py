@@ -192,3 +192,54 @@ def test_a_subclassed_model_from_the_users_own_code_is_refused_with_what_to_do(t
     model.save(tmp_path / "mine.keras")
     with pytest.raises(ModelError, match="uses 'NotRegistered', a class from your own code.*Sequential or functional"):
         teacher.load_classifier(tmp_path / "mine.keras")
+
+
+def _sequential_softmax_teacher(base):
+    """The usual Keras-2-era model: Sequential layers, softmax on a Dense, saved as .h5."""
+    model = keras.Sequential([keras.Input(SHAPE), keras.layers.Conv2D(4, 3, padding="same", activation="relu"),
+                              keras.layers.GlobalMaxPooling2D(), keras.layers.Dense(CLASSES, activation="softmax")])
+    model.layers[0].set_weights(base.conv.get_weights())
+    model.layers[2].set_weights(base.head.get_weights())
+    return model
+
+
+def test_a_legacy_h5_teacher_is_loaded_with_its_logits(base, dataset, tmp_path):
+    model = _sequential_softmax_teacher(base)
+    model.save(tmp_path / "teacher.h5")
+    loaded = teacher.load_classifier(tmp_path / "teacher.h5", dataset.spec)
+    run_teacher, record = teacher.as_run_teacher(loaded, dataset)
+    assert record["convention"] == "0-1" and record["output"].startswith("softmax: the logits under it")
+    np.testing.assert_allclose(run_teacher.predict(dataset.x_test, verbose=0),
+                               base.predict(dataset.x_test, verbose=0), rtol=1e-4, atol=1e-4)
+
+
+def test_model_files_keras_cannot_read_are_refused_saying_why(base, tmp_path):
+    model = _sequential_softmax_teacher(base)
+    model.save(tmp_path / "teacher.h5")
+    (tmp_path / "teacher.keras").write_bytes((tmp_path / "teacher.h5").read_bytes())  # HDF5 under a .keras name
+    with pytest.raises(ModelError, match="legacy HDF5 model file; Keras reads it only under a name ending in .h5"):
+        teacher.load_classifier(tmp_path / "teacher.keras")
+    model.save_weights(tmp_path / "only.weights.h5")
+    with pytest.raises(ModelError, match=r"holds weights only, no model \(save_weights\)"):
+        teacher.load_classifier(tmp_path / "only.weights.h5")
+    (tmp_path / "notes.h5").write_text("not a model")
+    with pytest.raises(ModelError, match="not a Keras model file .*this is neither"):
+        teacher.load_classifier(tmp_path / "notes.h5")
+    lambda_model = keras.Sequential([keras.Input(SHAPE), keras.layers.Lambda(_double), keras.layers.Flatten(),
+                                     keras.layers.Dense(CLASSES)])
+    lambda_model.save(tmp_path / "code.h5")
+    with pytest.raises(ModelError, match="Lambda layer.*--unsafe-load"):
+        teacher.load_classifier(tmp_path / "code.h5")
+
+
+def test_a_custom_layer_in_an_h5_file_is_named_as_the_users_own_code(tmp_path):
+    @keras.saving.register_keras_serializable(package="user_script")
+    class Doubling(keras.layers.Layer):
+        def call(self, images):
+            return images * 2.0
+
+    model = keras.Sequential([keras.Input(SHAPE), Doubling(), keras.layers.Flatten(), keras.layers.Dense(CLASSES)])
+    model.save(tmp_path / "custom.h5")
+    keras.saving.get_custom_objects().pop("user_script>Doubling")  # a fresh process, without the user's script
+    with pytest.raises(ModelError, match="uses 'Doubling', a class from your own code"):
+        teacher.load_classifier(tmp_path / "custom.h5")

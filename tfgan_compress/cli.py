@@ -56,11 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--mode", choices=choices(Mode),
                        help="gan (default): learn the data with a conditional GAN; data-free: from --teacher alone, "
                             "--data only for the test-split report")
-        p.add_argument("--teacher", metavar="PATH", help="use this .keras classifier as the teacher")
+        p.add_argument("--teacher", metavar="PATH", help="use this classifier (.keras, or a legacy .h5) as the teacher")
         p.add_argument("--teacher-input", choices=choices(TeacherInput),
                        help="pixel range the --teacher takes: 0-1, 0-255 or -1-1 (default auto: measured on the "
                             "test split); the student takes the same")
-        p.add_argument("--student", metavar="FILE", help="a .keras student architecture to train from scratch "
+        p.add_argument("--student", metavar="FILE", help="a student architecture (.keras or .h5) to train from scratch "
                                                           "(default: the preset's student network)")
         p.add_argument("--student-budget-kb", metavar="N", type=float,
                        help="pick the widest student of the preset's family whose int8 file fits in N KB "

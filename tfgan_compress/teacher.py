@@ -86,15 +86,17 @@ def without_training_state(model: keras.Model) -> keras.Model:
 
 
 def load_error(path, err: Exception) -> ModelError:
-    """One line for a ``.keras`` file that Keras could not load, saying what to do where we know."""
+    """One line for a model file that Keras could not load, saying what to do where we know."""
     text = str(err)
     if isinstance(err, ValueError) and ("safe_mode" in text or "Lambda" in text):
         return ModelError(f"{path}: contains Python code (a Lambda layer), which could run anything when "
                           f"loaded; refused in safe mode (pass --unsafe-load only for a file you trust)")
-    unknown = re.search(r"Could not locate (class|function) '([^']+)'", text)
+    unknown = (re.search(r"Could not locate (class|function) '([^']+)'", text)  # .keras
+               or re.search(r"Unknown (layer|activation|object): '(?:[^'>]*>)?([^']+)'", text))  # legacy .h5
     if unknown:  # a subclassed model, custom layer or function: the file holds its config, not its code
         kind, name = unknown.groups()
-        return ModelError(f"{path}: uses '{name}', a {kind} from your own code, which a .keras file does not "
+        kind = {"layer": "class", "object": "class", "activation": "function"}.get(kind, kind)
+        return ModelError(f"{path}: uses '{name}', a {kind} from your own code, which a model file does not "
                           f"contain; save a Sequential or functional model of Keras layers (your trained weights "
                           f"can be copied into one), or run from Python in the process that defines the {kind}, "
                           f"registered with @keras.saving.register_keras_serializable")
@@ -104,7 +106,8 @@ def load_error(path, err: Exception) -> ModelError:
 
 
 def load_classifier(path, spec: ImageSpec | None = None, safe_mode: bool = True) -> keras.Model:
-    """Load a user's ``.keras`` classifier and check it fits the data (shape, class count).
+    """Load a user's classifier (``.keras``, or Keras 2's legacy ``.h5``) and check it fits
+    the data (shape, class count).
 
     ``safe_mode=True`` refuses to deserialise arbitrary Python code (Lambda layers).
     """
@@ -113,8 +116,17 @@ def load_classifier(path, spec: ImageSpec | None = None, safe_mode: bool = True)
         raise ModelError(f"{path}: is a folder; give the .keras file")
     if not path.is_file():
         raise ModelError(f"{path}: file not found")
-    if not zipfile.is_zipfile(path):
-        raise ModelError(f"{path}: not a Keras model (a .keras file is a zip archive; this is not one)")
+    kind = model_file_kind(path)
+    if kind is None:
+        raise ModelError(f"{path}: not a Keras model file (a .keras file is a zip archive, a legacy .h5 file "
+                         f"HDF5; this is neither)")
+    wanted = {"keras": (".keras",), "h5": (".h5", ".hdf5")}[kind]
+    if path.suffix not in wanted:  # Keras picks the format by the (case-sensitive) file name ending
+        raise ModelError(f"{path}: is a {'.keras (zip)' if kind == 'keras' else 'legacy HDF5'} model file; Keras "
+                         f"reads it only under a name ending in {' or '.join(wanted)}: rename it")
+    if kind == "h5" and _model_config(path) is None:
+        raise ModelError(f"{path}: holds weights only, no model (save_weights); save the whole model with "
+                         f"model.save('model.keras')")
     if safe_mode and _has_lambda_layer(path):
         raise ModelError(f"{path}: contains a Lambda layer (Python code, which could run anything when loaded); "
                          f"refused in safe mode (pass --unsafe-load only for a file you trust)")
@@ -127,15 +139,40 @@ def load_classifier(path, spec: ImageSpec | None = None, safe_mode: bool = True)
     return model
 
 
-def _has_lambda_layer(path) -> bool:
-    """Whether the ``config.json`` inside a ``.keras`` archive declares a ``Lambda`` layer."""
+def model_file_kind(path) -> str | None:
+    """``"keras"`` for a zip archive (the ``.keras`` format), ``"h5"`` for HDF5 (Keras 2's
+    legacy ``.h5`` format, which Keras 3 still loads), else None."""
+    if zipfile.is_zipfile(path):
+        return "keras"
+    with open(path, "rb") as handle:
+        return "h5" if handle.read(8) == b"\x89HDF\r\n\x1a\n" else None
+
+
+def _model_config(path) -> dict | None:
+    """The model's configuration in a ``.keras`` archive (``config.json``) or a legacy
+    ``.h5`` file (its ``model_config`` attribute); None when absent or unreadable."""
     import json
 
     try:
-        with zipfile.ZipFile(path) as archive:
-            config = json.loads(archive.read("config.json"))
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                return json.loads(archive.read("config.json"))
+        import h5py
+
+        with h5py.File(path, "r") as handle:
+            text = handle.attrs.get("model_config")
+        if text is None:
+            return None
+        return json.loads(text.decode() if isinstance(text, bytes) else text)
     except (KeyError, ValueError, OSError, zipfile.BadZipFile):
-        return False  # keras reports what is wrong with the file
+        return None  # keras reports what is wrong with the file
+
+
+def _has_lambda_layer(path) -> bool:
+    """Whether the model configuration in ``path`` declares a ``Lambda`` layer."""
+    config = _model_config(path)
+    if config is None:
+        return False
 
     def walk(node) -> bool:
         if isinstance(node, dict):
