@@ -243,3 +243,30 @@ def test_a_custom_layer_in_an_h5_file_is_named_as_the_users_own_code(tmp_path):
     keras.saving.get_custom_objects().pop("user_script>Doubling")  # a fresh process, without the user's script
     with pytest.raises(ModelError, match="uses 'Doubling', a class from your own code"):
         teacher.load_classifier(tmp_path / "custom.h5")
+
+
+def test_a_grey_image_teacher_without_a_channel_axis_is_given_one(dataset, tmp_path):
+    """The usual Keras MNIST model takes (28, 28): the run feeds it (H, W, 1) images through a
+    Reshape, keeps the logits under its softmax, and says that the student takes (H, W, 1)."""
+    from tfgan_compress import report, student
+
+    keras.utils.set_random_seed(0)
+    flat = keras.Sequential([keras.Input(SHAPE[:2]), keras.layers.Flatten(),
+                             keras.layers.Dense(CLASSES, activation="softmax")])
+    flat.compile(keras.optimizers.Adam(0.05), "sparse_categorical_crossentropy")
+    flat.fit(dataset.x_train[..., 0], dataset.y_train, epochs=30, batch_size=10, verbose=0)
+    flat.save(tmp_path / "flat.keras")
+    loaded = teacher.load_classifier(tmp_path / "flat.keras", dataset.spec)  # was refused: shape (8, 8)
+    run_teacher, record = teacher.as_run_teacher(loaded, dataset)
+    assert record["teacher_image_shape"] == [8, 8] and record["output"].startswith("softmax: the logits under it")
+    assert tuple(run_teacher.inputs[0].shape[1:]) == SHAPE
+    probabilities = flat.predict(dataset.x_test[..., 0], verbose=0)
+    logits = run_teacher.predict(dataset.x_test, verbose=0)
+    np.testing.assert_allclose(keras.ops.softmax(logits).numpy(), probabilities, rtol=1e-4, atol=1e-5)
+    assert np.mean(np.argmax(logits, -1) == dataset.y_test) > 0.9
+    assert "student and its files take them with the axis, (8, 8, 1)" in report.teacher_input_line(record)
+    fresh = student.user_architecture(loaded, SHAPE, CLASSES, "flat.keras")  # the same layout as a --student
+    assert tuple(fresh.inputs[0].shape[1:]) == SHAPE and fresh.count_params() == flat.count_params()
+    with pytest.raises(ModelError, match=r"takes images of shape \(8, 7\)"):  # a wrong size is still refused
+        teacher.check_classifier(keras.Sequential([keras.Input((8, 7)), keras.layers.Flatten(),
+                                                   keras.layers.Dense(CLASSES)]), dataset.spec, "w")

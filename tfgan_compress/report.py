@@ -75,7 +75,17 @@ def teacher_input_line(record: dict | None) -> str:
     how = "as given by --teacher-input" if record.get("requested") not in (None, "auto") else "found on the test split"
     return (f"The teacher takes {record['convention']} input ({how}; test accuracy by input convention: "
             f"{measured}); the student's Keras model and TFLite files take the same. Teacher output: "
-            f"{record.get('output', 'logits')}.")
+            f"{record.get('output', 'logits')}." + channel_axis_sentence(record))
+
+
+def channel_axis_sentence(record: dict) -> str:
+    """For a teacher of grey images without their channel axis: what the student takes instead."""
+    shape = record.get("teacher_image_shape")
+    if not shape:
+        return ""
+    return (f" The teacher takes images of shape {tuple(shape)}, without a channel axis; the run gives it its"
+            f" images through a Reshape, and the student and its files take them with the axis, "
+            f"{(*shape, 1)} (x[..., None] in NumPy).")
 
 
 def student_line(network: dict | None, rows: list[dict]) -> str:

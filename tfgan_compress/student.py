@@ -75,14 +75,17 @@ def widest_within_budget(image_shape, num_classes: int, base: ClassifierConfig, 
 
 
 def user_architecture(model: keras.Model, image_shape, num_classes: int, where) -> keras.Model:
-    """The user's student architecture with fresh weights, checked like the teacher."""
-    from .teacher import check_classifier
+    """The user's student architecture with fresh weights, checked like the teacher; one taking
+    grey images as ``(H, W)`` gets a ``Reshape`` in front and takes ``(H, W, 1)``, as every
+    student file of a run does (:func:`teacher.with_channel_axis`)."""
+    from .teacher import check_classifier, with_channel_axis
 
     check_classifier(model, ImageSpec(tuple(image_shape), tuple(str(c) for c in range(num_classes))), where)
     try:
         fresh = keras.models.clone_model(model)  # same layers, new initial weights
     except Exception:  # noqa: BLE001 - subclassed models without clone support: rebuild from config
         fresh = model.__class__.from_config(model.get_config())
+    fresh = with_channel_axis(fresh, image_shape)
     fresh(np.zeros((1, *image_shape), np.float32))
     return fresh
 

@@ -190,6 +190,7 @@ def check_classifier(model: keras.Model, spec: ImageSpec, where) -> None:
     (dimensions left open, such as the batch, fit anything); subclassed ones by a call."""
     import numpy as np
 
+    model = with_channel_axis(model, spec.image_shape)  # a grey-image model taking (H, W)
     try:
         declared = model.inputs  # subclassed models, and Sequential ones without an Input, have none
     except (AttributeError, ValueError):
@@ -210,6 +211,33 @@ def check_classifier(model: keras.Model, spec: ImageSpec, where) -> None:
     if not hasattr(output, "shape") or tuple(output.shape[1:]) != (spec.num_classes,):
         shape = tuple(output.shape[1:]) if hasattr(output, "shape") else type(output).__name__
         raise ModelError(f"{where}: outputs shape {shape} but the data has {spec.num_classes} classes")
+
+
+def declared_input_shape(model: keras.Model) -> tuple | None:
+    """The image shape a functional or Sequential model declares (batch axis left out); None
+    for a subclassed model or a Sequential one without an ``Input``."""
+    try:
+        return tuple(model.inputs[0].shape[1:])
+    except (AttributeError, ValueError, IndexError, TypeError):
+        return None
+
+
+def lacks_channel_axis(model: keras.Model, image_shape) -> bool:
+    """Whether ``model`` takes grey images as ``(H, W)`` where the data has ``(H, W, 1)``: the
+    usual Keras MNIST model, ``Sequential([Input((28, 28)), Flatten(), ...])``."""
+    declared = declared_input_shape(model)
+    return (declared is not None and len(declared) == 2 and len(image_shape) == 3 and image_shape[-1] == 1
+            and all(d is None or d == want for d, want in zip(declared, image_shape[:2])))
+
+
+def with_channel_axis(model: keras.Model, image_shape) -> keras.Model:
+    """``model`` behind an ``Input(image_shape)`` and a ``Reshape`` to ``(H, W)`` when it takes
+    grey images without their channel axis (:func:`lacks_channel_axis`); else ``model`` itself."""
+    if not lacks_channel_axis(model, image_shape):
+        return model
+    inputs = keras.Input(shape=tuple(image_shape), name="image")
+    squeezed = keras.layers.Reshape(tuple(image_shape[:2]), name="without_channel_axis")(inputs)
+    return keras.Model(inputs, model(squeezed), name=model.name)
 
 
 #: input convention -> (scale, offset): the teacher takes ``scale * x + offset`` for ``x`` in [0, 1]
@@ -251,11 +279,16 @@ def find_input_convention(model: keras.Model, images, labels, num_classes: int, 
 def as_run_teacher(model: keras.Model, dataset: Dataset, requested: str = "auto", where="the teacher") -> tuple:
     """A user's teacher as a run keeps it, and the ``teacher_input`` record that says how:
     the logits under its softmax when they can be reached, behind a ``Rescaling`` from [0, 1]
-    to the input convention found on the test split (or ``requested``)."""
-    logits = without_softmax(model)
+    to the input convention found on the test split (or ``requested``), and for a grey-image
+    teacher taking ``(H, W)``, a ``Reshape`` from the data's ``(H, W, 1)`` (the record's
+    ``teacher_image_shape``; the student takes ``(H, W, 1)``)."""
+    image_shape = dataset.spec.image_shape
+    logits = without_softmax(model)  # before the channel axis is added: it reads the model's own last layer
+    declared, channel_axis_added = declared_input_shape(model), lacks_channel_axis(model, image_shape)
+    model = with_channel_axis(logits if logits is not None else model, image_shape)
     if logits is not None:
-        output, model = "softmax: the logits under it are used", logits
-    elif outputs_probabilities(as_functional(model, dataset.spec.image_shape)):
+        output = "softmax: the logits under it are used"
+    elif outputs_probabilities(as_functional(model, image_shape)):
         output = "softmax: its log-probabilities are used (the logits are not reachable)"
     else:
         output = "logits"
@@ -264,7 +297,9 @@ def as_run_teacher(model: keras.Model, dataset: Dataset, requested: str = "auto"
     scale, offset = INPUT_CONVENTIONS[convention]
     record = {"convention": convention, "scale": scale, "offset": offset, "requested": requested,
               "test_accuracy_by_convention": accuracies, "output": output}
-    return taking_unit_range(model, dataset.spec.image_shape, convention), record
+    if channel_axis_added:
+        record["teacher_image_shape"] = [int(d) if d is not None else None for d in declared]
+    return taking_unit_range(model, image_shape, convention), record
 
 
 def _rescaled(model: keras.Model, image_shape, scale: float, offset: float, name: str) -> keras.Model:
