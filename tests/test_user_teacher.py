@@ -270,3 +270,30 @@ def test_a_grey_image_teacher_without_a_channel_axis_is_given_one(dataset, tmp_p
     with pytest.raises(ModelError, match=r"takes images of shape \(8, 7\)"):  # a wrong size is still refused
         teacher.check_classifier(keras.Sequential([keras.Input((8, 7)), keras.layers.Flatten(),
                                                    keras.layers.Dense(CLASSES)]), dataset.spec, "w")
+
+
+def test_a_mixed_precision_teacher_computes_in_float32(base, dataset, tmp_path):
+    """Saved under keras.mixed_precision (float16 compute, a float32 softmax at the end, as the
+    Keras guide has it): rebuilt in float32 with its weights, so that teacher and student
+    outputs can be compared and its TFLite file made."""
+    from tfgan_compress import report, student
+
+    half = keras.Sequential([keras.Input(SHAPE),
+                             keras.layers.Conv2D(4, 3, padding="same", activation="relu", dtype="mixed_float16"),
+                             keras.layers.GlobalMaxPooling2D(dtype="mixed_float16"),
+                             keras.layers.Dense(CLASSES, dtype="mixed_float16"),
+                             keras.layers.Activation("softmax", dtype="float32")])
+    half.layers[0].set_weights(base.conv.get_weights())
+    half.layers[2].set_weights(base.head.get_weights())
+    half.save(tmp_path / "half.keras")
+    loaded = teacher.load_classifier(tmp_path / "half.keras", dataset.spec)
+    assert teacher.low_precision_policies(loaded) == ["mixed_float16"]
+    run_teacher, record = teacher.as_run_teacher(loaded, dataset)
+    assert record["teacher_dtype_policies"] == ["mixed_float16"] and record["output"].startswith("softmax: the logits")
+    assert teacher.low_precision_policies(run_teacher) == []
+    logits = run_teacher(dataset.x_test, training=False)
+    assert logits.dtype == "float32"  # float16 logits broke the data-free losses (float16 - float32)
+    np.testing.assert_allclose(logits, base.predict(dataset.x_test, verbose=0), rtol=1e-2, atol=1e-2)
+    assert "mixed_float16 dtype policy; the run computes it in float32" in report.teacher_input_line(record)
+    fresh = student.user_architecture(loaded, SHAPE, CLASSES, "half.keras")  # the same model as a --student
+    assert teacher.low_precision_policies(fresh) == []

@@ -75,7 +75,16 @@ def teacher_input_line(record: dict | None) -> str:
     how = "as given by --teacher-input" if record.get("requested") not in (None, "auto") else "found on the test split"
     return (f"The teacher takes {record['convention']} input ({how}; test accuracy by input convention: "
             f"{measured}); the student's Keras model and TFLite files take the same. Teacher output: "
-            f"{record.get('output', 'logits')}." + channel_axis_sentence(record))
+            f"{record.get('output', 'logits')}." + channel_axis_sentence(record) + precision_sentence(record))
+
+
+def precision_sentence(record: dict) -> str:
+    """For a teacher saved under mixed precision: that the run computed it in float32."""
+    policies = record.get("teacher_dtype_policies")
+    if not policies:
+        return ""
+    return (f" The teacher was saved with the {', '.join(policies)} dtype policy; the run computes it in float32"
+            f" (same weights).")
 
 
 def channel_axis_sentence(record: dict) -> str:

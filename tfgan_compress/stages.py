@@ -35,7 +35,8 @@ def teacher(ctx) -> dict:
         ctx.announce(f"loading the user's teacher {ctx.config.teacher_path}; it takes {record['convention']} input "
                      f"(test accuracy by input convention: {measured}); the student will take the same; "
                      f"output {record['output']}" + ("." + report.channel_axis_sentence(record)
-                                                       if record.get("teacher_image_shape") else ""))
+                                                       if record.get("teacher_image_shape") else "")
+                     + report.precision_sentence(record).replace(" The teacher was", "; it was", 1))
         return {"teacher": model, "teacher_input": record}
     if ctx.folder.exists("teacher"):  # a run folder from before teacher_input.json: its teacher was built here
         ctx.announce(f"using {ctx.folder.path('teacher')}, trained here on images in [0, 1]")

@@ -77,10 +77,12 @@ def widest_within_budget(image_shape, num_classes: int, base: ClassifierConfig, 
 def user_architecture(model: keras.Model, image_shape, num_classes: int, where) -> keras.Model:
     """The user's student architecture with fresh weights, checked like the teacher; one taking
     grey images as ``(H, W)`` gets a ``Reshape`` in front and takes ``(H, W, 1)``, as every
-    student file of a run does (:func:`teacher.with_channel_axis`)."""
-    from .teacher import check_classifier, with_channel_axis
+    student file of a run does (:func:`teacher.with_channel_axis`); one saved under mixed
+    precision computes in float32 (:func:`teacher.in_float32`)."""
+    from .teacher import check_classifier, in_float32, with_channel_axis
 
     check_classifier(model, ImageSpec(tuple(image_shape), tuple(str(c) for c in range(num_classes))), where)
+    model = in_float32(model, where)[0]  # trained and exported in float32, whatever policy it was saved with
     try:
         fresh = keras.models.clone_model(model)  # same layers, new initial weights
     except Exception:  # noqa: BLE001 - subclassed models without clone support: rebuild from config

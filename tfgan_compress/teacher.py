@@ -240,6 +240,54 @@ def with_channel_axis(model: keras.Model, image_shape) -> keras.Model:
     return keras.Model(inputs, model(squeezed), name=model.name)
 
 
+#: dtype policies that compute in 16 bits (Keras mixed precision, or a float16 model)
+LOW_PRECISION_POLICIES = ("mixed_float16", "mixed_bfloat16", "float16", "bfloat16")
+
+
+def low_precision_policies(model: keras.Model) -> list[str]:
+    """The 16-bit dtype policies among ``model``'s layers, nested models included."""
+    found, stack = set(), list(getattr(model, "layers", []))
+    while stack:
+        layer = stack.pop()
+        policy = getattr(getattr(layer, "dtype_policy", None), "name", None)
+        if policy in LOW_PRECISION_POLICIES:
+            found.add(policy)
+        stack.extend(getattr(layer, "layers", []))
+    return sorted(found)
+
+
+def _float32_policies(node):
+    """A model configuration with every 16-bit dtype policy replaced by float32."""
+    if isinstance(node, dict):
+        if node.get("class_name") == "DTypePolicy" and node.get("config", {}).get("name") in LOW_PRECISION_POLICIES:
+            return {**node, "config": {**node["config"], "name": "float32"}}
+        return {key: _float32_policies(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_float32_policies(value) for value in node]
+    return "float32" if node in LOW_PRECISION_POLICIES else node
+
+
+def in_float32(model: keras.Model, where) -> tuple[keras.Model, list[str]]:
+    """``model`` rebuilt to compute in float32 when it was saved under mixed precision (a habit
+    of GPU training: ``set_global_policy("mixed_float16")``), same weights; and the 16-bit
+    policies it had. Every stage here computes in float32 (the CPU has no fast float16, the
+    losses mix teacher and student outputs, and the TFLite converter refuses float16 graphs),
+    so its outputs are not float16 and its float32 TFLite file can be made."""
+    import numpy as np
+
+    policies = low_precision_policies(model)
+    if not policies:
+        return model, []
+    try:
+        rebuilt = model.__class__.from_config(_float32_policies(model.get_config()))
+        rebuilt.set_weights([np.asarray(weight, np.float32) for weight in model.get_weights()])
+    except Exception as err:  # noqa: BLE001 - a subclassed model whose config does not carry its layers
+        raise ModelError(f"{where}: computes in {', '.join(policies)} and could not be rebuilt in float32 "
+                         f"({first_line(err)[:200]}); save it as a Sequential or functional model, or build it "
+                         f"under keras.mixed_precision.set_global_policy('float32') and copy its weights in") from None
+    return rebuilt, policies
+
+
 #: input convention -> (scale, offset): the teacher takes ``scale * x + offset`` for ``x`` in [0, 1]
 INPUT_CONVENTIONS = {"0-1": (1.0, 0.0), "0-255": (255.0, 0.0), "-1-1": (2.0, -1.0)}
 assert ("auto", *INPUT_CONVENTIONS) == choices(TeacherInput), "INPUT_CONVENTIONS and config.TeacherInput disagree"
@@ -281,8 +329,10 @@ def as_run_teacher(model: keras.Model, dataset: Dataset, requested: str = "auto"
     the logits under its softmax when they can be reached, behind a ``Rescaling`` from [0, 1]
     to the input convention found on the test split (or ``requested``), and for a grey-image
     teacher taking ``(H, W)``, a ``Reshape`` from the data's ``(H, W, 1)`` (the record's
-    ``teacher_image_shape``; the student takes ``(H, W, 1)``)."""
+    ``teacher_image_shape``; the student takes ``(H, W, 1)``); a mixed-precision teacher is
+    rebuilt in float32 (:func:`in_float32`; the record's ``teacher_dtype_policies``)."""
     image_shape = dataset.spec.image_shape
+    model, policies = in_float32(model, where)
     logits = without_softmax(model)  # before the channel axis is added: it reads the model's own last layer
     declared, channel_axis_added = declared_input_shape(model), lacks_channel_axis(model, image_shape)
     model = with_channel_axis(logits if logits is not None else model, image_shape)
@@ -297,6 +347,8 @@ def as_run_teacher(model: keras.Model, dataset: Dataset, requested: str = "auto"
     scale, offset = INPUT_CONVENTIONS[convention]
     record = {"convention": convention, "scale": scale, "offset": offset, "requested": requested,
               "test_accuracy_by_convention": accuracies, "output": output}
+    if policies:
+        record["teacher_dtype_policies"] = policies
     if channel_axis_added:
         record["teacher_image_shape"] = [int(d) if d is not None else None for d in declared]
     return taking_unit_range(model, image_shape, convention), record
