@@ -75,7 +75,8 @@ def test_each_teacher_kind_is_loaded_and_its_convention_found(base, dataset, tmp
         loaded = teacher.load_classifier(path, dataset.spec)
         found, accuracies = teacher.find_input_convention(loaded, dataset.x_test, dataset.y_test, CLASSES)
         assert found == convention, (name, accuracies)
-        unit = teacher.taking_unit_range(loaded, SHAPE, found)
+        scale, offset = teacher.scale_and_offset(found, dataset.x_test)
+        unit = teacher.taking_unit_range(loaded, SHAPE, {"scale": scale, "offset": offset})
         predictions = np.argmax(unit.predict(dataset.x_test, verbose=0), -1)
         assert np.mean(predictions == dataset.y_test) > 0.9, name
         assert teacher.outputs_probabilities(unit) == (name == "softmax_output")
@@ -297,3 +298,28 @@ def test_a_mixed_precision_teacher_computes_in_float32(base, dataset, tmp_path):
     assert "mixed_float16 dtype policy; the run computes it in float32" in report.teacher_input_line(record)
     fresh = student.user_architecture(loaded, SHAPE, CLASSES, "half.keras")  # the same model as a --student
     assert teacher.low_precision_policies(fresh) == []
+
+
+def test_a_teacher_of_standardized_pixels_gets_them(tmp_path):
+    """Trained on (x - mean) / std (PyTorch's Normalize habit) with the digits' own statistics:
+    found, and fed the test split's standardized pixels, not the nearest fixed range."""
+    from tfgan_compress import report
+
+    digits = data.load("digits")
+    mean, std = float(digits.x_train.mean()), float(digits.x_train.std())
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input(digits.spec.image_shape), keras.layers.Conv2D(16, 3, activation="relu"),
+                              keras.layers.Flatten(), keras.layers.Dense(10)])
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit((digits.x_train - mean) / std, digits.y_train, epochs=30, batch_size=32, verbose=0)
+    run_teacher, record = teacher.as_run_teacher(model, digits)
+    accuracies = record["test_accuracy_by_convention"]
+    assert record["convention"] == "standardized", accuracies
+    assert accuracies["standardized"] > max(accuracies["0-1"], accuracies["-1-1"]) + 0.01
+    assert abs(record["pixel_mean"] - digits.x_test.mean()) < 1e-6 and abs(record["pixel_std"] - digits.x_test.std()) < 1e-6
+    np.testing.assert_allclose(run_teacher.predict(digits.x_test, verbose=0),
+                               model.predict((digits.x_test - record["pixel_mean"]) / record["pixel_std"], verbose=0),
+                               rtol=1e-4, atol=1e-4)
+    assert "standardized ((x - 0.3" in report.teacher_input_line(record)
+    found, tried = teacher.find_input_convention(model, digits.x_test, digits.y_test, 10, "standardized")
+    assert found == "standardized" and list(tried) == ["standardized"]

@@ -58,8 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "--data only for the test-split report")
         p.add_argument("--teacher", metavar="PATH", help="use this classifier (.keras, or a legacy .h5) as the teacher")
         p.add_argument("--teacher-input", choices=choices(TeacherInput),
-                       help="pixel range the --teacher takes: 0-1, 0-255 or -1-1 (default auto: measured on the "
-                            "test split); the student takes the same")
+                       help="pixel range the --teacher takes: 0-1, 0-255, -1-1 or standardized ((x - mean) / std "
+                            "with the test split's pixel statistics) (default auto: measured on the test split); "
+                            "the student takes the same")
         p.add_argument("--student", metavar="FILE", help="a student architecture (.keras or .h5) to train from scratch "
                                                           "(default: the preset's student network)")
         p.add_argument("--student-budget-kb", metavar="N", type=float,

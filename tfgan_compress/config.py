@@ -37,7 +37,8 @@ TeacherOptimizer = OptimizerName
 ClassifierArchitecture = Literal["lenet", "resnet", "mobilenet"]  # networks.build_classifier
 GeneratorArchitecture = Literal["dcgan", "resnet"]  # networks.build_generator / build_discriminator
 DiffAugmentPolicy = Literal["color", "translation", "cutout"]  # augment.diff_augment
-TeacherInput = Literal["auto", "0-1", "0-255", "-1-1"]  # pixel range the teacher takes; auto: measured
+TeacherInput = Literal["auto", "0-1", "0-255", "-1-1", "standardized"]  # the teacher's pixel range; auto: measured
+# (standardized: (x - mean) / std, x in [0, 1], the mean and std of the test split's pixels)
 
 
 def choices(literal) -> tuple:

@@ -139,9 +139,10 @@ class StageContext:
             self.loaded["user_student"] = load_classifier(self.config.student_path, safe_mode=self.safe_mode)
         return self.loaded["user_student"]
 
-    def convention(self) -> str:
-        """The teacher's input convention (``0-1`` for the built-in teacher)."""
-        return self.load("teacher_input")["convention"]
+    def teacher_input(self) -> dict:
+        """The teacher's input convention, its ``teacher_input`` record (``convention``,
+        ``scale``, ``offset``...; ``0-1`` for the built-in teacher)."""
+        return self.load("teacher_input")
 
     def has(self, artifact: str) -> bool:
         return artifact in self.loaded or self.folder.exists(artifact)

@@ -65,6 +65,15 @@ def plot_accuracy_against_bytes(points: list[tuple], path, title: str,
     return Path(path)
 
 
+def describe_convention(record: dict) -> str:
+    """The ``teacher_input`` record's convention in words: its name, and for ``standardized``
+    the mean and deviation it uses."""
+    if record["convention"] != "standardized":
+        return record["convention"]
+    return (f"standardized ((x - {record['pixel_mean']:.4g}) / {record['pixel_std']:.4g} for pixels x in [0, 1], "
+            f"the test split's mean and deviation)")
+
+
 def teacher_input_line(record: dict | None) -> str:
     """How the teacher takes its images, and how that was found."""
     if not record:
@@ -73,7 +82,7 @@ def teacher_input_line(record: dict | None) -> str:
         return "The teacher was trained here on images in [0, 1]; the student takes the same."
     measured = ", ".join(f"{name} {accuracy:.2%}" for name, accuracy in record["test_accuracy_by_convention"].items())
     how = "as given by --teacher-input" if record.get("requested") not in (None, "auto") else "found on the test split"
-    return (f"The teacher takes {record['convention']} input ({how}; test accuracy by input convention: "
+    return (f"The teacher takes {describe_convention(record)} input ({how}; test accuracy by input convention: "
             f"{measured}); the student's Keras model and TFLite files take the same. Teacher output: "
             f"{record.get('output', 'logits')}." + channel_axis_sentence(record) + precision_sentence(record))
 

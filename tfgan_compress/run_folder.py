@@ -4,7 +4,7 @@
 
     runs/<name>/
       config.json                    resolved configuration
-      teacher_input.json             the teacher's input convention (0-1, 0-255, -1-1), as found
+      teacher_input.json             the teacher's input convention (0-1, 0-255, -1-1, standardized), as found
       teacher.keras  generator.keras  student.keras   calibration_bank.npy (data-free mode)
       tflite/<model>_<variant>.tflite  labels.txt  model_card.json
       samples.png  samples/epoch_NNN.png

@@ -32,7 +32,7 @@ def teacher(ctx) -> dict:
         model, record = ctx.user_teacher()
         measured = ", ".join(f"{name} {accuracy:.2%}"
                              for name, accuracy in record["test_accuracy_by_convention"].items())
-        ctx.announce(f"loading the user's teacher {ctx.config.teacher_path}; it takes {record['convention']} input "
+        ctx.announce(f"loading the user's teacher {ctx.config.teacher_path}; it takes {report.describe_convention(record)} input "
                      f"(test accuracy by input convention: {measured}); the student will take the same; "
                      f"output {record['output']}" + ("." + report.channel_axis_sentence(record)
                                                        if record.get("teacher_image_shape") else "")
@@ -104,7 +104,7 @@ def student_network(ctx, teacher_model) -> tuple:
     """
     image_shape = tuple(teacher_model.inputs[0].shape[1:])
     num_classes = int(teacher_model.outputs[0].shape[-1])
-    convention, config = ctx.convention(), ctx.config
+    convention, config = ctx.teacher_input(), ctx.config
     with ctx.strategy.scope():
         if config.student_path:
             saved = student_choice.user_architecture(ctx.user_student(), image_shape, num_classes,
@@ -214,7 +214,7 @@ def export_tflite(ctx) -> dict:
     ctx.announce(f"TFLite {', '.join(cfg.variants)}; int8 calibrated on {cfg.calibration_samples} {source} samples")
     calibration = calibration_images(ctx, generator, source)
     bars = {variant: export.agreement_bar(variant, cfg) for variant in export.VARIANTS}
-    convention = ctx.convention()  # the student takes the teacher's input; the run's teacher takes [0, 1]
+    convention = ctx.teacher_input()  # the student takes the teacher's input; the run's teacher takes [0, 1]
     exported = export.export_classifier(student, functools.partial(folder.tflite, "student"),
                                         to_convention(calibration, convention), to_convention(dataset.x_test, convention),
                                         cfg.variants, bars, ctx.progress)
@@ -243,7 +243,7 @@ def evaluate_all(ctx) -> dict:
     teacher_model = as_logits(ctx.load("teacher"))
     student = as_logits(as_functional(ctx.load("student"), dataset.spec.image_shape))
     x, y = dataset.x_test, dataset.y_test
-    x_student = to_convention(x, ctx.convention())  # the run's teacher takes [0, 1], the student the user's range
+    x_student = to_convention(x, ctx.teacher_input())  # the run's teacher takes [0, 1], the student the user's range
     teacher_predictions = np.argmax(evaluate.keras_probabilities(teacher_model, x), -1)
     settings = (y, teacher_predictions, cfg.latency_runs, cfg.latency_warmup)
     rows = [evaluate.evaluate_keras("teacher", teacher_model, folder.path("teacher"), x, *settings)]

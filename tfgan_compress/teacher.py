@@ -288,9 +288,25 @@ def in_float32(model: keras.Model, where) -> tuple[keras.Model, list[str]]:
     return rebuilt, policies
 
 
-#: input convention -> (scale, offset): the teacher takes ``scale * x + offset`` for ``x`` in [0, 1]
-INPUT_CONVENTIONS = {"0-1": (1.0, 0.0), "0-255": (255.0, 0.0), "-1-1": (2.0, -1.0)}
+#: input convention -> (scale, offset): the teacher takes ``scale * x + offset`` for ``x`` in [0, 1];
+#: ``standardized`` is ``(x - mean) / std`` with the pixel statistics of the images at hand
+#: (:func:`scale_and_offset`): a teacher trained on standardised pixels (PyTorch's
+#: ``Normalize(mean, std)`` habit, or a ``Normalization`` layer kept outside the model)
+INPUT_CONVENTIONS = {"0-1": (1.0, 0.0), "0-255": (255.0, 0.0), "-1-1": (2.0, -1.0), "standardized": None}
 assert ("auto", *INPUT_CONVENTIONS) == choices(TeacherInput), "INPUT_CONVENTIONS and config.TeacherInput disagree"
+
+
+def scale_and_offset(convention: str, images) -> tuple[float, float]:
+    """``(scale, offset)`` of ``convention``; for ``standardized``, ``(1 / std, -mean / std)``
+    of the pixels of ``images`` (in [0, 1]; one mean and one deviation over all channels)."""
+    import numpy as np
+
+    if INPUT_CONVENTIONS[convention] is not None:
+        return INPUT_CONVENTIONS[convention]
+    pixels = np.asarray(images, np.float64)
+    mean, std = float(pixels.mean()), float(pixels.std())
+    std = std if std > 1e-6 else 1.0  # constant images: nothing to scale
+    return 1.0 / std, -mean / std
 
 
 def near_chance(accuracy: float, num_classes: int) -> bool:
@@ -302,8 +318,10 @@ def near_chance(accuracy: float, num_classes: int) -> bool:
 
 def find_input_convention(model: keras.Model, images, labels, num_classes: int, requested: str = "auto",
                           where: str = "the teacher") -> tuple[str, dict]:
-    """The convention under which ``model`` is accurate on ``images`` (in [0, 1]), and the
-    accuracy under each convention tried (only ``requested`` unless it is ``auto``).
+    """The convention under which ``model`` is most accurate on ``images`` (in [0, 1]), and the
+    accuracy under each convention tried (only ``requested`` unless it is ``auto``). Of equal
+    accuracies the first in :data:`INPUT_CONVENTIONS` wins (0-1 before the others; the data's
+    own statistics, ``standardized``, only when strictly better).
 
     Raises :class:`ModelError` naming the accuracies when the best is near chance.
     """
@@ -312,7 +330,7 @@ def find_input_convention(model: keras.Model, images, labels, num_classes: int, 
     tried = list(INPUT_CONVENTIONS) if requested == "auto" else [requested]
     accuracies = {}
     for name in tried:
-        scale, offset = INPUT_CONVENTIONS[name]
+        scale, offset = scale_and_offset(name, images)
         outputs = model.predict(np.asarray(images, np.float32) * scale + offset, batch_size=256, verbose=0)
         accuracies[name] = float(np.mean(np.argmax(outputs, axis=-1) == np.asarray(labels)))
     best = max(accuracies, key=accuracies.get)
@@ -344,14 +362,16 @@ def as_run_teacher(model: keras.Model, dataset: Dataset, requested: str = "auto"
         output = "logits"
     convention, accuracies = find_input_convention(model, dataset.x_test, dataset.y_test, dataset.num_classes,
                                                    requested, where)
-    scale, offset = INPUT_CONVENTIONS[convention]
+    scale, offset = scale_and_offset(convention, dataset.x_test)
     record = {"convention": convention, "scale": scale, "offset": offset, "requested": requested,
               "test_accuracy_by_convention": accuracies, "output": output}
+    if convention == "standardized":
+        record["pixel_mean"], record["pixel_std"] = -offset / scale, 1.0 / scale
     if policies:
         record["teacher_dtype_policies"] = policies
     if channel_axis_added:
         record["teacher_image_shape"] = [int(d) if d is not None else None for d in declared]
-    return taking_unit_range(model, image_shape, convention), record
+    return taking_unit_range(model, image_shape, record), record
 
 
 def _rescaled(model: keras.Model, image_shape, scale: float, offset: float, name: str) -> keras.Model:
@@ -359,11 +379,11 @@ def _rescaled(model: keras.Model, image_shape, scale: float, offset: float, name
     return keras.Model(inputs, model(keras.layers.Rescaling(scale, offset, name=name)(inputs)), name=model.name)
 
 
-def taking_unit_range(model: keras.Model, image_shape, convention: str) -> keras.Model:
-    """A functional model taking images in [0, 1] that feeds ``model`` in its convention
-    (also for ``0-1``: subclassed models and models without a fixed input become functional)."""
-    scale, offset = INPUT_CONVENTIONS[convention]
-    return _rescaled(model, image_shape, scale, offset, "to_teacher_input")
+def taking_unit_range(model: keras.Model, image_shape, teacher_input: dict) -> keras.Model:
+    """A functional model taking images in [0, 1] that feeds ``model`` in the input convention
+    of the ``teacher_input`` record (its ``scale`` and ``offset``; also for ``0-1``: subclassed
+    models and models without a fixed input become functional)."""
+    return _rescaled(model, image_shape, teacher_input["scale"], teacher_input["offset"], "to_teacher_input")
 
 
 def as_functional(model: keras.Model, image_shape) -> keras.Model:
@@ -377,19 +397,19 @@ def as_functional(model: keras.Model, image_shape) -> keras.Model:
     return keras.Model(inputs, model(inputs), name=model.name)
 
 
-def taking_convention(model: keras.Model, convention: str) -> keras.Model:
-    """``model`` (on [0, 1] images) behind a layer that maps ``convention`` to [0, 1]; itself
-    for ``0-1``."""
-    if convention == "0-1":
+def taking_convention(model: keras.Model, teacher_input: dict) -> keras.Model:
+    """``model`` (on [0, 1] images) behind a layer that maps the ``teacher_input`` record's
+    convention to [0, 1]; itself for ``0-1``."""
+    scale, offset = teacher_input["scale"], teacher_input["offset"]
+    if (scale, offset) == (1.0, 0.0):
         return model
-    scale, offset = INPUT_CONVENTIONS[convention]
     return _rescaled(model, model.inputs[0].shape[1:], 1.0 / scale, -offset / scale, "from_teacher_input")
 
 
-def to_convention(images, convention: str):
-    """Images in [0, 1] as a model of ``convention`` takes them."""
-    scale, offset = INPUT_CONVENTIONS[convention]
-    return images if convention == "0-1" else images * scale + offset
+def to_convention(images, teacher_input: dict):
+    """Images in [0, 1] as a model of the ``teacher_input`` record's convention takes them."""
+    scale, offset = teacher_input["scale"], teacher_input["offset"]
+    return images if (scale, offset) == (1.0, 0.0) else images * scale + offset
 
 
 @keras.saving.register_keras_serializable(package="tfgan_compress")
