@@ -323,3 +323,24 @@ def test_a_teacher_of_standardized_pixels_gets_them(tmp_path):
     assert "standardized ((x - 0.3" in report.teacher_input_line(record)
     found, tried = teacher.find_input_convention(model, digits.x_test, digits.y_test, 10, "standardized")
     assert found == "standardized" and list(tried) == ["standardized"]
+
+
+def test_a_colour_teacher_of_grey_images_gets_them_repeated_to_rgb(base, dataset):
+    """A colour network trained on grayscale_to_rgb copies of grey images takes (H, W, 3):
+    fed the grey channel three times, it computes what it did on those copies."""
+    from tfgan_compress import report
+
+    rgb = keras.Sequential([keras.Input((*SHAPE[:2], 3)), keras.layers.Conv2D(4, 3, padding="same", activation="relu"),
+                            keras.layers.GlobalMaxPooling2D(), keras.layers.Dense(CLASSES)])
+    kernel, bias = base.conv.get_weights()
+    rgb.layers[0].set_weights([np.repeat(kernel, 3, axis=2) / 3.0, bias])  # the same function of grey copies
+    rgb.layers[2].set_weights(base.head.get_weights())
+    run_teacher, record = teacher.as_run_teacher(rgb, dataset)
+    assert record["teacher_image_shape"] == [8, 8, 3] and tuple(run_teacher.inputs[0].shape[1:]) == SHAPE
+    np.testing.assert_allclose(run_teacher.predict(dataset.x_test, verbose=0), base.predict(dataset.x_test, verbose=0),
+                               rtol=1e-4, atol=1e-4)
+    assert "repeated three times, and the student and its files take them grey, (8, 8, 1)" in \
+        report.teacher_input_line(record)
+    with pytest.raises(ModelError, match=r"takes images of shape \(8, 8, 2\)"):  # other channel counts: refused
+        teacher.check_classifier(keras.Sequential([keras.Input((8, 8, 2)), keras.layers.Flatten(),
+                                                   keras.layers.Dense(CLASSES)]), dataset.spec, "w")

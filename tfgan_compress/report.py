@@ -97,13 +97,16 @@ def precision_sentence(record: dict) -> str:
 
 
 def channel_axis_sentence(record: dict) -> str:
-    """For a teacher of grey images without their channel axis: what the student takes instead."""
+    """For a teacher of grey images taking ``(H, W)`` or ``(H, W, 3)``: what the student takes instead."""
     shape = record.get("teacher_image_shape")
     if not shape:
         return ""
-    return (f" The teacher takes images of shape {tuple(shape)}, without a channel axis; the run gives it its"
-            f" images through a Reshape, and the student and its files take them with the axis, "
-            f"{(*shape, 1)} (x[..., None] in NumPy).")
+    if len(shape) == 2:
+        return (f" The teacher takes images of shape {tuple(shape)}, without a channel axis; the run gives it its"
+                f" images through a Reshape, and the student and its files take them with the axis, "
+                f"{(*shape, 1)} (x[..., None] in NumPy).")
+    return (f" The teacher takes images of shape {tuple(shape)}; the run gives it the grey images with their one"
+            f" channel repeated three times, and the student and its files take them grey, {(*shape[:2], 1)}.")
 
 
 def student_line(network: dict | None, rows: list[dict]) -> str:

@@ -190,7 +190,7 @@ def check_classifier(model: keras.Model, spec: ImageSpec, where) -> None:
     (dimensions left open, such as the batch, fit anything); subclassed ones by a call."""
     import numpy as np
 
-    model = with_channel_axis(model, spec.image_shape)  # a grey-image model taking (H, W)
+    model = with_channel_axis(model, spec.image_shape)  # a model of grey images taking (H, W) or (H, W, 3)
     try:
         declared = model.inputs  # subclassed models, and Sequential ones without an Input, have none
     except (AttributeError, ValueError):
@@ -222,22 +222,36 @@ def declared_input_shape(model: keras.Model) -> tuple | None:
         return None
 
 
-def lacks_channel_axis(model: keras.Model, image_shape) -> bool:
-    """Whether ``model`` takes grey images as ``(H, W)`` where the data has ``(H, W, 1)``: the
-    usual Keras MNIST model, ``Sequential([Input((28, 28)), Flatten(), ...])``."""
+def grey_image_layout(model: keras.Model, image_shape) -> str | None:
+    """How ``model`` takes the data's grey ``(H, W, 1)`` images when it declares another
+    layout: ``"no_channel_axis"`` for ``(H, W)`` (the usual Keras MNIST model,
+    ``Sequential([Input((28, 28)), Flatten(), ...])``), ``"rgb"`` for ``(H, W, 3)`` (a colour
+    network fed ``grayscale_to_rgb`` copies); None when it takes them as they are, or neither."""
     declared = declared_input_shape(model)
-    return (declared is not None and len(declared) == 2 and len(image_shape) == 3 and image_shape[-1] == 1
-            and all(d is None or d == want for d, want in zip(declared, image_shape[:2])))
+    if declared is None or len(image_shape) != 3 or image_shape[-1] != 1:
+        return None
+    if not all(d is None or d == want for d, want in zip(declared[:2], image_shape[:2])):
+        return None
+    if len(declared) == 2:
+        return "no_channel_axis"
+    if len(declared) == 3 and declared[-1] == 3:
+        return "rgb"
+    return None
 
 
 def with_channel_axis(model: keras.Model, image_shape) -> keras.Model:
-    """``model`` behind an ``Input(image_shape)`` and a ``Reshape`` to ``(H, W)`` when it takes
-    grey images without their channel axis (:func:`lacks_channel_axis`); else ``model`` itself."""
-    if not lacks_channel_axis(model, image_shape):
+    """``model`` behind an ``Input(image_shape)`` of the data's grey images and a layer that
+    gives them the layout it takes (:func:`grey_image_layout`): a ``Reshape`` to ``(H, W)``,
+    or the one channel repeated three times (``grayscale_to_rgb``); else ``model`` itself."""
+    layout = grey_image_layout(model, image_shape)
+    if layout is None:
         return model
     inputs = keras.Input(shape=tuple(image_shape), name="image")
-    squeezed = keras.layers.Reshape(tuple(image_shape[:2]), name="without_channel_axis")(inputs)
-    return keras.Model(inputs, model(squeezed), name=model.name)
+    if layout == "no_channel_axis":
+        adapted = keras.layers.Reshape(tuple(image_shape[:2]), name="without_channel_axis")(inputs)
+    else:
+        adapted = keras.layers.Concatenate(axis=-1, name="grey_to_rgb")([inputs, inputs, inputs])
+    return keras.Model(inputs, model(adapted), name=model.name)
 
 
 #: dtype policies that compute in 16 bits (Keras mixed precision, or a float16 model)
@@ -346,13 +360,14 @@ def as_run_teacher(model: keras.Model, dataset: Dataset, requested: str = "auto"
     """A user's teacher as a run keeps it, and the ``teacher_input`` record that says how:
     the logits under its softmax when they can be reached, behind a ``Rescaling`` from [0, 1]
     to the input convention found on the test split (or ``requested``), and for a grey-image
-    teacher taking ``(H, W)``, a ``Reshape`` from the data's ``(H, W, 1)`` (the record's
-    ``teacher_image_shape``; the student takes ``(H, W, 1)``); a mixed-precision teacher is
+    teacher taking ``(H, W)`` or ``(H, W, 3)``, the layer that makes that of the data's
+    ``(H, W, 1)`` (:func:`with_channel_axis`; the record's ``teacher_image_shape``; the
+    student takes ``(H, W, 1)``); a mixed-precision teacher is
     rebuilt in float32 (:func:`in_float32`; the record's ``teacher_dtype_policies``)."""
     image_shape = dataset.spec.image_shape
     model, policies = in_float32(model, where)
     logits = without_softmax(model)  # before the channel axis is added: it reads the model's own last layer
-    declared, channel_axis_added = declared_input_shape(model), lacks_channel_axis(model, image_shape)
+    declared, channel_axis_added = declared_input_shape(model), grey_image_layout(model, image_shape) is not None
     model = with_channel_axis(logits if logits is not None else model, image_shape)
     if logits is not None:
         output = "softmax: the logits under it are used"
