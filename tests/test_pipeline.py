@@ -109,3 +109,19 @@ def test_an_interrupted_stage_counts_its_earlier_time(tmp_path):
     assert folder.seconds_so_far("gan") == 40.0
     folder.record_seconds("gan", 65.0)
     assert folder.stage_seconds() == {"gan": 65.0} and folder.seconds_so_far("gan") == 0.0
+
+
+def test_an_output_folder_the_system_refuses_is_a_usage_error(tmp_path, monkeypatch):
+    """Writable by its permission bits but refused by the system (/sys, a read-only mount):
+    one line, exit 2, not a traceback."""
+    import errno
+
+    from tfgan_compress.config import RunConfig
+    from tfgan_compress.errors import UsageError
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(errno.EPERM, "Operation not permitted", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    with pytest.raises(UsageError, match="cannot create the output folder .Operation not permitted."):
+        RunFolder(tmp_path / "run").create(RunConfig())

@@ -176,7 +176,10 @@ class RunFolder:
         artifacts.check_writable_dir(self.root)
         if self.root.exists() and not self.root.is_dir():
             raise UsageError(f"{self.root}: exists and is not a folder")
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as err:  # writable by its permission bits, refused all the same (/sys, a full disk, ...)
+            raise UsageError(f"{self.root}: cannot create the output folder ({err.strerror})") from None
         artifacts.write_json(self.config_json, config.to_dict())
 
     def stage_seconds(self) -> dict:
