@@ -53,6 +53,20 @@ def test_npz_source(tmp_path, tiny_arrays):
     assert ds.class_names == ("h", "v", "dot") and len(ds.x_test) == 12
 
 
+def test_npz_one_hot_labels_are_read_as_classes(tmp_path, tiny_arrays):
+    arrays = arrays_dict(tiny_arrays)
+    np.savez(tmp_path / "plain.npz", **arrays)
+    one_hot = {**arrays, "y_train": np.eye(3, dtype=np.float32)[arrays["y_train"]],
+               "y_test": np.eye(3, dtype=np.uint8)[arrays["y_test"]]}  # keras.utils.to_categorical
+    np.savez(tmp_path / "one_hot.npz", **one_hot)
+    expected, loaded = data.load(f"npz:{tmp_path / 'plain.npz'}"), data.load(f"npz:{tmp_path / 'one_hot.npz'}")
+    np.testing.assert_array_equal(loaded.y_train, expected.y_train)
+    np.testing.assert_array_equal(loaded.y_test, expected.y_test)
+    two_hot = {**one_hot, "y_test": one_hot["y_test"] + np.eye(3, dtype=np.uint8)[(arrays["y_test"] + 1) % 3]}
+    np.savez(tmp_path / "two_hot.npz", **two_hot)  # not one class per image: refused, not argmaxed
+    expect_error(f"npz:{tmp_path / 'two_hot.npz'}", "two_hot.npz", "1-D array")
+
+
 def test_npz_rgb_float(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.random((20, 16, 12, 3)).astype(np.float32)

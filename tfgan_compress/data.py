@@ -18,7 +18,8 @@ A source is a string:
 
 Pixels are scaled to [0, 1]: integer arrays and arrays with values above 1 are divided
 by 255; float arrays already in [0, 1] are kept. Images come out as float32 with shape
-(N, H, W, C), C in {1, 3}, 8 <= H, W <= 64; labels as int32 in [0, num_classes).
+(N, H, W, C), C in {1, 3}, 8 <= H, W <= 64; labels as int32 in [0, num_classes) (one-hot
+rows, as ``keras.utils.to_categorical`` makes them, are read as their class).
 Anything else raises :class:`DataError` with a one-line message that names the file and
 the problem.
 """
@@ -184,10 +185,17 @@ def _as_images(x, where: str) -> np.ndarray:
     return x
 
 
+def _one_hot(y: np.ndarray) -> bool:
+    """Whether every row of ``y`` is 0 but for a single 1 (``to_categorical`` labels)."""
+    return bool(np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1))
+
+
 def _as_labels(y, count: int, where: str) -> np.ndarray:
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
+    elif y.ndim == 2 and y.shape[1] > 1 and np.issubdtype(y.dtype, np.number) and _one_hot(y):
+        y = np.argmax(y, axis=1)  # keras.utils.to_categorical labels
     if y.ndim != 1:
         raise DataError(f"{where}: labels must be a 1-D array, got shape {y.shape}")
     if len(y) != count:
