@@ -126,11 +126,13 @@ def test_accuracy_mode_from_folders_npz_labels_and_idx_labels(tmp_path, exported
         paths.append(tmp_path / names[label] / f"{i}.png")
         Image.fromarray(image).save(paths[-1])
     np.savez(tmp_path / "xy.npz", x_test=pixels, y_test=truth)
+    np.savez(tmp_path / "xy_one_hot.npz", x_test=pixels, y_test=np.eye(3, dtype=np.float32)[truth])  # to_categorical
     header = b"\x00\x00\x08\x01" + len(truth).to_bytes(4, "big")
     (tmp_path / "labels.gz").write_bytes(gzip.compress(header + truth.astype(np.uint8).tobytes()))
     images_header = b"\x00\x00\x08\x03" + b"".join(d.to_bytes(4, "big") for d in pixels.shape)
     (tmp_path / "images.gz").write_bytes(gzip.compress(images_header + pixels.tobytes()))
     for args in [(model, *paths, "--labels-from-folders"), (model, "--npz", tmp_path / "xy.npz"),
+                 (model, "--npz", tmp_path / "xy_one_hot.npz"),
                  (model, "--idx", tmp_path / "images.gz", "--idx-labels", tmp_path / "labels.gz")]:
         rows = run_runner(*args)
         assert rows[0][:2] == ["accuracy", expected], args

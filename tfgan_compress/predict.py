@@ -187,9 +187,13 @@ def load_npz_labels(path, key="y_test"):
         with np.load(path, allow_pickle=False) as npz:
             if key not in npz.files:
                 return None
-            raw = np.asarray(npz[key]).reshape(-1)
+            raw = np.asarray(npz[key])
     except Exception as err:  # noqa: BLE001
         raise BadInput(f"{path}: not a readable .npz file ({type(err).__name__}: {err})") from None
+    if (raw.ndim == 2 and raw.shape[1] > 1 and np.issubdtype(raw.dtype, np.number)
+            and np.all((raw == 0) | (raw == 1)) and np.all(raw.sum(axis=1) == 1)):
+        raw = np.argmax(raw, axis=1)  # one-hot rows (keras.utils.to_categorical)
+    raw = raw.reshape(-1)
     if not (np.issubdtype(raw.dtype, np.integer) or (np.issubdtype(raw.dtype, np.floating)
                                                        and np.all(np.isfinite(raw)) and np.all(raw == np.round(raw)))):
         raise BadInput(f"{path}: {key} holds {raw.dtype} values that are not whole class numbers")
