@@ -44,11 +44,14 @@ def write_results(out: Path, name: str, result: dict, markdown: str, progress=pr
     progress(markdown)
 
 
-def run_main(prog: str, body: Callable[[], object]) -> int:
-    """``body()``; a known failure as one line and tfgan-compress's exit status."""
+def run_main(prog: str, body: Callable[[], object], one_op_at_a_time: bool = True) -> int:
+    """``body()``; a known failure as one line and tfgan-compress's exit status. TensorFlow
+    runs one op at a time on every core (:func:`tfgan_compress.timing.use_all_cores_per_op`),
+    as the CLI does, unless ``one_op_at_a_time`` is False (data-free runs, as in the CLI)."""
     from tfgan_compress.timing import use_all_cores_per_op
 
-    use_all_cores_per_op()
+    if one_op_at_a_time:
+        use_all_cores_per_op()
     try:
         body()
     except TfganCompressError as err:

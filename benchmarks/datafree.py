@@ -137,7 +137,8 @@ def main(argv=None) -> int:
     parser.add_argument("--teacher", metavar="FILE", help="use this teacher instead of training the preset's")
     args = parser.parse_args(argv)
     return common.run_main("datafree", lambda: run_seeds(args.data, args.preset, Path(args.out), args.seeds,
-                                                         args.teacher, common.overrides(args)))
+                                                         args.teacher, common.overrides(args)),
+                           one_op_at_a_time=False)  # as the CLI runs data-free
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -137,7 +137,7 @@ def main(argv=None) -> int:
     parser.add_argument("--samples", help="folder for sample grids: variant_N/epoch_NNN.png, N counting from 1")
     parser.add_argument("variants", nargs="+", help="JSON objects of datafree settings")
     args = parser.parse_args(argv)
-    return common.run_main("datafree_variants", lambda: compare(args))
+    return common.run_main("datafree_variants", lambda: compare(args), one_op_at_a_time=False)  # as the CLI
 
 
 if __name__ == "__main__":

@@ -162,7 +162,8 @@ def execute(args) -> None:
     prefer_onednn_kernels(image_shape)
     from . import pipeline  # TensorFlow from here on
 
-    use_all_cores_per_op()
+    if config.mode != "data-free" and args.command != "data-free":  # its graph runs faster with two op pools
+        use_all_cores_per_op()
     safe_mode = not args.unsafe_load
     progress = (lambda line: None) if args.quiet else print
     verbose = 0 if args.quiet else None
