@@ -84,7 +84,7 @@ def teacher_input_line(record: dict | None) -> str:
     how = "as given by --teacher-input" if record.get("requested") not in (None, "auto") else "found on the test split"
     return (f"The teacher takes {describe_convention(record)} input ({how}; test accuracy by input convention: "
             f"{measured}); the student's Keras model and TFLite files take the same. Teacher output: "
-            f"{record.get('output', 'logits')}." + channel_axis_sentence(record) + precision_sentence(record))
+            f"{record.get('output', 'logits')}." + grey_layout_sentence(record) + precision_sentence(record))
 
 
 def precision_sentence(record: dict) -> str:
@@ -96,7 +96,7 @@ def precision_sentence(record: dict) -> str:
             f" (same weights).")
 
 
-def channel_axis_sentence(record: dict) -> str:
+def grey_layout_sentence(record: dict) -> str:
     """For a teacher of grey images taking ``(H, W)`` or ``(H, W, 3)``: what the student takes instead."""
     shape = record.get("teacher_image_shape")
     if not shape:

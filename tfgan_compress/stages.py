@@ -34,7 +34,7 @@ def teacher(ctx) -> dict:
                              for name, accuracy in record["test_accuracy_by_convention"].items())
         ctx.announce(f"loading the user's teacher {ctx.config.teacher_path}; it takes {report.describe_convention(record)} input "
                      f"(test accuracy by input convention: {measured}); the student will take the same; "
-                     f"output {record['output']}" + ("." + report.channel_axis_sentence(record)
+                     f"output {record['output']}" + ("." + report.grey_layout_sentence(record)
                                                        if record.get("teacher_image_shape") else "")
                      + report.precision_sentence(record).replace(" The teacher was", "; it was", 1))
         return {"teacher": model, "teacher_input": record}

@@ -76,10 +76,11 @@ def widest_within_budget(image_shape, num_classes: int, base: ClassifierConfig, 
 
 def user_architecture(model: keras.Model, image_shape, num_classes: int, where) -> keras.Model:
     """The user's student architecture with fresh weights, checked like the teacher; one taking
-    grey images as ``(H, W)`` gets a ``Reshape`` in front and takes ``(H, W, 1)``, as every
-    student file of a run does (:func:`teacher.with_channel_axis`); one saved under mixed
-    precision computes in float32 (:func:`teacher.in_float32`)."""
-    from .teacher import check_classifier, in_float32, with_channel_axis
+    grey images as ``(H, W)`` or ``(H, W, 3)`` gets the layer that makes that layout in front
+    and takes ``(H, W, 1)``, as every student file of a run does
+    (:func:`teacher.fed_grey_images`); one saved under mixed precision computes in float32
+    (:func:`teacher.in_float32`)."""
+    from .teacher import check_classifier, fed_grey_images, in_float32
 
     check_classifier(model, ImageSpec(tuple(image_shape), tuple(str(c) for c in range(num_classes))), where)
     model = in_float32(model, where)[0]  # trained and exported in float32, whatever policy it was saved with
@@ -87,7 +88,7 @@ def user_architecture(model: keras.Model, image_shape, num_classes: int, where) 
         fresh = keras.models.clone_model(model)  # same layers, new initial weights
     except Exception:  # noqa: BLE001 - subclassed models without clone support: rebuild from config
         fresh = model.__class__.from_config(model.get_config())
-    fresh = with_channel_axis(fresh, image_shape)
+    fresh = fed_grey_images(fresh, image_shape)
     fresh(np.zeros((1, *image_shape), np.float32))
     return fresh
 

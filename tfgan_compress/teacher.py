@@ -190,7 +190,7 @@ def check_classifier(model: keras.Model, spec: ImageSpec, where) -> None:
     (dimensions left open, such as the batch, fit anything); subclassed ones by a call."""
     import numpy as np
 
-    model = with_channel_axis(model, spec.image_shape)  # a model of grey images taking (H, W) or (H, W, 3)
+    model = fed_grey_images(model, spec.image_shape)  # a model of grey images taking (H, W) or (H, W, 3)
     try:
         declared = model.inputs  # subclassed models, and Sequential ones without an Input, have none
     except (AttributeError, ValueError):
@@ -239,7 +239,7 @@ def grey_image_layout(model: keras.Model, image_shape) -> str | None:
     return None
 
 
-def with_channel_axis(model: keras.Model, image_shape) -> keras.Model:
+def fed_grey_images(model: keras.Model, image_shape) -> keras.Model:
     """``model`` behind an ``Input(image_shape)`` of the data's grey images and a layer that
     gives them the layout it takes (:func:`grey_image_layout`): a ``Reshape`` to ``(H, W)``,
     or the one channel repeated three times (``grayscale_to_rgb``); else ``model`` itself."""
@@ -361,14 +361,14 @@ def as_run_teacher(model: keras.Model, dataset: Dataset, requested: str = "auto"
     the logits under its softmax when they can be reached, behind a ``Rescaling`` from [0, 1]
     to the input convention found on the test split (or ``requested``), and for a grey-image
     teacher taking ``(H, W)`` or ``(H, W, 3)``, the layer that makes that of the data's
-    ``(H, W, 1)`` (:func:`with_channel_axis`; the record's ``teacher_image_shape``; the
+    ``(H, W, 1)`` (:func:`fed_grey_images`; the record's ``teacher_image_shape``; the
     student takes ``(H, W, 1)``); a mixed-precision teacher is
     rebuilt in float32 (:func:`in_float32`; the record's ``teacher_dtype_policies``)."""
     image_shape = dataset.spec.image_shape
     model, policies = in_float32(model, where)
     logits = without_softmax(model)  # before the channel axis is added: it reads the model's own last layer
-    declared, channel_axis_added = declared_input_shape(model), grey_image_layout(model, image_shape) is not None
-    model = with_channel_axis(logits if logits is not None else model, image_shape)
+    declared, layout_adapted = declared_input_shape(model), grey_image_layout(model, image_shape) is not None
+    model = fed_grey_images(logits if logits is not None else model, image_shape)
     if logits is not None:
         output = "softmax: the logits under it are used"
     elif outputs_probabilities(as_functional(model, image_shape)):
@@ -384,7 +384,7 @@ def as_run_teacher(model: keras.Model, dataset: Dataset, requested: str = "auto"
         record["pixel_mean"], record["pixel_std"] = -offset / scale, 1.0 / scale
     if policies:
         record["teacher_dtype_policies"] = policies
-    if channel_axis_added:
+    if layout_adapted:
         record["teacher_image_shape"] = [int(d) if d is not None else None for d in declared]
     return taking_unit_range(model, image_shape, record), record
 
