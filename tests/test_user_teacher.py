@@ -344,3 +344,22 @@ def test_a_colour_teacher_of_grey_images_gets_them_repeated_to_rgb(base, dataset
     with pytest.raises(ModelError, match=r"takes images of shape \(8, 8, 2\)"):  # other channel counts: refused
         teacher.check_classifier(keras.Sequential([keras.Input((8, 8, 2)), keras.layers.Flatten(),
                                                    keras.layers.Dense(CLASSES)]), dataset.spec, "w")
+
+
+def test_conventions_the_test_split_cannot_tell_apart_go_to_the_common_one(dataset, tmp_path):
+    """A linear teacher without bias ranks classes alike on [0, 1] and [0, 255] pixels: equal
+    accuracies, so 0-1 (the common convention) is taken and the report says 0-255 was close."""
+    from tfgan_compress import report
+
+    keras.utils.set_random_seed(0)
+    linear = keras.Sequential([keras.Input(SHAPE), keras.layers.Flatten(), keras.layers.Dense(CLASSES, use_bias=False)])
+    linear.compile(keras.optimizers.Adam(0.05), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    linear.fit(dataset.x_train, dataset.y_train, epochs=30, batch_size=10, verbose=0)
+    _, record = teacher.as_run_teacher(linear, dataset)
+    accuracies = record["test_accuracy_by_convention"]
+    assert accuracies["0-1"] == accuracies["0-255"] > 0.9
+    assert record["convention"] == "0-1" and "0-255" in record["close_conventions"]
+    assert "about as accurate with 0-255" in report.teacher_input_line(record)
+    assert "--teacher-input" in report.teacher_input_line(record)
+    assert teacher.accuracy_margin(0.99, 10_000) == 0.005  # MNIST: half a point
+    assert abs(teacher.accuracy_margin(0.9, 100) - 0.06) < 1e-12  # two standard errors

@@ -84,7 +84,19 @@ def teacher_input_line(record: dict | None) -> str:
     how = "as given by --teacher-input" if record.get("requested") not in (None, "auto") else "found on the test split"
     return (f"The teacher takes {describe_convention(record)} input ({how}; test accuracy by input convention: "
             f"{measured}); the student's Keras model and TFLite files take the same. Teacher output: "
-            f"{record.get('output', 'logits')}." + grey_layout_sentence(record) + precision_sentence(record))
+            f"{record.get('output', 'logits')}." + close_conventions_sentence(record) + grey_layout_sentence(record)
+            + precision_sentence(record))
+
+
+def close_conventions_sentence(record: dict) -> str:
+    """When the test split cannot rule out other input conventions: which, and what to do."""
+    close = record.get("close_conventions")
+    if not close:
+        return ""
+    return (f" The teacher is about as accurate with {' and '.join(close)} input (within the test split's noise);"
+            f" {record['convention']}, the more common, was taken: if your teacher takes"
+            f" {'one of them' if len(close) > 1 else 'that'}, say so with --teacher-input, as the student will"
+            f" take the same.")
 
 
 def precision_sentence(record: dict) -> str:

@@ -32,11 +32,11 @@ def teacher(ctx) -> dict:
         model, record = ctx.user_teacher()
         measured = ", ".join(f"{name} {accuracy:.2%}"
                              for name, accuracy in record["test_accuracy_by_convention"].items())
-        ctx.announce(f"loading the user's teacher {ctx.config.teacher_path}; it takes {report.describe_convention(record)} input "
-                     f"(test accuracy by input convention: {measured}); the student will take the same; "
-                     f"output {record['output']}" + ("." + report.grey_layout_sentence(record)
-                                                       if record.get("teacher_image_shape") else "")
-                     + report.precision_sentence(record).replace(" The teacher was", "; it was", 1))
+        notes = (report.close_conventions_sentence(record) + report.grey_layout_sentence(record)
+                 + report.precision_sentence(record))
+        ctx.announce(f"loading the user's teacher {ctx.config.teacher_path}; it takes "
+                     f"{report.describe_convention(record)} input (test accuracy by input convention: {measured}); "
+                     f"the student will take the same; output {record['output']}" + ("." + notes if notes else ""))
         return {"teacher": model, "teacher_input": record}
     if ctx.folder.exists("teacher"):  # a run folder from before teacher_input.json: its teacher was built here
         ctx.announce(f"using {ctx.folder.path('teacher')}, trained here on images in [0, 1]")

@@ -330,12 +330,22 @@ def near_chance(accuracy: float, num_classes: int) -> bool:
     return accuracy < chance + max(0.05, (1.0 - chance) / 4)
 
 
+def accuracy_margin(accuracy: float, count: int) -> float:
+    """What two accuracies on ``count`` test images may differ by and still be told apart:
+    ``max(0.005, 2 * sqrt(p (1 - p) / n))``, two standard errors, at least half a point."""
+    return max(0.005, 2.0 * (accuracy * (1.0 - accuracy) / max(count, 1)) ** 0.5)
+
+
 def find_input_convention(model: keras.Model, images, labels, num_classes: int, requested: str = "auto",
                           where: str = "the teacher") -> tuple[str, dict]:
-    """The convention under which ``model`` is most accurate on ``images`` (in [0, 1]), and the
-    accuracy under each convention tried (only ``requested`` unless it is ``auto``). Of equal
-    accuracies the first in :data:`INPUT_CONVENTIONS` wins (0-1 before the others; the data's
-    own statistics, ``standardized``, only when strictly better).
+    """The convention ``model`` takes, judged by its accuracy on ``images`` (in [0, 1]), and
+    the accuracy under each convention tried (only ``requested`` unless it is ``auto``).
+
+    The first convention of :data:`INPUT_CONVENTIONS` (0-1, 0-255, -1-1, standardized: the
+    most common first) whose accuracy is within :func:`accuracy_margin` of the best: a teacher
+    of [0, 1] pixels is often nearly as accurate on [0, 255] or standardized ones, and a
+    student of the wrong range would be fed wrongly by the code that fed the teacher, so a
+    less common convention must win clearly (:func:`close_conventions` names the runners-up).
 
     Raises :class:`ModelError` naming the accuracies when the best is near chance.
     """
@@ -347,13 +357,22 @@ def find_input_convention(model: keras.Model, images, labels, num_classes: int, 
         scale, offset = scale_and_offset(name, images)
         outputs = model.predict(np.asarray(images, np.float32) * scale + offset, batch_size=256, verbose=0)
         accuracies[name] = float(np.mean(np.argmax(outputs, axis=-1) == np.asarray(labels)))
-    best = max(accuracies, key=accuracies.get)
+    top = max(accuracies.values())
+    best = next(name for name in tried if accuracies[name] >= top - accuracy_margin(top, len(labels)))
     if near_chance(accuracies[best], num_classes):
         measured = ", ".join(f"{name} {accuracy:.2%}" for name, accuracy in accuracies.items())
         raise ModelError(f"{where}: near chance ({1 / num_classes:.0%}) on the {len(labels)} test images under "
                          f"every input convention tried ({measured}); check that the model and the data match"
                          + ("" if requested != "auto" else ", or name the convention with --teacher-input"))
     return best, accuracies
+
+
+def close_conventions(chosen: str, accuracies: dict, count: int) -> list[str]:
+    """The conventions other than ``chosen`` whose accuracy on the ``count`` test images is
+    within :func:`accuracy_margin` of the best: the ones the test split cannot rule out."""
+    top = max(accuracies.values())
+    return [name for name, accuracy in accuracies.items()
+            if name != chosen and accuracy >= top - accuracy_margin(top, count)]
 
 
 def as_run_teacher(model: keras.Model, dataset: Dataset, requested: str = "auto", where="the teacher") -> tuple:
@@ -380,6 +399,9 @@ def as_run_teacher(model: keras.Model, dataset: Dataset, requested: str = "auto"
     scale, offset = scale_and_offset(convention, dataset.x_test)
     record = {"convention": convention, "scale": scale, "offset": offset, "requested": requested,
               "test_accuracy_by_convention": accuracies, "output": output}
+    close = close_conventions(convention, accuracies, len(dataset.y_test))
+    if close:  # the test split cannot tell them apart: say so, and how to be sure
+        record["close_conventions"] = close
     if convention == "standardized":
         record["pixel_mean"], record["pixel_std"] = -offset / scale, 1.0 / scale
     if policies:
