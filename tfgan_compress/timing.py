@@ -84,8 +84,9 @@ def use_all_cores_per_op() -> None:
     about 240 with this setting, while ResNet-9 training kept its speed (585 vs 566
     images/s). The data-free iteration on MNIST (generator, teacher and student steps, whose
     small ops can run side by side) went the other way: 22-23.5 s a round of 200 with this
-    setting against 16-20 s under the defaults (alternating runs, same machine), so the CLI
-    leaves the defaults to data-free runs. Must run before TensorFlow executes its first op;
+    setting against 16-20 s under the defaults (alternating runs, same machine); on 32x32
+    colour images (ResNet-9 teacher, the ``color`` preset) 52-55 s against 50.5-51 s for 30
+    iterations. So the CLI leaves the defaults to data-free runs. Must run before TensorFlow executes its first op;
     later it does nothing.
     """
     import os
