@@ -317,8 +317,7 @@ def scale_and_offset(convention: str, images) -> tuple[float, float]:
 
     if INPUT_CONVENTIONS[convention] is not None:
         return INPUT_CONVENTIONS[convention]
-    pixels = np.asarray(images, np.float64)
-    mean, std = float(pixels.mean()), float(pixels.std())
+    mean, std = float(np.mean(images, dtype=np.float64)), float(np.std(images, dtype=np.float64))  # no copy
     std = std if std > 1e-6 else 1.0  # constant images: nothing to scale
     return 1.0 / std, -mean / std
 
@@ -425,11 +424,8 @@ def taking_unit_range(model: keras.Model, image_shape, teacher_input: dict) -> k
 
 def as_functional(model: keras.Model, image_shape) -> keras.Model:
     """``model`` as a functional model with a fixed ``image_shape`` input (itself when it is one)."""
-    try:
-        if tuple(model.inputs[0].shape[1:]) == tuple(image_shape):
-            return model
-    except (AttributeError, ValueError, IndexError):
-        pass  # subclassed, or a Sequential model without an Input
+    if declared_input_shape(model) == tuple(image_shape):  # None: subclassed, or Sequential without an Input
+        return model
     inputs = keras.Input(shape=tuple(image_shape), name="image")
     return keras.Model(inputs, model(inputs), name=model.name)
 
