@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +70,11 @@ def test_variants_track_the_test_accuracy_of_each_setting(tmp_path, tiny_arrays,
     assert [line.split("\t")[0] for line in summaries] == ["{}", '{"steps_per_epoch": 3}']
     assert sum("round 1: test accuracy" in line for line in lines) == 2
     assert sum("round 2: test accuracy" in line for line in lines) == 2
+    checks = [float(re.search(r"test accuracy ([0-9.]+)", line).group(1)) for line in lines if "test accuracy" in line]
+    for number, summary in enumerate(summaries):  # the best check is the highest of that variant's checks, and its round
+        best, best_round = re.search(r"best check ([0-9.]+) at round (\d+)", summary).groups()
+        variant_checks = checks[2 * number:2 * number + 2]
+        assert float(best) == max(variant_checks) and int(best_round) == 1 + variant_checks.index(max(variant_checks))
     assert sorted(p.relative_to(samples).as_posix() for p in samples.rglob("*.png")) == [
         f"variant_{n}/epoch_{e:03d}.png" for n in (1, 2) for e in (1, 2)]
     for bad, message in (('{"student_steps": 0}', "student_steps"), ('{"epochs": 3}', "--rounds"),

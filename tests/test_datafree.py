@@ -185,14 +185,31 @@ def test_cli_data_free_run(tmp_path, capsys, lean_export_config):
     assert "Data-free mode: the student and generator were trained from the teacher alone" in (
         out / "report.md").read_text()
     assert json.loads((out / "report.json").read_text())["mode"] == "data-free"
-    # the stage alone, as its own sub-command: copies the teacher in, then trains
+    # the tiny preset's student is its teacher made narrower: it starts from the teacher's largest units
+    start = {"from": "teacher", "layers": [["conv1", 2, 4], ["conv2", 4, 8], ["dense1", 8, 16], ["dense2", 8, 16],
+                                           ["logits", 10, 10]]}
+    assert json.loads((out / "student_start.json").read_text()) == start
+    assert json.loads((out / "report.json").read_text())["student_start"] == start
+    assert "The student started from the teacher's largest filters and units" in (out / "report.md").read_text()
+    assert "the student starts from the teacher's largest filters and units (L1 norm; conv1 2 of 4" in printed
+    # the stage alone, as its own sub-command: copies the teacher in, then trains (from random weights, as asked)
     stage_out = tmp_path / "stage"
+    (tmp_path / "random.json").write_text(json.dumps({"datafree": {"student_init": "random"}}))
     assert cli.main(["data-free", "--preset", "tiny", "--teacher", str(tmp_path / "t" / "teacher.keras"),
-                     "--out", str(stage_out)]) == 0
+                     "--config", str(tmp_path / "random.json"), "--out", str(stage_out)]) == 0
     printed = capsys.readouterr().out
     assert "[1/4] teacher: loading the user's teacher" in printed and "[2/4] data-free: generator and" in printed
     assert json.loads((stage_out / "config.json").read_text())["mode"] == "data-free"
     assert (stage_out / "student.keras").is_file() and not (stage_out / "tflite").exists()
+    assert json.loads((stage_out / "student_start.json").read_text())["from"] == "random"
+    # asked to start from the teacher, a student that is not the teacher made narrower is refused in one line
+    (tmp_path / "mobile.json").write_text(json.dumps({"datafree": {"student_init": "teacher"}, "distill": {
+        "network": {"architecture": "mobilenet", "conv_filters": [4, 8], "dense_units": []}}}))
+    assert cli.main(["data-free", "--preset", "tiny", "--teacher", str(tmp_path / "t" / "teacher.keras"),
+                     "--config", str(tmp_path / "mobile.json"), "--out", str(tmp_path / "mobile")]) == 2
+    error = capsys.readouterr().err
+    assert "datafree.student_init is teacher, but the student is not the teacher made narrower" in error
+    assert "Traceback" not in error and not (tmp_path / "mobile" / "student.keras").exists()
 
 
 def test_an_interrupted_run_resumes_with_its_bank(tmp_path):

@@ -33,6 +33,7 @@ ExportVariant = Literal["float32", "float16", "dynamic", "int8", "int8_io"]
 GeneratorVariant = Literal["float32", "float16", "dynamic"]  # float input (noise), no calibration
 CalibrationSource = Literal["generator", "real"]
 OptimizerName = Literal["adam", "sgd"]
+StudentInit = Literal["auto", "teacher", "random"]  # data-free student's first weights (tfgan_compress.slimming)
 TeacherOptimizer = OptimizerName
 ClassifierArchitecture = Literal["lenet", "resnet", "mobilenet"]  # networks.build_classifier
 GeneratorArchitecture = Literal["dcgan", "resnet"]  # networks.build_generator / build_discriminator
@@ -206,6 +207,9 @@ class DataFreeConfig:
     student_optimizer: OptimizerName = "adam"  # adam, or sgd (momentum 0.9); cosine decay over all student steps
     student_learning_rate: float = setting(2e-3, POSITIVE)  # peak (DFAD's SGD: 0.05-0.1)
     student_weight_decay: float = setting(0.0, AT_LEAST_0)  # decoupled (the optimizer's weight_decay)
+    # the student's first weights: the teacher's largest filters and units when the student is the
+    # teacher made narrower (teacher: required; auto: when it is, else random; random: always random)
+    student_init: StudentInit = "auto"
 
 
 @dataclass

@@ -46,7 +46,10 @@ al., 2021; 2022). A generator left to itself settles on one image per class and 
 drifts; a fresh one finds new modes, and the bank keeps the old ones.
 
 :func:`distill_data_free` takes the teacher, a generator and a student and nothing else:
-the training code has no handle on real data. ``fit`` gets class labels only.
+the training code has no handle on real data. ``fit`` gets class labels only. The student's
+first weights are the caller's: the data-free stage starts a student that is the teacher made
+narrower from the teacher's largest filters and units (:mod:`slimming`,
+``datafree.student_init``).
 """
 
 from __future__ import annotations

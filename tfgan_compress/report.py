@@ -137,6 +137,17 @@ def student_line(network: dict | None, rows: list[dict]) -> str:
             f"family that fits: {shape}; {landed}.")
 
 
+def student_start_line(start: dict | None) -> str:
+    """Data-free mode: whether the student started from the teacher's weights (:mod:`slimming`)."""
+    if not start:
+        return ""
+    if start.get("from") == "teacher":
+        kept = ", ".join(f"{name} {count} of {total}" for name, count, total in start.get("layers", []))
+        return (f"The student started from the teacher's largest filters and units (L1 norm, Li et al., 2017: "
+                f"{kept}); `datafree.student_init` random starts it from random weights.")
+    return f"The student started from random weights ({start.get('reason', 'datafree.student_init')})."
+
+
 def size_ratio_line(ratio: float | None) -> str:
     """Student parameters over the teacher's, and a plain word when that is not below 1."""
     if ratio is None:
@@ -204,6 +215,7 @@ def write_report(folder, rows: list[dict], info: dict) -> dict:
         teacher_input_line(info.get("teacher_input")),
         environment_line(info.get("environment")),
         student_line(info.get("student_network"), rows),
+        student_start_line(info.get("student_start")),
         "",
         markdown_table(rows),
         "",

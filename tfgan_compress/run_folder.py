@@ -6,6 +6,7 @@
       config.json                    resolved configuration
       teacher_input.json             the teacher's input convention (0-1, 0-255, -1-1, standardized), as found
       teacher.keras  generator.keras  student.keras   calibration_bank.npy (data-free mode)
+      student_start.json             data-free mode: the student's first weights (teacher's or random)
       tflite/<model>_<variant>.tflite  labels.txt  model_card.json
       samples.png  samples/epoch_NNN.png
       logs/<stage>/                  TensorBoard
@@ -14,7 +15,7 @@
       report.json  report.md  frontier.png
 
 Stages name what they need and make by *artifact* (``teacher``, ``teacher_input``, ``generator``,
-``student``, ``calibration_bank``, ``tflite``, ``report``); :meth:`RunFolder.path` maps
+``student``, ``calibration_bank``, ``student_start``, ``tflite``, ``report``); :meth:`RunFolder.path` maps
 an artifact to its file (for ``tflite`` and ``report``, the file written last, whose
 presence means the artifact is complete), and :meth:`save` / :meth:`load` write and
 read the artifacts held in memory (models, the calibration bank) atomically.
@@ -50,6 +51,7 @@ class RunFolder:
     config_json = InFolder("config.json")
     teacher_input_json = InFolder("teacher_input.json")  # the teacher's input convention, as found
     calibration_bank = InFolder("calibration_bank.npy")  # data-free mode: replay-bank sample for int8
+    student_start_json = InFolder("student_start.json")  # data-free mode: the student's first weights, whence
     tflite_dir = InFolder("tflite")
     labels = InFolder("tflite", "labels.txt")
     model_card = InFolder("tflite", "model_card.json")
@@ -117,6 +119,7 @@ class RunFolder:
         if artifact in KERAS_ARTIFACTS:
             return self.root / f"{artifact}.keras"
         named = {"calibration_bank": self.calibration_bank, "teacher_input": self.teacher_input_json,
+                 "student_start": self.student_start_json,
                  "tflite": self.model_card, "report": self.report_json}
         if artifact not in named:
             raise KeyError(f"unknown artifact {artifact!r}")

@@ -15,7 +15,9 @@ import time
 
 import numpy as np
 
-from . import callbacks, data, datafree, distill, distribute, evaluate, export, networks, quality, report, timing
+from . import (callbacks, data, datafree, distill, distribute, evaluate, export, networks, quality, report, slimming,
+               timing)
+from .errors import UsageError
 from .gan import ConditionalGAN
 from . import student as student_choice
 from .teacher import as_functional, as_logits, taking_convention, taking_unit_range, to_convention, train_teacher
@@ -142,6 +144,7 @@ def distill_student(ctx) -> dict:
     ctx.announce(f"student of {student.count_params():,} parameters ({ratio:.2f} of the teacher), "
                  f"{cfg.epochs} epochs x {cfg.steps_per_epoch} steps on generator samples, T={cfg.temperature}")
     note_student_size(ctx, student, teacher_model)
+    start = student_start(ctx, teacher_model, student)
     teacher_logits = distribute.replicate(as_logits(teacher_model), ctx.strategy)
     generator = distribute.replicate(generator, ctx.strategy)
     with ctx.strategy.scope():
@@ -168,6 +171,7 @@ def data_free(ctx) -> dict:
                  f"teacher alone, {cfg.epochs} epochs x {cfg.steps_per_epoch} iterations "
                  f"({cfg.student_steps} student steps each)")
     note_student_size(ctx, student, teacher_model)
+    start = student_start(ctx, teacher_model, student)
     teacher_logits = distribute.replicate(as_logits(teacher_model), ctx.strategy)
     grid = callbacks.SampleGrid(folder.samples_dir, folder.logs("data-free") / "train", num_classes,
                                 gan_cfg.samples_per_class)
@@ -178,7 +182,18 @@ def data_free(ctx) -> dict:
     callbacks.save_png(folder.samples_png, grid.grid())
     # int8 calibration from the replay bank: every round's samples, not only the last generator's
     bank = datafree.bank_sample(history.model, ctx.config.export.calibration_samples, ctx.seed)
-    return {"calibration_bank": bank, "generator": generator, "student": saved}
+    return {"calibration_bank": bank, "generator": generator, "student": saved, "student_start": start}
+
+
+def student_start(ctx, teacher_model, student) -> dict:
+    """The data-free student's first weights (:func:`slimming.start_student` by
+    ``datafree.student_init``), said on the console; the record saved as ``student_start.json``."""
+    try:
+        record = slimming.start_student(student, teacher_model, ctx.config.datafree.student_init)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    ctx.progress("  " + slimming.describe_start(record))
+    return record
 
 
 def calibration_source(ctx) -> str:
@@ -274,6 +289,7 @@ def evaluate_all(ctx) -> dict:
                             if ctx.config.student_budget_kb else None},
         "num_classes": dataset.num_classes,
         "image_shape": list(dataset.spec.image_shape),
+        "student_start": ctx.load("student_start") if ctx.has("student_start") else None,
         "student_teacher_param_ratio": student.count_params() / teacher_model.count_params(),
         "real_training_images_seen_by_student": 0,
         "generator_files": {f["file"]: f["bytes"] for f in generator_files},
