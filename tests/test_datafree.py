@@ -87,6 +87,11 @@ def test_student_optimizer_name_is_checked():
         RunConfig.from_dict({"datafree": {"student_optimizer": "rmsprop"}}).validate()
 
 
+def test_student_init_is_checked():
+    with pytest.raises(UsageError, match="student_init.*auto.*teacher.*random"):
+        RunConfig.from_dict({"datafree": {"student_init": "pruned"}}).validate()
+
+
 def test_intensity_penalty_is_free_up_to_the_allowance():
     images = tf.stack([tf.fill(SHAPE, 0.1), tf.fill(SHAPE, 0.5), tf.zeros(SHAPE)])
     np.testing.assert_allclose(datafree.intensity_penalty(images, 0.2).numpy(), [0.0, 0.3, 0.0], atol=1e-6)

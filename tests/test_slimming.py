@@ -113,3 +113,20 @@ def test_the_run_teachers_input_rescaling_is_folded_into_the_first_layer():
     np.testing.assert_allclose(mlp_student.predict(images, verbose=0), run_mlp.predict(images, verbose=0),
                                rtol=1e-4, atol=1e-4)
     assert "rescales its input" in slimming.slimming_mismatch(teacher, wrapped(build(WIDE, "s"), 2.0, 0.0))
+
+
+def test_a_subclassed_teacher_is_refused_not_read():
+    class Subclassed(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(CLASSES)
+
+        def call(self, images):
+            return self.dense(keras.ops.reshape(images, (-1, 256)))
+
+    teacher = Subclassed()
+    teacher(np.zeros((1, *SHAPE), "float32"))
+    assert slimming.slimming_mismatch(teacher, build(NARROW, "student"))
+    assert slimming.start_student(build(NARROW, "student"), teacher, "auto")["from"] == "random"
+    with pytest.raises(ValueError, match="made narrower"):
+        slimming.start_student(build(NARROW, "student"), teacher, "teacher")

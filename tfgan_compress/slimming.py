@@ -48,8 +48,12 @@ class Chain:
             self.layers.pop()  # a softmax after the logits: the student gives the logits
 
     def _add(self, model) -> None:
-        if len(model.inputs) != 1 or len(model.outputs) != 1:
-            raise ValueError(f"{model.name} has {len(model.inputs)} inputs and {len(model.outputs)} outputs")
+        try:
+            inputs, outputs = len(model.inputs), len(model.outputs)
+        except (AttributeError, TypeError, ValueError):  # a subclassed or unbuilt model: no graph to read
+            raise ValueError(f"{model.name} is not a functional or sequential model") from None
+        if inputs != 1 or outputs != 1:
+            raise ValueError(f"{model.name} has {inputs} inputs and {outputs} outputs")
         for layer in model.layers:
             if isinstance(layer, IGNORED):
                 continue
