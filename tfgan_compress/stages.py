@@ -144,7 +144,6 @@ def distill_student(ctx) -> dict:
     ctx.announce(f"student of {student.count_params():,} parameters ({ratio:.2f} of the teacher), "
                  f"{cfg.epochs} epochs x {cfg.steps_per_epoch} steps on generator samples, T={cfg.temperature}")
     note_student_size(ctx, student, teacher_model)
-    start = student_start(ctx, teacher_model, student)
     teacher_logits = distribute.replicate(as_logits(teacher_model), ctx.strategy)
     generator = distribute.replicate(generator, ctx.strategy)
     with ctx.strategy.scope():
