@@ -119,11 +119,11 @@ def compare(args) -> None:
         student = networks.build_classifier(dataset.spec.image_shape, dataset.num_classes, run_config.distill.network,
                                             "student")
         try:
-            start = slimming.start_student(student, teacher, cfg.student_init)
-        except ValueError as err:
+            first_weights = slimming.start_student(student, teacher, cfg.student_init)
+        except slimming.NotNarrower as err:
             raise UsageError(str(err)) from None
-        print(f"{variant}: {args.rounds} rounds x {cfg.steps_per_epoch} iterations; {slimming.describe_start(start)}",
-              flush=True)
+        print(f"{variant}: {args.rounds} rounds x {cfg.steps_per_epoch} iterations; "
+              f"{slimming.describe_start(first_weights)}", flush=True)
         start = time.time()
         extra = []
         if args.samples:  # the last generator's samples after every round, one row per class

@@ -12,8 +12,8 @@ every position (channels last: row ``p * C + c``).
 
 It needs the teacher's weights only, no data: in data-free mode the student then starts from
 features the teacher learned on the real images, which generator samples alone do not pin
-down (MNIST, LeNet-5 -> LeNet-5-half: see benchmarks/README.md, "Student started from the
-teacher"). :func:`slimming_mismatch` says why a pair does not qualify (a BatchNormalization
+down (MNIST, LeNet-5 -> LeNet-5-half: see benchmarks/README.md, "Third round", the
+paragraph "The student started from the teacher"). :func:`slimming_mismatch` says why a pair does not qualify (a BatchNormalization
 or residual teacher, a wrapper, a wider or differently shaped student), and
 :func:`start_from_teacher` copies the weights.
 """
@@ -77,6 +77,15 @@ class Chain:
     def affine(self) -> bool:
         return (self.scale, self.offset) != (1.0, 0.0)
 
+    @property
+    def weighted(self) -> list[int]:
+        """Indices in :attr:`layers` of the convolution and dense layers."""
+        return [index for index, layer in enumerate(self.layers) if type(layer) in WEIGHTED]
+
+
+class NotNarrower(ValueError):
+    """The student is not the teacher made narrower; the message says why."""
+
 
 def _shape_config(layer) -> dict:
     """What a layer without weights computes: its config less name, dtype and trainable."""
@@ -110,39 +119,51 @@ def _pair_mismatch(teacher_layer, student_layer, last: bool) -> Optional[str]:
     return None
 
 
-def slimming_mismatch(teacher: keras.Model, student: keras.Model) -> Optional[str]:
-    """Why ``student`` is not ``teacher`` made narrower (a phrase), or None when it is."""
+def _narrower_chains(teacher: keras.Model, student: keras.Model) -> tuple[Chain, Chain]:
+    """The two chains, layer for layer, when ``student`` is ``teacher`` made narrower; else
+    :class:`NotNarrower`."""
     try:
         teacher_chain, student_chain = Chain(teacher), Chain(student)
     except ValueError as err:
-        return str(err)
+        raise NotNarrower(str(err)) from None
     teacher_layers, student_layers = teacher_chain.layers, student_chain.layers
     if student_chain.affine:
-        return "the student rescales its input"
+        raise NotNarrower("the student rescales its input")
     if tuple(teacher.inputs[0].shape[1:]) != tuple(student.inputs[0].shape[1:]):
-        return f"the teacher takes {tuple(teacher.inputs[0].shape[1:])}, the student {tuple(student.inputs[0].shape[1:])}"
+        raise NotNarrower(f"the teacher takes {tuple(teacher.inputs[0].shape[1:])}, "
+                          f"the student {tuple(student.inputs[0].shape[1:])}")
     if len(teacher_layers) != len(student_layers):
-        return f"the teacher has {len(teacher_layers)} layers, the student {len(student_layers)}"
-    weighted = [i for i, layer in enumerate(teacher_layers) if type(layer) in WEIGHTED]
+        raise NotNarrower(f"the teacher has {len(teacher_layers)} layers, the student {len(student_layers)}")
+    weighted = teacher_chain.weighted
     if not weighted:
-        return "the teacher has no convolution or dense layer"
+        raise NotNarrower("the teacher has no convolution or dense layer")
     for index, (teacher_layer, student_layer) in enumerate(zip(teacher_layers, student_layers)):
         reason = _pair_mismatch(teacher_layer, student_layer, last=index == weighted[-1])
         if reason:
-            return reason
+            raise NotNarrower(reason)
     if weighted[-1] != len(teacher_layers) - 1:
-        return f"the teacher's {teacher_layers[-1].name} follows its logits"
+        raise NotNarrower(f"the teacher's {teacher_layers[-1].name} follows its logits")
     first = teacher_layers[weighted[0]]
     if teacher_chain.offset and not first.use_bias:
-        return f"the teacher's input offset cannot be folded into {first.name}, which has no bias"
+        raise NotNarrower(f"the teacher's input offset cannot be folded into {first.name}, which has no bias")
     if any(type(layer) not in (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D, keras.layers.Flatten)
            for layer in teacher_layers[:weighted[0]]) and teacher_chain.affine:
-        return "the teacher's input rescaling comes before a layer it cannot be folded through"
+        raise NotNarrower("the teacher's input rescaling comes before a layer it cannot be folded through")
     for teacher_layer, student_layer in zip(teacher_layers, student_layers):
         if isinstance(teacher_layer, keras.layers.Flatten):  # the same positions, fewer channels
             teacher_shape, student_shape = teacher_layer.input.shape[1:-1], student_layer.input.shape[1:-1]
             if tuple(teacher_shape) != tuple(student_shape):
-                return f"the feature maps before {teacher_layer.name} differ ({teacher_shape} against {student_shape})"
+                raise NotNarrower(f"the feature maps before {teacher_layer.name} differ ({teacher_shape} against "
+                                  f"{student_shape})")
+    return teacher_chain, student_chain
+
+
+def slimming_mismatch(teacher: keras.Model, student: keras.Model) -> Optional[str]:
+    """Why ``student`` is not ``teacher`` made narrower (a phrase), or None when it is."""
+    try:
+        _narrower_chains(teacher, student)
+    except NotNarrower as err:
+        return str(err)
     return None
 
 
@@ -154,17 +175,15 @@ def largest_units(kernel: np.ndarray, count: int) -> np.ndarray:
 
 def start_from_teacher(student: keras.Model, teacher: keras.Model) -> list[tuple[str, int, int]]:
     """Set every weight of ``student`` from ``teacher``'s largest units (see the module's
-    docstring); returns ``(layer, units kept, teacher's units)`` per weighted layer. ValueError
-    with :func:`slimming_mismatch`'s reason when the pair does not qualify."""
-    reason = slimming_mismatch(teacher, student)
-    if reason:
-        raise ValueError(reason)
+    docstring); returns ``(layer, units kept, teacher's units)`` per weighted layer.
+    :class:`NotNarrower` (a ValueError), with the reason, when the pair does not qualify."""
+    return _copy_largest_units(*_narrower_chains(teacher, student))
+
+
+def _copy_largest_units(teacher_chain: Chain, student_chain: Chain) -> list[tuple[str, int, int]]:
     kept, channels, summary = None, None, []  # teacher units kept in the last weighted layer, and how many it had
-    teacher_chain = Chain(teacher)
-    teacher_layers, student_layers = teacher_chain.layers, Chain(student).layers
-    folded = False
-    last = max(i for i, layer in enumerate(teacher_layers) if type(layer) in WEIGHTED)
-    for index, (teacher_layer, student_layer) in enumerate(zip(teacher_layers, student_layers)):
+    folded, last = False, teacher_chain.weighted[-1]
+    for index, (teacher_layer, student_layer) in enumerate(zip(teacher_chain.layers, student_chain.layers)):
         if isinstance(teacher_layer, keras.layers.Flatten) and kept is not None:
             positions = int(np.prod(teacher_layer.input.shape[1:-1]))
             kept = (np.arange(positions)[:, None] * channels + kept[None, :]).reshape(-1)
@@ -196,13 +215,14 @@ def start_student(student: keras.Model, teacher: keras.Model, student_init: str 
     ``{"from": "random", "reason": ...}``."""
     if student_init == "random":
         return {"from": "random", "reason": "datafree.student_init is random"}
-    reason = slimming_mismatch(teacher, student)
-    if reason:
+    try:
+        chains = _narrower_chains(teacher, student)
+    except NotNarrower as err:
         if student_init == "teacher":
-            raise ValueError(f"datafree.student_init is teacher, but the student is not the teacher made narrower "
-                             f"({reason}); set it to auto or random")
-        return {"from": "random", "reason": f"not the teacher made narrower: {reason}"}
-    return {"from": "teacher", "layers": [list(entry) for entry in start_from_teacher(student, teacher)]}
+            raise NotNarrower(f"datafree.student_init is teacher, but the student is not the teacher made narrower "
+                              f"({err}); set it to auto or random") from None
+        return {"from": "random", "reason": f"not the teacher made narrower: {err}"}
+    return {"from": "teacher", "layers": [list(entry) for entry in _copy_largest_units(*chains)]}
 
 
 def describe_start(record: dict) -> str:

@@ -181,7 +181,8 @@ def data_free(ctx) -> dict:
     callbacks.save_png(folder.samples_png, grid.grid())
     # int8 calibration from the replay bank: every round's samples, not only the last generator's
     bank = datafree.bank_sample(history.model, ctx.config.export.calibration_samples, ctx.seed)
-    return {"calibration_bank": bank, "generator": generator, "student": saved, "student_start": start}
+    # student_start first: the student, saved last, is what marks the stage done
+    return {"student_start": start, "calibration_bank": bank, "generator": generator, "student": saved}
 
 
 def student_start(ctx, teacher_model, student) -> dict:
@@ -189,7 +190,7 @@ def student_start(ctx, teacher_model, student) -> dict:
     ``datafree.student_init``), said on the console; the record saved as ``student_start.json``."""
     try:
         record = slimming.start_student(student, teacher_model, ctx.config.datafree.student_init)
-    except ValueError as err:
+    except slimming.NotNarrower as err:
         raise UsageError(str(err)) from None
     ctx.progress("  " + slimming.describe_start(record))
     return record
