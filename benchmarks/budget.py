@@ -16,7 +16,6 @@ float32 and int8 students.
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import sys
 from pathlib import Path
 
@@ -53,9 +52,7 @@ def run_budgets(source: str, preset: str, out: Path, budgets, seed: int = 0, ove
     for budget in budgets:
         progress(f"== student within {budget:g} KB ==")
         folder = RunFolder(out / f"budget-{budget:g}kb")
-        for artifact in SHARED:
-            folder.path(artifact).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(base.path(artifact), folder.path(artifact))
+        folder.start_from(base, SHARED)
         budget_config = dataclasses.replace(config, student_budget_kb=float(budget))
         pipeline.run_stages(budget_config, folder.root, ["distill", "export", "evaluate"], progress, dataset=dataset)
         report = folder.load("report")

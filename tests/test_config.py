@@ -114,3 +114,31 @@ def test_gpu_configuration_file_is_a_valid_override_of_the_color_preset():
     path = Path(__file__).resolve().parent.parent / "benchmarks" / "configs" / "color_gpu.json"
     merged = config.merge(config.preset("color"), json.loads(path.read_text()))
     assert merged.teacher.epochs >= config.preset("color").teacher.epochs
+
+
+@pytest.mark.parametrize("overrides, fragment", [
+    ({"distill": {"network": {"conv_filters": [4]}}}, "distill.network.conv_filters: the lenet network takes exactly 2"),
+    ({"teacher": {"network": {"conv_filters": [4, 8, 16]}}}, "lenet network takes exactly 2 entries, got [4, 8, 16]"),
+    ({"teacher": {"network": {"architecture": "resnet", "conv_filters": [4]}}}, "resnet network takes exactly 4"),
+    ({"distill": {"network": {"architecture": "mobilenet", "conv_filters": []}}}, "takes at least 1 entries, got []"),
+    ({"preset": "bogus"}, "preset 'bogus' is not one of"),
+    ({"export": {"variants": []}}, "export.variants is empty"),
+    ({"export": {"variants": ["int8", "int8"]}}, "names int8 more than once"),
+    ({"distill": {"netwrk": {}}}, "unknown key: netwrk (did you mean network?)"),
+])
+def test_settings_that_would_fail_inside_a_stage_are_refused_with_the_config(overrides, fragment):
+    with pytest.raises(UsageError) as info:
+        config.merge(config.preset("tiny"), overrides)
+    assert fragment in str(info.value)
+
+
+def test_a_network_that_does_not_fit_is_refused_before_anything_is_written(tmp_path, capsys):
+    import json
+
+    from tfgan_compress import cli
+
+    settings = tmp_path / "c.json"
+    settings.write_text(json.dumps({"distill": {"network": {"conv_filters": [4]}}}))
+    out = tmp_path / "run"
+    assert cli.main(["run", "--preset", "tiny", "--config", str(settings), "--out", str(out)]) == 2
+    assert "conv_filters" in capsys.readouterr().err and not out.exists()

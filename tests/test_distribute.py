@@ -89,3 +89,12 @@ def test_multi_worker_without_tf_config_is_a_usage_error(monkeypatch):
         distribute.make_strategy("multi-worker")
     with pytest.raises(UsageError, match="unknown strategy"):
         distribute.make_strategy("horovod")
+
+
+def test_multi_worker_without_tf_config_is_refused_before_anything_is_written(tmp_path, monkeypatch, capsys):
+    from tfgan_compress import cli
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    out = tmp_path / "run"
+    assert cli.main(["run", "--preset", "tiny", "--strategy", "multi-worker", "--out", str(out)]) == 2
+    assert "needs the TF_CONFIG environment variable" in capsys.readouterr().err and not out.exists()

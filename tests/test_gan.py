@@ -129,3 +129,47 @@ def test_networks_are_sized_from_the_image_shape(shape):
     images = generator([tf.zeros((2, 8)), labels])
     assert tuple(images.shape) == (2, *shape)
     assert tuple(discriminator([images, labels]).shape) == (2, 1)
+
+
+def teacher_with_batchnorm(shape=(16, 16, 3)):
+    from tfgan_compress.config import ClassifierConfig
+
+    return networks.build_classifier(shape, CLASSES, ClassifierConfig((4, 4, 8, 8), (), architecture="resnet"), "t")
+
+
+def test_the_teacher_eyed_terms_train_the_generator_and_leave_the_teacher_alone():
+    """Projected discriminator on two teacher feature maps + pixels, the batch-norm prior,
+    mode seeking on same-class pairs and a ramped teacher term, in one step."""
+    from tfgan_compress.teacher_taps import feature_taps
+
+    keras.utils.set_random_seed(0)
+    shape = (16, 16, 3)
+    teacher = teacher_with_batchnorm(shape)
+    teacher_before = [w.numpy().copy() for w in teacher.weights]
+    config = GANConfig(discriminator_taps=2, bn_weight=0.1, diversity_weight=1.0, teacher_weight=0.5,
+                       teacher_ramp_steps=4)
+    discriminator = networks.build_discriminator(shape, CLASSES, 4, taps=feature_taps(teacher, 2))
+    generator = networks.build_generator(shape, CLASSES, NOISE, width=4)
+    model = ConditionalGAN(generator, discriminator, config, teacher=teacher)
+    model.compile()
+    images, labels = tf.random.uniform((6, *shape)), tf.constant([0, 1, 2, 0, 1, 2], tf.int32)
+    assert discriminator([images, labels]).shape == (6, 3)  # pixel head + two taps
+    g_before = [w.numpy().copy() for w in generator.trainable_weights]
+    assert float(model.teacher_weight_now()) == 0.0  # ramp: nothing at step 0
+    logs = model.train_step((images, labels))
+    assert {"g_batchnorm_loss", "g_diversity", "g_teacher_loss"} <= set(logs)
+    assert float(logs["g_batchnorm_loss"]) > 0 and float(logs["g_diversity"]) > 0
+    assert float(model.teacher_weight_now()) == pytest.approx(0.5 / 4)
+    assert any(not np.allclose(a, b.numpy()) for a, b in zip(g_before, generator.trainable_weights))
+    assert all(np.array_equal(a, b.numpy()) for a, b in zip(teacher_before, teacher.weights))  # BN stats too
+
+
+def test_a_teacher_without_batch_norm_skips_the_prior_with_one_line():
+    from tfgan_compress.stages import gan_teacher_terms
+
+    plain = networks.build_classifier(SHAPE, CLASSES, __import__("tfgan_compress.config", fromlist=["x"])
+                                      .ClassifierConfig((2, 4), (8,)), "plain")
+    taps, notes = gan_teacher_terms(GANConfig(bn_weight=0.1, discriminator_taps=1), plain)
+    assert taps is not None and len(notes) == 1 and "statistics prior (gan.bn_weight) is skipped" in notes[0]
+    assert gan_teacher_terms(GANConfig(bn_weight=0.1), None)[1] == ["no teacher in this run: gan.bn_weight, "
+                                                                   "gan.teacher_weight not used"]

@@ -94,7 +94,7 @@ def test_temporary_files_go_under_the_run_folder_and_leftovers_are_removed(tmp_p
     import tempfile
 
     folder = RunFolder(tmp_path / "run")
-    (folder.root / "tmp" / "tmpSavedModel").mkdir(parents=True)  # left by a run killed mid-export
+    (folder.scratch_dir / "tmpSavedModel").mkdir(parents=True)  # left by a run killed mid-export
     before = tempfile.gettempdir()
     with pipeline.scratch_space(folder) as scratch:
         assert not (scratch / "tmpSavedModel").exists()
@@ -116,7 +116,6 @@ def test_an_output_folder_the_system_refuses_is_a_usage_error(tmp_path, monkeypa
     one line, exit 2, not a traceback."""
     import errno
 
-    from tfgan_compress.config import RunConfig
     from tfgan_compress.errors import UsageError
 
     def refuse(self, *args, **kwargs):
@@ -124,4 +123,5 @@ def test_an_output_folder_the_system_refuses_is_a_usage_error(tmp_path, monkeypa
 
     monkeypatch.setattr(Path, "mkdir", refuse)
     with pytest.raises(UsageError, match="cannot create the output folder .Operation not permitted."):
-        RunFolder(tmp_path / "run").create(RunConfig())
+        with RunFolder(tmp_path / "run").claimed():
+            pass

@@ -156,3 +156,48 @@ def test_accuracy_mode_from_folders_npz_labels_and_idx_labels(tmp_path, exported
     finally:
         (out / "labels.txt.away").rename(out / "labels.txt")
     assert code == 2 and "labels run from 3 to 5, but the model has 3 classes" in message
+
+
+@pytest.mark.parametrize("card, fragment", [
+    ({"input": {"scale": "abc", "offset": 0.0}}, "input 'scale' must be a finite number"),
+    ({"input": None}, "'input' must be an object"),
+    ([1, 2], "not a model card (a JSON object), got a list"),
+    ({"files": {"student_int8.tflite": "x"}}, "'files' must be a list"),
+    ({"input": {"scale": 0, "offset": 0}}, "'scale' is 0"),
+])
+def test_a_malformed_model_card_is_refused_in_one_line(tmp_path, exported, card, fragment):
+    import json
+    import shutil
+
+    out, _ = exported
+    shutil.copy(out / "student_int8.tflite", tmp_path)
+    (tmp_path / "model_card.json").write_text(json.dumps(card))
+    np.savez(tmp_path / "x.npz", x_test=np.zeros((1, 8, 8), np.uint8))
+    status, err = run_runner_failing(tmp_path / "student_int8.tflite", "--npz", tmp_path / "x.npz")
+    assert status == 2 and fragment in err and len(err.splitlines()) == 1, err
+
+
+def test_an_image_of_another_size_needs_resize_and_a_colour_image_is_said_to_be_made_grey(tmp_path, exported):
+    out, _ = exported
+    model = out / "student_int8.tflite"
+    Image.fromarray(np.zeros((3, 3), np.uint8)).save(tmp_path / "small.png")
+    status, err = run_runner_failing(model, tmp_path / "small.png")
+    assert status == 2 and "image is 3x3 but the model takes 8x8; give --resize" in err
+    assert run_runner(model, tmp_path / "small.png", "--resize")[0][0].endswith("small.png")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "colour.png")
+    result = subprocess.run([sys.executable, "-c", NO_TF, str(RUNNER), str(model), str(tmp_path / "colour.png")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "converted to grey" in result.stderr
+
+
+def test_a_fifo_or_two_image_sources_are_refused_not_waited_on(tmp_path, exported):
+    import os
+
+    out, _ = exported
+    model = out / "student_int8.tflite"
+    os.mkfifo(tmp_path / "pipe.png")
+    status, err = run_runner_failing(model, tmp_path / "pipe.png")
+    assert status == 2 and "not a regular file" in err
+    np.savez(tmp_path / "x.npz", x_test=np.zeros((1, 8, 8), np.uint8))
+    status, err = run_runner_failing(model, "--npz", tmp_path / "x.npz", "--idx", tmp_path / "x.npz")
+    assert status == 2 and "give one of" in err

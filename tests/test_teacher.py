@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 
 from tfgan_compress import data, teacher
 from tfgan_compress.config import ClassifierConfig, TeacherConfig
@@ -29,3 +30,25 @@ def test_shift_moves_images_by_whole_pixels_with_zero_fill():
     assert set(np.unique(shifted)) <= {0.0, 1.0} and np.all(shifted.sum(axis=(1, 2, 3)) == 1.0)
     rows, cols = np.nonzero(shifted[..., 0])[1:]
     assert set(rows) <= {2, 3, 4} and set(cols) <= {2, 3, 4} and len(set(zip(rows, cols))) > 1
+
+
+@pytest.mark.parametrize("head", ["dense", "activation", "nested"])
+def test_a_sigmoid_multi_label_teacher_is_refused(head):
+    import keras
+
+    from tfgan_compress.data import ImageSpec
+    from tfgan_compress.errors import ModelError
+    from tfgan_compress.teacher import check_classifier
+
+    spec = ImageSpec((8, 8, 1), ("a", "b", "c"))
+    layers = [keras.Input((8, 8, 1)), keras.layers.Flatten()]
+    if head == "dense":
+        model = keras.Sequential(layers + [keras.layers.Dense(3, activation="sigmoid")])
+    else:
+        model = keras.Sequential(layers + [keras.layers.Dense(3), keras.layers.Activation("sigmoid")])
+    if head == "nested":
+        model = keras.Sequential([keras.Input((8, 8, 1)), model])
+    with pytest.raises(ModelError, match="ends in a sigmoid .*multi-label"):
+        check_classifier(model, spec, "t.keras")
+    softmax = keras.Sequential(layers + [keras.layers.Dense(3, activation="softmax")])
+    check_classifier(softmax, spec, "t.keras")  # a softmax classifier passes

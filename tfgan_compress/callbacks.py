@@ -225,6 +225,44 @@ class TensorBoard(keras.callbacks.TensorBoard):
             super().on_epoch_end(epoch, logs)
 
 
+class DiskSpaceGuard(keras.callbacks.Callback):
+    """Stops a stage in one line (:class:`errors.DiskFull`) when the disk of its backup
+    folder has less free space than the backup it is about to write needs (twice the
+    model's variables and an Adam optimizer's two slots for each, as
+    ``BackupAndRestore(double_checkpoint=True)`` keeps two, plus ``margin_bytes``): checked at the start and before each epoch's
+    backup, so that a full disk stops the run cleanly instead of inside h5py."""
+
+    def __init__(self, folder, margin_bytes: int = 16 * 2**20):
+        super().__init__()
+        self.folder = Path(folder)
+        self.margin_bytes = margin_bytes
+
+    def needed_bytes(self) -> int:
+        """Two backups of the model's variables and an Adam optimizer's two slots for each."""
+        weights = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in self.model.variables)
+        return 2 * 3 * weights + self.margin_bytes
+
+    def check(self) -> None:
+        import shutil
+
+        from .errors import DiskFull
+
+        existing = self.folder
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        free, needed = shutil.disk_usage(existing).free, self.needed_bytes()
+        if free < needed:
+            raise DiskFull(f"{existing}: {free / 2**20:.1f} MB free, but the backup of this stage needs about "
+                           f"{needed / 2**20:.1f} MB; free some space and run the same command again (it resumes "
+                           f"from the last backup)")
+
+    def on_train_begin(self, logs=None):
+        self.check()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.check()
+
+
 class DivergenceMonitor(keras.callbacks.Callback):
     """Stops a stage with a clear message when training has gone wrong.
 

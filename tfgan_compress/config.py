@@ -104,6 +104,19 @@ class ClassifierConfig:
     dropout: float = setting(0.0, FRACTION)  # lenet only
     architecture: ClassifierArchitecture = "lenet"
 
+    #: how many ``conv_filters`` each architecture takes: exactly (lenet, resnet) or at least (mobilenet)
+    FILTER_COUNTS = {"lenet": (2, 2), "resnet": (4, 4), "mobilenet": (1, None)}
+
+    def check(self, where: str) -> None:
+        """Raise :class:`UsageError` when ``conv_filters`` does not fit the architecture
+        (checked with the rest of the config, before a stage builds the network)."""
+        low, high = self.FILTER_COUNTS[self.architecture]
+        count = len(self.conv_filters)
+        if count < low or (high is not None and count > high):
+            wanted = f"exactly {low}" if low == high else f"at least {low}"
+            raise UsageError(f"{where}conv_filters: the {self.architecture} network takes {wanted} entries, got "
+                             f"{list(self.conv_filters)}")
+
 
 @dataclass
 class TeacherConfig:
@@ -150,6 +163,16 @@ class GANConfig:
     # None: that term is the cross-entropy; a number m: the margin hinge max(0, m - (T_y - max_c T_c))
     # (losses.class_margin_loss), which leaves alone samples the teacher already takes for their class
     teacher_margin: Optional[float] = setting(None, AT_LEAST_0)
+    # the teacher term's weight ramps up linearly from 0 over this many generator steps (0: full from the start)
+    teacher_ramp_steps: int = setting(0, AT_LEAST_0)
+    # judge images on the teacher's feature maps at this many depths, beside a small pixel head (Projected
+    # GANs; networks.build_projected_discriminator); 0: the pixel-space discriminator of `architecture`
+    discriminator_taps: int = setting(0, AT_LEAST_0)
+    # DeepInversion's prior in the generator loss: the teacher's batch-norm statistics (skipped, with one
+    # line, for a teacher without batch norm); 0: off
+    bn_weight: float = setting(0.0, AT_LEAST_0)
+    # mode seeking (Mao et al., 2019): maximise |G(z1, y) - G(z2, y)| / |z1 - z2| on pairs of one class; 0: off
+    diversity_weight: float = setting(0.0, AT_LEAST_0)
     log_every_steps: int = setting(10, AT_LEAST_1)  # TensorBoard scalars every N steps (and per epoch)
     samples_per_class: int = setting(10, AT_LEAST_1)  # columns of the per-epoch sample grid
 
@@ -261,9 +284,21 @@ class RunConfig:
         if self.student_path and self.student_budget_kb:
             raise UsageError("--student and --student-budget-kb exclude each other (the budget picks a width of "
                              "the preset's student network)")
+        if self.gan.discriminator_taps and self.gan.loss == "wasserstein_gp":
+            raise UsageError("gan.discriminator_taps (a discriminator with one logit per head) works with the hinge "
+                             "and non_saturating losses, not wasserstein_gp (its penalty takes one critic output)")
         if self.gan.teacher_margin is not None and self.gan.teacher_weight == 0:
             raise UsageError("gan.teacher_margin shapes the teacher term, which gan.teacher_weight = 0 turns off; "
                              "set a weight > 0 or leave the margin unset")
+        if self.preset not in PRESETS:
+            raise UsageError(f"preset {self.preset!r} is not one of {', '.join(PRESETS)}{closest_hint(self.preset, PRESETS)}")
+        if not self.export.variants:
+            raise UsageError("export.variants is empty: name at least one of " + ", ".join(choices(ExportVariant)))
+        for name in ("variants", "generator_variants"):
+            listed = getattr(self.export, name)
+            repeated = sorted({v for v in listed if listed.count(v) > 1})
+            if repeated:
+                raise UsageError(f"export.{name} names {', '.join(repeated)} more than once")
         if self.teacher_input != "auto" and not self.teacher_path:
             raise UsageError("--teacher-input describes a --teacher PATH; the built-in teacher takes 0-1")
         return self
@@ -290,6 +325,8 @@ def _check_fields(section, prefix: str) -> None:
         value, name = getattr(section, f.name), f"{prefix}{f.name}"
         if dataclasses.is_dataclass(value):
             _check_fields(value, f"{name}.")
+            if isinstance(value, ClassifierConfig):
+                value.check(f"{name}.")
             continue
         _coerce(hints[f.name], value, name)  # type and choices
         allowed = f.metadata.get("range")
@@ -315,7 +352,7 @@ def _from_dict(cls, values: Any, where: str):
     known = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(known))
     if unknown:
-        raise UsageError(f"{where} has unknown key(s): {', '.join(unknown)}")
+        raise UsageError(f"{where} has unknown key(s): {', '.join(key + closest_hint(key, known) for key in unknown)}")
     kwargs = {}
     for name, value in values.items():
         kwargs[name] = _coerce(hints[name], value, f"{where}.{name}")
@@ -477,6 +514,14 @@ def preset_for(spec) -> str:
     return "color" if channels == 3 and min(height, width) >= 32 else "mnist"
 
 
+def closest_hint(key: str, known) -> str:
+    """`` (did you mean NAME?)`` for the valid name closest to a mistyped ``key``, else ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(str(key), [str(k) for k in known], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
 def merge(base: RunConfig, overrides: dict) -> RunConfig:
     """Apply a nested dict of overrides (as from a JSON config file) onto ``base``."""
     merged = base.to_dict()
@@ -489,7 +534,7 @@ def _deep_update(target: dict, updates: dict, where: str) -> None:
         raise UsageError(f"{where} must be an object")
     for key, value in updates.items():
         if key not in target:
-            raise UsageError(f"{where} has unknown key: {key}")
+            raise UsageError(f"{where} has unknown key: {key}{closest_hint(key, target)}")
         if isinstance(target[key], dict) and isinstance(value, dict):
             _deep_update(target[key], value, f"{where}.{key}")
         else:

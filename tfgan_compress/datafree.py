@@ -59,6 +59,8 @@ import numpy as np
 import tensorflow as tf
 
 from . import losses
+from .losses import batchnorm_statistics_loss, mode_seeking_ratio
+from .teacher_taps import batchnorm_taps
 from .affine import random_affine
 from .config import DataFreeConfig
 from .elastic import random_elastic_affine
@@ -67,31 +69,8 @@ from .training import (DirectedMetrics, PrebuiltModel, TeacherAgreement, directe
 
 
 def batchnorm_statistics_model(teacher: keras.Model):
-    """(model returning the inputs of every BatchNormalization layer, the layers), or None."""
-    layers = [layer for layer in teacher.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    if not layers:
-        return None, []
-    return keras.Model(teacher.inputs, [layer.input for layer in layers]), layers
-
-
-def batchnorm_statistics_loss(features, layers):
-    """DeepInversion's prior: distance of batch statistics from the BN running statistics."""
-    if not isinstance(features, (list, tuple)):  # a model with one output returns a tensor
-        features = [features]
-    total = 0.0
-    for feature, layer in zip(features, layers):
-        axes = list(range(len(feature.shape) - 1))
-        mean, variance = tf.nn.moments(tf.cast(feature, tf.float32), axes=axes)
-        total += tf.norm(mean - layer.moving_mean) + tf.norm(variance - layer.moving_variance)
-    return total
-
-
-def mode_seeking_ratio(images_a, images_b, noise_a, noise_b):
-    """``mean|G(z_a) - G(z_b)| / mean|z_a - z_b|`` per pair (Mao et al., 2019, "Mode Seeking
-    GANs"): maximised, it keeps the generator from mapping all noise to one image per class."""
-    image_distance = tf.reduce_mean(tf.abs(images_a - images_b), axis=[1, 2, 3])
-    noise_distance = tf.reduce_mean(tf.abs(noise_a - noise_b), axis=-1)
-    return image_distance / (noise_distance + 1e-5)
+    """(model returning the inputs of every BatchNormalization layer, the layers), or (None, [])."""
+    return batchnorm_taps(teacher)
 
 
 def intensity_penalty(images, allowance: float):

@@ -13,7 +13,7 @@ The CLI and the benchmark scripts print each as one line (:func:`one_line`).
 from __future__ import annotations
 
 __all__ = ["TfganCompressError", "InputError", "UsageError", "DataError", "ModelError", "TrainingDiverged",
-           "ExportError", "BelowAgreementBar", "first_line", "one_line"]
+           "ExportError", "DiskFull", "BelowAgreementBar", "first_line", "one_line"]
 
 
 class TfganCompressError(Exception):
@@ -52,6 +52,13 @@ class ExportError(TfganCompressError):
     """A TFLite export that failed its checks; no file was kept."""
 
     label = "export failed"
+
+
+class DiskFull(TfganCompressError):
+    """Too little free disk space to write a stage's backup or an artifact; the run stopped
+    before writing, and the same command continues it once there is room."""
+
+    label = "stopped"
 
 
 class BelowAgreementBar(TfganCompressError):

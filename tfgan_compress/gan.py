@@ -11,8 +11,15 @@ Each step (Goodfellow et al., 2014, alternating updates):
    > 0 (AC-GAN's classifier term, Odena et al., 2017, with the trained teacher); with
    ``config.teacher_margin`` ``m`` the term is the hinge ``max(0, m - (T_y - max_{c != y} T_c))``
    instead of the cross-entropy;
+   the teacher term's weight ramps up linearly over ``config.teacher_ramp_steps`` steps;
+   with ``config.bn_weight`` ``w_BN`` > 0 and a teacher with batch norm, ``+ w_BN *
+   L_BN(G(z', y))`` (DeepInversion's statistics prior, :func:`losses.batchnorm_statistics_loss`);
+   with ``config.diversity_weight`` ``w_MS`` > 0, the batch is drawn in pairs of one class and
+   ``- w_MS * |G(z1, y) - G(z2, y)| / |z1 - z2|`` (mode seeking, :func:`losses.mode_seeking_ratio`);
    Both discriminator inputs first go through ``DiffAugment`` when ``config.diff_augment``
-   names policies (Zhao et al., 2020; :mod:`augment`), in both steps;
+   names policies (Zhao et al., 2020; :mod:`augment`), in both steps; a projected
+   discriminator (:func:`networks.build_projected_discriminator`) sees them through the
+   teacher's feature maps;
 3. EMA generator: ``w_ema <- d * w_ema + (1 - d) * w`` with the warm-up
    ``d = min(decay, (1 + t) / (10 + t))`` (Yazici et al., 2019, "The Unusual
    Effectiveness of Averaging in GAN Training").
@@ -33,6 +40,7 @@ import tensorflow as tf
 from . import config as configs, losses, quality
 from .augment import diff_augment
 from .config import GANConfig
+from .teacher_taps import batchnorm_taps
 from .training import DirectedMetrics, PrebuiltModel, directed_mean, per_replica_seed, replica_mean
 
 
@@ -80,8 +88,11 @@ class ConditionalGAN(PrebuiltModel):
         self.noise_seed = keras.random.SeedGenerator(seed)
         self.teacher = teacher
         self.teacher_features = None
+        self.bn_model, self.bn_layers = None, []
         if teacher is not None:
             teacher.trainable = False
+            if self.config.bn_weight > 0:
+                self.bn_model, self.bn_layers = batchnorm_taps(teacher)
             try:
                 self.teacher_features = quality.penultimate_features(teacher)
             except ValueError:  # no top-level Dense layer: no Frechet distance
@@ -96,6 +107,10 @@ class ConditionalGAN(PrebuiltModel):
             self.train_trackers.append(directed_mean(self.gan_loss.penalty_name, "down"))
         if self.uses_teacher_loss:
             self.train_trackers.append(directed_mean("g_teacher_loss", "down"))
+        if self.bn_model is not None:
+            self.train_trackers.append(directed_mean("g_batchnorm_loss", "down"))
+        if self.config.diversity_weight > 0:
+            self.train_trackers.append(directed_mean("g_diversity", "up"))
         self.eval_trackers = list(self.loss_trackers)
         if teacher is not None:
             self.eval_trackers.append(directed_mean("sample_teacher_accuracy", "up"))
@@ -108,6 +123,14 @@ class ConditionalGAN(PrebuiltModel):
     @property
     def uses_teacher_loss(self) -> bool:
         return self.teacher is not None and self.config.teacher_weight > 0
+
+    def teacher_weight_now(self):
+        """``config.teacher_weight``, ramped up linearly over ``config.teacher_ramp_steps``
+        generator steps (the generator optimizer's step count)."""
+        if not self.config.teacher_ramp_steps:
+            return self.config.teacher_weight
+        done = tf.cast(self.generator_optimizer.iterations, tf.float32) / float(self.config.teacher_ramp_steps)
+        return self.config.teacher_weight * tf.minimum(1.0, done)
 
     def teacher_loss(self, teacher_logits, labels):
         """Per-example teacher term: :func:`losses.teacher_class_loss` (cross-entropy), or with
@@ -169,15 +192,27 @@ class ConditionalGAN(PrebuiltModel):
         d_grads = tape.gradient(d_loss, self.discriminator.trainable_variables)
         self.discriminator_optimizer.apply(d_grads, self.discriminator.trainable_variables)
 
-        # 2. generator step, fresh noise
+        # 2. generator step, fresh noise (with the diversity term: pairs of one class)
+        g_labels, half = labels, tf.shape(labels)[0] // 2
+        if self.config.diversity_weight > 0:
+            g_labels = tf.concat([labels[:half], labels[:half], labels[2 * half:]], axis=0)
         with tf.GradientTape() as tape:
-            g_images = self.generator([g_noise, labels], training=True)
-            g_logits = self.discriminator([augment(g_images), labels], training=True)
+            g_images = self.generator([g_noise, g_labels], training=True)
+            g_logits = self.discriminator([augment(g_images), g_labels], training=True)
             g_loss = losses.average_over_global_batch(loss.generator_loss(g_logits))
             if self.uses_teacher_loss:
                 teacher_loss = losses.average_over_global_batch(
-                    self.teacher_loss(self.teacher(g_images, training=False), labels))
-                g_loss = g_loss + self.config.teacher_weight * teacher_loss
+                    self.teacher_loss(self.teacher(g_images, training=False), g_labels))
+                g_loss = g_loss + self.teacher_weight_now() * teacher_loss
+            if self.bn_model is not None:
+                bn_loss = losses.batchnorm_statistics_loss(self.bn_model(g_images, training=False), self.bn_layers)
+                g_loss = g_loss + self.config.bn_weight * bn_loss / tf.cast(
+                    tf.distribute.get_strategy().num_replicas_in_sync, tf.float32)
+            if self.config.diversity_weight > 0:
+                diversity = losses.mode_seeking_ratio(g_images[:half], g_images[half:2 * half],
+                                                      g_noise[:half], g_noise[half:2 * half])
+                g_loss = g_loss - self.config.diversity_weight * losses.average_over_global_batch(
+                    tf.concat([diversity, diversity], axis=0))
         g_grads = tape.gradient(g_loss, self.generator.trainable_variables)
         self.generator_optimizer.apply(g_grads, self.generator.trainable_variables)
 
@@ -191,6 +226,10 @@ class ConditionalGAN(PrebuiltModel):
             values.append(tf.reduce_mean(penalty))
         if self.uses_teacher_loss:
             values.append(replica_mean(teacher_loss))
+        if self.bn_model is not None:
+            values.append(bn_loss)
+        if self.config.diversity_weight > 0:
+            values.append(tf.reduce_mean(diversity))
         for tracker, value in zip(self.train_trackers, values):
             tracker.update_state(value)
         return self.step_logs(self.train_trackers,

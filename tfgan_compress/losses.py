@@ -23,7 +23,8 @@ import tensorflow as tf
 __all__ = ["average_over_global_batch", "non_saturating_discriminator_loss", "non_saturating_generator_loss",
            "hinge_discriminator_loss", "hinge_generator_loss", "wasserstein_discriminator_loss",
            "wasserstein_generator_loss", "gradient_penalty", "GANLoss", "GAN_LOSSES", "gan_loss",
-           "distillation_loss", "teacher_class_loss", "class_margin_loss"]
+           "distillation_loss", "teacher_class_loss", "class_margin_loss", "batchnorm_statistics_loss",
+           "mode_seeking_ratio"]
 
 
 def average_over_global_batch(per_example_loss, global_batch_size=None):
@@ -189,3 +190,30 @@ def class_margin_loss(labels, logits, margin: float):
     target = tf.reduce_sum(one_hot * logits, axis=-1)
     runner_up = tf.reduce_max(logits - 1e9 * one_hot, axis=-1)
     return tf.nn.relu(margin - (target - runner_up))
+
+
+# --- priors and regularisers of a generator, read through the teacher
+
+
+def batchnorm_statistics_loss(features, layers):
+    """``sum_l ||mu_l(x) - mu_l||_2 + ||sigma2_l(x) - sigma2_l||_2`` over the teacher's
+    ``BatchNormalization`` layers ``l``: the batch's per-channel mean and variance of each
+    layer's input against the layer's running statistics (Yin et al., CVPR 2020, "Dreaming
+    to Distill: Data-free Knowledge Transfer via DeepInversion", eq. 4). A scalar per batch."""
+    if not isinstance(features, (list, tuple)):  # a model with one output returns a tensor
+        features = [features]
+    total = 0.0
+    for feature, layer in zip(features, layers):
+        axes = list(range(len(feature.shape) - 1))
+        mean, variance = tf.nn.moments(tf.cast(feature, tf.float32), axes=axes)
+        total += tf.norm(mean - layer.moving_mean) + tf.norm(variance - layer.moving_variance)
+    return total
+
+
+def mode_seeking_ratio(images_a, images_b, noise_a, noise_b):
+    """``mean|G(z_a) - G(z_b)| / mean|z_a - z_b|`` per pair (Mao et al., CVPR 2019, "Mode
+    Seeking Generative Adversarial Networks"): maximised (subtracted from the generator's
+    loss), it keeps the generator from mapping all noise to one image per class."""
+    image_distance = tf.reduce_mean(tf.abs(images_a - images_b), axis=[1, 2, 3])
+    noise_distance = tf.reduce_mean(tf.abs(noise_a - noise_b), axis=-1)
+    return image_distance / (noise_distance + 1e-5)

@@ -125,9 +125,12 @@ def build_generator(image_shape, num_classes: int, noise_dim: int, width: int,
 
 
 def build_discriminator(image_shape, num_classes: int, width: int, spectral_norm: bool = True,
-                        architecture: str = "dcgan") -> keras.Model:
+                        architecture: str = "dcgan", taps: keras.Model | None = None) -> keras.Model:
     """The projection discriminator of ``architecture`` (``dcgan`` or ``resnet``),
-    inputs ``[image, label]``, output one logit per image."""
+    inputs ``[image, label]``, output one logit per image; with ``taps`` (the teacher's
+    feature maps), :func:`build_projected_discriminator` instead (one logit per head)."""
+    if taps is not None:
+        return build_projected_discriminator(image_shape, num_classes, width, taps, spectral_norm)
     if architecture == "resnet":
         return build_resnet_discriminator(image_shape, num_classes, width, spectral_norm)
     return build_dcgan_discriminator(image_shape, num_classes, width, spectral_norm)
@@ -207,6 +210,44 @@ def _discriminator_inputs(image_shape) -> tuple:
     image = keras.Input(shape=tuple(image_shape), name="image")
     label = keras.Input(shape=(), dtype="int32", name="label")
     return stages, image, label, layers.Rescaling(2.0, offset=-1.0, name="to_signed_range")(image)
+
+
+def build_projected_discriminator(image_shape, num_classes: int, width: int, taps: keras.Model,
+                                  spectral_norm: bool = True) -> keras.Model:
+    """``D(x, y)`` that judges images through a frozen feature network (Sauer et al., 2021,
+    "Projected GANs Converge Faster"; Kumari et al., 2022, "Ensembling Off-the-shelf Models
+    for GAN Training"): one head per feature map of ``taps`` (the teacher's stages,
+    :func:`teacher_taps.feature_taps`) and one small head on the pixels.
+
+    Each head: ``conv1x1(w) - LeakyReLU - [conv3x3(w, stride 2) - LeakyReLU while larger than
+    4x4] - global sum pool - projection head``, spectral norm on every layer. Output: the
+    heads' logits side by side, ``[batch, heads]``; the GAN losses are per element, so each
+    head gets its own hinge, summed (as Projected GANs' multi-scale discriminators). The
+    ``taps`` are not trained here; the generator's gradient flows through them.
+    """
+    _, image, label, signed = _discriminator_inputs(image_shape)
+    taps.trainable = False
+    features = taps(image, training=False)
+    features = features if isinstance(features, (list, tuple)) else [features]
+    pixels = _maybe_sn(layers.Conv2D(max(1, width // 2), 3, strides=2, padding="same", name="pixel_conv"),
+                       spectral_norm)(signed)
+    heads = []
+    for index, feature in enumerate([pixels, *features]):
+        name = "pixel" if index == 0 else f"tap{index}"
+        x = _maybe_sn(layers.Conv2D(width, 1, name=f"{name}_mix"), spectral_norm)(feature)
+        x = layers.LeakyReLU(negative_slope=0.2, name=f"{name}_mix_lrelu")(x)
+        level = 0
+        while min(x.shape[1], x.shape[2]) > 4:
+            level += 1
+            x = _maybe_sn(layers.Conv2D(width, 3, strides=2, padding="same", name=f"{name}_down{level}"),
+                          spectral_norm)(x)
+            x = layers.LeakyReLU(negative_slope=0.2, name=f"{name}_down{level}_lrelu")(x)
+        area = int(x.shape[1]) * int(x.shape[2])
+        x = layers.GlobalAveragePooling2D(name=f"{name}_mean")(x)
+        x = layers.Rescaling(float(area), name=f"{name}_sum")(x)  # sum pooling: see the residual discriminator
+        heads.append(ProjectionHead(num_classes, spectral_norm, name=f"{name}_projection")([x, label]))
+    logits = layers.Concatenate(name="head_logits")(heads)
+    return keras.Model([image, label], logits, name="discriminator")
 
 
 def build_dcgan_discriminator(image_shape, num_classes: int, width: int, spectral_norm: bool = True) -> keras.Model:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import shutil
 import sys
 import tempfile
 import time
@@ -184,6 +183,7 @@ class StageContext:
         if done is not None:
             self.progress(f"  resuming {name} after epoch {done} from {backup}")
         return [callbacks.DivergenceMonitor(name, self.stage.divergence_hint, watch_discriminator),
+                callbacks.DiskSpaceGuard(backup),  # before the backup: a full disk mid-write crashed h5py
                 keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=True, double_checkpoint=True),
                 callbacks.RandomStateBackup(self.folder.random_state(name)),
                 keras.callbacks.LambdaCallback(  # after the backup: the time up to the epoch it saved
@@ -201,6 +201,7 @@ def run_stage(stage: Stage, ctx: StageContext) -> None:
     if not stage.runs_again and all(folder.exists(artifact) for artifact in stage.makes):
         ctx.announce("using " + ", ".join(str(folder.path(artifact)) for artifact in stage.makes))
         return
+    folder.check_backup(stage.name, ctx.progress)  # an unreadable backup is set aside before anything loads it
     for artifact in stage.needs + stage.uses:  # loading a model draws random initial weights: before the seed
         if ctx.has(artifact):
             ctx.load(artifact)
@@ -228,10 +229,13 @@ def run_stages(config: RunConfig, out_dir, names, progress=print, safe_mode: boo
         if config.mode not in stage.modes:
             raise UsageError(f"the {stage.name} stage belongs to --mode {' or '.join(stage.modes)}, "
                              f"not {config.mode}")
+    if out_dir is not None and str(out_dir) == "":
+        raise UsageError("--out is empty; give a folder name")
     folder, resumed = (RunFolder(out_dir), False) if out_dir else RunFolder.default(config)
     if config.strategy == "multi-worker" and not distribute.is_chief():
         # Every worker runs the same steps; only the chief's files are the run's.
         folder = RunFolder(tempfile.mkdtemp(prefix=f"tfgan-compress-{distribute.task_name()}-"))
+    folder.check_ours(config.data)  # never write into a folder of the user's, nor into the data's
     folder.check_same_settings(config)  # a rerun with other settings would mix two runs
     if config.teacher_path and STAGES["teacher"] not in plan and not folder.exists("teacher"):
         plan.insert(0, STAGES["teacher"])  # copies the user's --teacher into the run first
@@ -247,6 +251,9 @@ def run_stages(config: RunConfig, out_dir, names, progress=print, safe_mode: boo
         ctx.verbose = verbose
     if any(stage.needs_data for stage in plan):
         ctx.dataset  # noqa: B018 - load and validate now, before anything is written
+    data_record = data.fingerprint(ctx.dataset) if ctx.data_loaded() else None
+    if data_record is not None:
+        folder.check_same_data(data_record)  # changed data under the same path would reuse the old models
     if config.teacher_path and STAGES["teacher"] in plan and not folder.exists("teacher"):
         ctx.user_teacher()  # a teacher that does not fit the data also fails before anything is written
     makes_student = any("student" in stage.makes for stage in plan) and not folder.exists("student")
@@ -258,35 +265,39 @@ def run_stages(config: RunConfig, out_dir, names, progress=print, safe_mode: boo
         spec = ctx.dataset.spec
         student_choice.check_budget_reachable(spec.image_shape, spec.num_classes, config.distill.network,
                                               round(config.student_budget_kb * student_choice.KB))
-    folder.create(config)
-    if resumed:
-        progress(f"run directory: {folder.root} (resuming the newest unfinished run of these settings; give "
-                 f"--out to choose)")
-    elif len(plan) > 1:
-        progress(f"run directory: {folder.root}")
-        if ctx.data_loaded():
-            progress(f"data: {data.describe(ctx.dataset)}")
-    with scratch_space(folder):
-        for stage in plan:
-            run_stage(stage, ctx)
+    if config.strategy != "default":
+        ctx.strategy  # noqa: B018 - a strategy that cannot be made (no TF_CONFIG, no TPU) fails before writing too
+    with folder.claimed():  # the marker, and the lock a second process on this folder is refused by
+        folder.check_same_settings(config)  # again, now that no other process can write them
+        if data_record is not None:
+            folder.check_same_data(data_record)
+            folder.record_data(data_record)
+        folder.create(config)
+        if resumed:
+            progress(f"run directory: {folder.root} (resuming the newest unfinished run of these settings; give "
+                     f"--out to choose)")
+        elif len(plan) > 1:
+            progress(f"run directory: {folder.root}")
+            if ctx.data_loaded():
+                progress(f"data: {data.describe(ctx.dataset)}")
+        with scratch_space(folder):
+            for stage in plan:
+                run_stage(stage, ctx)
     return ctx
 
 
 @contextlib.contextmanager
 def scratch_space(folder: RunFolder):
-    """Temporary files (the TFLite converter's SavedModel folders, among others) under the run
-    folder's ``tmp/`` rather than the system's temp dir: a run killed mid-export leaves them
-    where the next run of that folder removes them."""
-    scratch = folder.scratch_dir
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir(parents=True, exist_ok=True)
-    saved = tempfile.tempdir
-    tempfile.tempdir = str(scratch)
-    try:
-        yield scratch
-    finally:
-        tempfile.tempdir = saved
-        shutil.rmtree(scratch, ignore_errors=True)
+    """Temporary files (the TFLite converter's SavedModel folders, among others) in the run
+    folder's own scratch folder (:meth:`RunFolder.scratch_space`) rather than the system's
+    temp dir: a run killed mid-export leaves them where the next run of that folder removes them."""
+    with folder.scratch_space() as scratch:
+        saved = tempfile.tempdir
+        tempfile.tempdir = str(scratch)
+        try:
+            yield scratch
+        finally:
+            tempfile.tempdir = saved
 
 
 def run(config: RunConfig, out_dir=None, progress=print, safe_mode: bool = True,

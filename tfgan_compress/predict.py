@@ -23,7 +23,9 @@ tensors are handled from the file's own quantisation parameters
 (``q = round(x / scale) + zero_point``). Class names come from ``labels.txt`` beside the file.
 When the model card lists the file, its sha256 is checked first (a corrupted copy is
 refused rather than trusted). Bad input (a file that is not a classifier, unreadable images,
-NaN pixels, wrong shapes) gives one line and exit status 2.
+NaN pixels, image files of another size than the model's unless ``--resize`` is given, a
+malformed model card) gives one line and exit status 2. A colour image given to a grey
+model is converted to grey, with a note on stderr.
 """
 
 from __future__ import annotations
@@ -43,21 +45,38 @@ class BadInput(Exception):
     """Input this script cannot use; printed as one line, exit status 2."""
 
 
-def load_images(paths, shape):
+def load_images(paths, shape, resize: bool = False):
+    """Image files as (N, H, W, C) pixels in [0, 1]. An image of another size than the
+    model's is refused unless ``resize``; a colour image for a grey model is converted to
+    grey, and said so on stderr (once)."""
     from PIL import Image, UnidentifiedImageError
 
     height, width, channels = shape
-    images = []
+    images, converted = [], []
     for path in paths:
+        if not Path(path).is_file():  # a folder, a FIFO or a device would hang or fail inside Pillow
+            raise BadInput(f"{path}: " + ("file not found" if not Path(path).exists() else "not a regular file"))
         try:
             with Image.open(path) as img:
+                if (img.width, img.height) != (width, height) and not resize:
+                    raise BadInput(f"{path}: image is {img.width}x{img.height} but the model takes {width}x{height}; "
+                                   f"give --resize to scale it")
                 if img.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grey: scale by 65535, not saturate
                     grey = np.asarray(img, np.float32) / 65535.0
                     img = Image.fromarray(np.clip(grey * 255.0 + 0.5, 0, 255).astype(np.uint8))
-                img = img.convert("L" if channels == 1 else "RGB").resize((width, height))
+                if channels == 1 and img.mode not in ("1", "L", "LA", "P", "I;16", "I;16B", "I;16L", "I"):
+                    converted.append(str(path))
+                img = img.convert("L" if channels == 1 else "RGB")
+                if (img.width, img.height) != (width, height):
+                    img = img.resize((width, height))
                 images.append(np.asarray(img, np.float32).reshape(height, width, channels) / 255.0)
+        except BadInput:
+            raise
         except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
             raise BadInput(f"{path}: not a readable image ({err})") from None
+    if converted:
+        print(f"note: {len(converted)} colour image(s) converted to grey for the grey model (first: {converted[0]})",
+              file=sys.stderr)
     return np.stack(images)
 
 
@@ -105,13 +124,31 @@ def beside(model_path, name: str) -> Path:
 
 
 def read_card(model_path) -> dict:
+    """``model_card.json`` beside the model (``{}`` when there is none), checked: an object,
+    its ``input`` an object of finite numbers ``scale`` and ``offset``, its ``files`` a list
+    of objects; anything else is refused in one line rather than half-used."""
     card = beside(model_path, "model_card.json")
     if not card.is_file():
         return {}
     try:
-        return json.loads(card.read_text())
+        value = json.loads(card.read_text())
     except (ValueError, OSError) as err:
         raise BadInput(f"{card}: not a readable model card ({err})") from None
+    if not isinstance(value, dict):
+        raise BadInput(f"{card}: not a model card (a JSON object), got a {type(value).__name__}")
+    spec = value.get("input", {})
+    if not isinstance(spec, dict):
+        raise BadInput(f"{card}: 'input' must be an object with 'scale' and 'offset', got {spec!r}")
+    for key in ("scale", "offset"):
+        number = spec.get(key, 0.0)
+        if isinstance(number, bool) or not isinstance(number, (int, float)) or not np.isfinite(number):
+            raise BadInput(f"{card}: input '{key}' must be a finite number, got {number!r}")
+    if spec.get("scale", 1.0) == 0:
+        raise BadInput(f"{card}: input 'scale' is 0")
+    files = value.get("files", [])
+    if not isinstance(files, list) or not all(isinstance(entry, dict) for entry in files):
+        raise BadInput(f"{card}: 'files' must be a list of objects, got {type(files).__name__}")
+    return value
 
 
 def check_against_card(model_path, card: dict) -> None:
@@ -124,13 +161,19 @@ def check_against_card(model_path, card: dict) -> None:
     for entry in card.get("files", []):
         if entry.get("file") == relative:
             digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
-            if entry.get("sha256") and digest != entry["sha256"]:
+            listed = str(entry.get("sha256") or "")
+            if listed and digest != listed:
                 raise BadInput(f"{model_path}: its bytes differ from the file the model card lists (sha256 {digest[:12]}... "
-                               f"instead of {entry['sha256'][:12]}...): corrupted or replaced; export it again")
+                               f"instead of {listed[:12]}...): corrupted or replaced; export it again")
             if entry.get("passed") is False:
                 print(f"note: {model_path.name} missed its agreement bar at export "
-                      f"({entry.get('agreement_with_keras', 0):.2%} < {entry.get('agreement_bar', 0):.2%})",
+                      f"({_share(entry.get('agreement_with_keras'))} < {_share(entry.get('agreement_bar'))})",
                       file=sys.stderr)
+
+
+def _share(value) -> str:
+    """A card's fraction as a percentage, or as it is written when it is not a number."""
+    return f"{value:.2%}" if isinstance(value, (int, float)) and not isinstance(value, bool) else repr(value)
 
 
 def input_scaling(model_path, card: dict | None = None) -> tuple:
@@ -269,7 +312,7 @@ def run(args) -> int:
         images, names = load_idx_images(args.idx), None
         labels = load_idx_labels(args.idx_labels) if args.idx_labels else None
     else:
-        images, names = load_images(args.images, shape), args.images
+        images, names = load_images(args.images, shape, getattr(args, "resize", False)), args.images
     if labels is not None and len(labels) != len(images):
         raise BadInput(f"{len(labels)} labels for {len(images)} images")
     if limit is None:  # image files: all of them; arrays: 10, or all when they come with labels
@@ -312,6 +355,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--idx-labels", metavar="FILE", help="IDX label file for --idx (accuracy mode)")
     parser.add_argument("--labels-from-folders", action="store_true",
                         help="each image's folder names its class (DIR/<class>/*.png): accuracy mode")
+    parser.add_argument("--resize", action="store_true",
+                        help="scale image files of another size to the model's (default: refuse them)")
     parser.add_argument("--limit", type=positive, default=None,
                         help="images to run (at least 1; default: all, but 10 from --npz/--idx outside accuracy mode)")
 
@@ -322,6 +367,8 @@ def run_checked(parser: argparse.ArgumentParser, args, prog: str) -> int:
         parser.error("give image files, --npz or --idx")
     if args.idx_labels and not args.idx:
         parser.error("--idx-labels goes with --idx")
+    if sum(bool(x) for x in (args.npz, args.idx, args.images)) > 1:
+        parser.error("give one of: image files, --npz or --idx")
     try:
         return run(args)
     except BadInput as err:

@@ -165,6 +165,11 @@ def environment_line(env: dict | None) -> str:
             f"tfgan_compress {env.get('tfgan_compress')}. Latency: {env.get('latency_method')}.")
 
 
+def table_cell(value) -> str:
+    """``value`` as the text of a Markdown table cell: a ``|`` in a class name would split the cell."""
+    return str(value).replace("\\", "\\\\").replace("|", "\\|")
+
+
 def generator_quality_lines(measured: dict | None, class_names=None) -> list[str]:
     """The report's section on the generator's samples (:func:`quality.generator_quality`)."""
     if not measured:
@@ -180,7 +185,7 @@ def generator_quality_lines(measured: dict | None, class_names=None) -> list[str
                   f"{distance:.3g} (between two halves of the real images: {measured['frechet_distance_real_vs_real']:.3g}, "
                   f"a reference for the noise at half this sample size; distances compare runs with the same "
                   f"teacher only).", ""]
-    lines += ["| class | " + " | ".join(str(n) for n in names) + " |",
+    lines += ["| class | " + " | ".join(table_cell(n) for n in names) + " |",
               "|---|" + "---|" * len(names),
               "| teacher accuracy on samples | " + " | ".join(f"{v:.0%}" for v in measured["per_class"]) + " |", ""]
     return lines

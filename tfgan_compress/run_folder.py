@@ -3,7 +3,9 @@
 ::
 
     runs/<name>/
+      .tfgan-compress                the tool's marker (and lock): this folder is a run folder
       config.json                    resolved configuration
+      data.json                      the data's source and content fingerprint, as first read
       teacher_input.json             the teacher's input convention (0-1, 0-255, -1-1, standardized), as found
       teacher.keras  generator.keras  student.keras   calibration_bank.npy (data-free mode)
       student_start.json             data-free mode: the student's first weights (teacher's or random)
@@ -12,6 +14,7 @@
       logs/<stage>/                  TensorBoard
       checkpoints/<stage>/           BackupAndRestore while a stage runs
       checkpoints/stage_seconds.json
+      checkpoints/scratch/           temporary files while a run goes on (the TFLite converter's)
       report.json  report.md  frontier.png
 
 Stages name what they need and make by *artifact* (``teacher``, ``teacher_input``, ``generator``,
@@ -23,7 +26,9 @@ read the artifacts held in memory (models, the calibration bank) atomically.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -48,7 +53,9 @@ class InFolder:
 class RunFolder:
     """A run directory and the names of everything in it (one line per file name below)."""
 
+    marker = InFolder(".tfgan-compress")  # made by the tool: files here are the tool's (also the lock file)
     config_json = InFolder("config.json")
+    data_json = InFolder("data.json")  # the data's source and content fingerprint, as the first stage read it
     teacher_input_json = InFolder("teacher_input.json")  # the teacher's input convention, as found
     calibration_bank = InFolder("calibration_bank.npy")  # data-free mode: replay-bank sample for int8
     student_start_json = InFolder("student_start.json")  # data-free mode: the student's first weights, whence
@@ -59,7 +66,7 @@ class RunFolder:
     samples_png = InFolder("samples.png")
     logs_dir = InFolder("logs")
     stage_seconds_json = InFolder("checkpoints", "stage_seconds.json")
-    scratch_dir = InFolder("tmp")  # temporary files of the run (removed at its end, or by the next run)
+    scratch_dir = InFolder("checkpoints", "scratch")  # temporary files of the run (removed at its end, or by the next)
     report_json = InFolder("report.json")
     report_md = InFolder("report.md")
     frontier_png = InFolder("frontier.png")
@@ -113,6 +120,37 @@ class RunFolder:
         metadata = self.checkpoint(stage) / "training_metadata.json"  # Keras' name for it
         return json.loads(metadata.read_text()).get("epoch", 0) if metadata.is_file() else None
 
+    #: the files ``keras.callbacks.BackupAndRestore(double_checkpoint=True)`` writes (Keras' names)
+    BACKUP_FILES = ("latest.weights.h5", "training_metadata.json")
+
+    def check_backup(self, stage: str, progress=print) -> None:
+        """Make an interrupted stage's backup safe to resume from, before anything loads it:
+        when its latest files are unreadable (a full disk, a truncated copy), resume from the
+        copy before it (Keras' ``.bkp``), saying so; when that is unreadable too, set the
+        backup aside as ``checkpoints/<stage>.unreadable`` with one line, and the stage
+        starts again from its start."""
+        backup = self.checkpoint(stage)
+        latest = [backup / name for name in self.BACKUP_FILES]
+        if not any(path.exists() for path in latest):
+            return
+        if all(_readable(path) for path in latest):
+            return
+        previous = [path.with_name(path.name + ".bkp") for path in latest]
+        if all(_readable(path) for path in previous):
+            for old, new in zip(previous, latest):
+                shutil.copy2(old, new)
+            progress(f"  the latest backup of {stage} in {backup} is unreadable; resuming from the one before it "
+                     f"(epoch {self.epochs_backed_up(stage)})")
+            return
+        aside = backup.with_name(f"{stage}.unreadable")
+        shutil.rmtree(aside, ignore_errors=True)
+        backup.rename(aside)
+        times = self.stage_seconds()
+        if times.pop(f"{stage}:unfinished", None) is not None:
+            artifacts.write_json(self.stage_seconds_json, times)
+        progress(f"  the backup of {stage} in {backup} is unreadable; set aside as {aside}: {stage} starts again "
+                 f"from its start")
+
     # ------------------------------------------------------------------ artifacts
     def path(self, artifact: str) -> Path:
         """The file that holds ``artifact`` (for a group of files, the one written last)."""
@@ -151,6 +189,126 @@ class RunFolder:
             return np.load(path)
         return json.loads(path.read_text())
 
+    # ------------------------------------------------------------------ ownership
+    MARKER_TEXT = "This folder is a tfgan-compress run folder; the tool may rewrite or delete any file in it.\n"
+
+    def is_ours(self) -> bool:
+        """Whether the tool made this folder: its marker file, or (a run folder of an earlier
+        version, made before the marker) a ``config.json`` that reads back as a run's config."""
+        if self.marker.is_file():
+            return True
+        if not self.config_json.is_file():
+            return False
+        from .config import RunConfig
+
+        try:
+            RunConfig.from_dict(json.loads(self.config_json.read_text()))
+        except (ValueError, UsageError, TypeError, AttributeError, OSError):
+            return False
+        return True
+
+    def check_ours(self, data_source: str = "") -> None:
+        """Refuse (``UsageError``, nothing written) an output folder the tool may not write in:
+        a folder that holds files but was not made by the tool (the run would overwrite or
+        delete them), or the data's own folder or a folder inside it."""
+        root = self.root
+        if str(root) == "":
+            raise UsageError("--out is empty; give a folder name")
+        if root.exists() and not root.is_dir():
+            raise UsageError(f"{root}: exists and is not a folder (the output must be a folder)")
+        data_dir = data_folder(data_source)
+        if data_dir is not None:
+            here, there = root.resolve(), data_dir.resolve()
+            if here == there or there in here.parents:
+                raise UsageError(f"{root}: is inside the data folder {data_dir}; write the run elsewhere (its files "
+                                 f"would be read as data, or the data's files taken for the run's)")
+        if not root.is_dir() or self.is_ours():
+            return
+        try:
+            entries = sorted(p.name for p in root.iterdir())
+        except OSError as err:
+            raise UsageError(f"{root}: cannot list the output folder ({err.strerror})") from None
+        if entries:
+            shown = ", ".join(entries[:3]) + (f" and {len(entries) - 3} more" if len(entries) > 3 else "")
+            raise UsageError(f"{root}: holds files tfgan-compress did not make ({shown}); give a new or empty folder "
+                             f"as --out")
+
+    @contextlib.contextmanager
+    def claimed(self):
+        """Create the folder and its marker, and hold the marker's lock while the block runs:
+        a second process on the same folder is refused (``UsageError``) instead of both
+        writing the same files. The lock goes with the process (``flock``), so a killed run
+        leaves none behind."""
+        artifacts.check_writable_dir(self.root)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            handle = open(self.marker, "a+", encoding="utf-8")
+        except OSError as err:  # writable by its permission bits, refused all the same (/sys, a full disk, ...)
+            raise UsageError(f"{self.root}: cannot create the output folder ({err.strerror})") from None
+        try:
+            try:
+                import fcntl
+            except ImportError:  # Windows: no advisory lock; the folder is still marked
+                fcntl = None
+            if fcntl is not None:
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    raise UsageError(f"{self.root}: in use by another tfgan-compress process; wait for it to finish, "
+                                     f"or use another --out") from None
+            if handle.tell() == 0:
+                handle.write(self.MARKER_TEXT)
+                handle.flush()
+            yield self
+        finally:
+            handle.close()  # releases the lock
+
+    @contextlib.contextmanager
+    def scratch_space(self):
+        """A temporary folder of the tool's own inside the run folder (``checkpoints/scratch``),
+        empty at the start (what a killed run left there is removed), removed at the end."""
+        scratch = self.scratch_dir
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir(parents=True, exist_ok=True)
+        try:
+            yield scratch
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def start_from(self, other: "RunFolder", names) -> None:
+        """Start this run folder with copies of ``other``'s artifacts ``names`` (and its data
+        record), as a benchmark does that shares one teacher and generator between runs."""
+        self.check_ours()
+        with self.claimed():
+            for name in names:
+                self.path(name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(other.path(name), self.path(name))
+            if other.data_json.is_file():
+                shutil.copy2(other.data_json, self.data_json)
+
+    # ------------------------------------------------------------------ the data it was made from
+    def check_same_data(self, record: dict) -> None:
+        """Refuse (``UsageError``) a run whose data differs from the data this folder's models
+        were made from (``data.json``): same source string, changed content, or another source."""
+        if not self.data_json.is_file():
+            return
+        try:
+            saved = json.loads(self.data_json.read_text())
+            old = saved["fingerprint"]
+        except (ValueError, KeyError, TypeError, OSError) as err:
+            raise UsageError(f"{self.data_json}: cannot be read back ({type(err).__name__}); use another --out") from None
+        if old != record["fingerprint"]:
+            raise UsageError(f"{self.root} was made from other data ({saved.get('source')!r}, "
+                             f"{saved.get('train_images')} train / {saved.get('test_images')} test images, "
+                             f"fingerprint {old[:12]}; now {record['source']!r}, {record['train_images']} / "
+                             f"{record['test_images']}, fingerprint {record['fingerprint'][:12]}): its models would be "
+                             f"reused as if made from this data; use another --out, or delete {self.root} to start "
+                             f"afresh")
+
+    def record_data(self, record: dict) -> None:
+        if not self.data_json.is_file():
+            artifacts.write_json(self.data_json, record)
+
     # ------------------------------------------------------------------ bookkeeping
     #: settings a rerun may change: how the run executes or is measured, not what it makes
     RERUN_MAY_CHANGE = ("strategy", "evaluate")
@@ -175,14 +333,7 @@ class RunFolder:
                              f"made with these: use another --out, or delete {self.root} to start afresh")
 
     def create(self, config) -> None:
-        """Check the folder is writable, create it, and write the resolved ``config.json``."""
-        artifacts.check_writable_dir(self.root)
-        if self.root.exists() and not self.root.is_dir():
-            raise UsageError(f"{self.root}: exists and is not a folder")
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as err:  # writable by its permission bits, refused all the same (/sys, a full disk, ...)
-            raise UsageError(f"{self.root}: cannot create the output folder ({err.strerror})") from None
+        """Write the resolved ``config.json`` (into the folder :meth:`claimed` made)."""
         artifacts.write_json(self.config_json, config.to_dict())
 
     def stage_seconds(self) -> dict:
@@ -212,6 +363,31 @@ def _differences(old: dict, new: dict, prefix: str = ""):
             yield f"{prefix}{key}", old.get(key), new.get(key)
     for key in sections:
         yield from _differences(old[key], new[key], f"{prefix}{key}.")
+
+
+def _readable(path: Path) -> bool:
+    """Whether a backup file reads back whole: JSON that parses, or HDF5 whose every array loads."""
+    if not path.is_file():
+        return False
+    try:
+        if path.name.endswith((".json", ".json.bkp")):
+            json.loads(path.read_text())
+            return True
+        import h5py
+
+        with h5py.File(path, "r") as h5:
+            h5.visititems(lambda name, node: node[()] if isinstance(node, h5py.Dataset) else None)
+        return True
+    except Exception:  # noqa: BLE001 - h5py and json raise many kinds for a truncated file
+        return False
+
+
+def data_folder(source: str):
+    """The folder a data source string reads (``idx:DIR``, ``folder:DIR``), else ``None``."""
+    kind, _, arg = (source or "").partition(":")
+    if kind in ("idx", "folder") and arg and Path(arg).is_dir():
+        return Path(arg)
+    return None
 
 
 def below_bar(path: Path) -> Path:

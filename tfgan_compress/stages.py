@@ -57,18 +57,24 @@ def gan(ctx) -> dict:
     spec = dataset.spec
     batch_size = min(cfg.batch_size, len(dataset.x_train))
     steps = gan_steps_per_epoch(cfg, len(dataset.x_train))
+    with ctx.strategy.scope():
+        teacher_model = (distribute.replicate(as_logits(ctx.load("teacher")), ctx.strategy)
+                         if ctx.has("teacher") else None)
+        taps, notes = gan_teacher_terms(cfg, teacher_model)
     augmented = f", DiffAugment {'+'.join(cfg.diff_augment)}" if cfg.diff_augment else ""
-    if cfg.teacher_weight and ctx.has("teacher"):
+    if cfg.teacher_weight and teacher_model is not None:
         augmented += f", teacher term x{cfg.teacher_weight:g}"
-    ctx.announce(f"conditional GAN ({cfg.architecture}, {cfg.loss} loss{augmented}), {cfg.epochs} epochs x {steps} "
+    discriminator_kind = (f"discriminator on {len(taps.outputs)} teacher feature maps + pixels" if taps is not None
+                          else cfg.architecture)
+    ctx.announce(f"conditional GAN ({discriminator_kind}, {cfg.loss} loss{augmented}), {cfg.epochs} epochs x {steps} "
                  f"steps, batch {cfg.batch_size}")
+    for note in notes:
+        ctx.progress(f"  {note}")
     with ctx.strategy.scope():
         generator = networks.build_generator(spec.image_shape, spec.num_classes, cfg.noise_dim, cfg.generator_width,
                                              cfg.architecture)
         discriminator = networks.build_discriminator(spec.image_shape, spec.num_classes, cfg.discriminator_width,
-                                                     cfg.spectral_norm, cfg.architecture)
-        teacher_model = (distribute.replicate(as_logits(ctx.load("teacher")), ctx.strategy)
-                         if ctx.has("teacher") else None)
+                                                     cfg.spectral_norm, cfg.architecture, taps=taps)
         model = ConditionalGAN(generator, discriminator, cfg, seed=ctx.seed, teacher=teacher_model)
         model.compile()
     extra, run_logs = [], folder.logs("gan") / "train"  # beside the epoch scalars of Keras' TensorBoard
@@ -87,6 +93,28 @@ def gan(ctx) -> dict:
     ctx.progress(f"  GAN training: {cfg.epochs * steps * cfg.batch_size / (time.time() - start):,.0f} images/s")
     callbacks.save_png(folder.samples_png, grid.grid())
     return {"generator": model.ema_generator}
+
+
+def gan_teacher_terms(cfg, teacher_model) -> tuple:
+    """(the teacher's feature maps for a projected discriminator, or None; progress notes on
+    the terms that read the teacher and cannot: no teacher, no graph, no batch norm)."""
+    from .teacher_taps import NoTaps, batchnorm_taps, feature_taps
+
+    wanted = [name for name, on in (("gan.discriminator_taps", cfg.discriminator_taps),
+                                    ("gan.bn_weight", cfg.bn_weight), ("gan.teacher_weight", cfg.teacher_weight))
+              if on]
+    if teacher_model is None:
+        return None, [f"no teacher in this run: {', '.join(wanted)} not used"] if wanted else []
+    notes, taps = [], None
+    if cfg.discriminator_taps:
+        try:
+            taps = feature_taps(teacher_model, cfg.discriminator_taps)
+        except NoTaps as err:
+            notes.append(f"the discriminator judges pixels only: {err}")
+    if cfg.bn_weight and batchnorm_taps(teacher_model)[0] is None:
+        notes.append("the teacher has no batch-norm layers (or no graph to read them from): the statistics prior "
+                     "(gan.bn_weight) is skipped")
+    return taps, notes
 
 
 def gan_steps_per_epoch(cfg, train_images: int) -> int:

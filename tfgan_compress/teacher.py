@@ -211,6 +211,20 @@ def check_classifier(model: keras.Model, spec: ImageSpec, where) -> None:
     if not hasattr(output, "shape") or tuple(output.shape[1:]) != (spec.num_classes,):
         shape = tuple(output.shape[1:]) if hasattr(output, "shape") else type(output).__name__
         raise ModelError(f"{where}: outputs shape {shape} but the data has {spec.num_classes} classes")
+    if ends_in_sigmoid(model):
+        raise ModelError(f"{where}: ends in a sigmoid (one independent probability per class, a multi-label "
+                         f"model); a classifier of one class per image ends in logits or a softmax")
+
+
+def ends_in_sigmoid(model: keras.Model) -> bool:
+    """Whether the model's last layer (looked into nested models) applies a sigmoid: its
+    outputs are per-class probabilities that do not compete, which distillation's softmax
+    would misread as logits."""
+    sigmoid = keras.activations.sigmoid
+    last = model
+    while isinstance(last, keras.Model) and getattr(last, "layers", None):
+        last = last.layers[-1]
+    return getattr(last, "activation", None) is sigmoid
 
 
 def declared_input_shape(model: keras.Model) -> tuple | None:

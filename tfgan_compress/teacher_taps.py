@@ -1,0 +1,99 @@
+"""The frozen teacher's inner activations, for the terms that look through its eyes.
+
+A trained classifier is a feature network for exactly the data at hand. Two terms of the
+GAN (and of the data-free mode) read its inner layers:
+
+* the projected discriminator's heads (:func:`networks.build_projected_discriminator`)
+  judge real and generated images on the teacher's feature maps at several depths
+  (:func:`feature_taps`; Sauer et al., NeurIPS 2021, "Projected GANs Converge Faster");
+* the batch-norm statistics prior compares the per-channel mean and variance of the inputs
+  of every ``BatchNormalization`` layer on a generated batch with the layer's running
+  statistics (:func:`batchnorm_taps`; Yin et al., CVPR 2020, "Dreaming to Distill").
+
+The layers may sit in a nested model that the run's teacher wraps in a plain chain of
+layers (the rescaling this package puts in front of a user's teacher, a softmax or log
+behind it); the chain in front is replayed, so the taps take the same [0, 1] images as the
+run's teacher. A subclassed teacher has no graph to tap: :class:`NoTaps`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import keras
+
+from .quality import _layer_chain
+
+__all__ = ["NoTaps", "tap_model", "feature_taps", "batchnorm_taps"]
+
+
+class NoTaps(ValueError):
+    """The classifier's graph shows no layer of the kind asked for (or no graph at all)."""
+
+
+def _innermost(classifier: keras.Model) -> tuple[list, keras.Model]:
+    """(the chain of layers in front of the functional model that holds the classifier's
+    layers, that model): ``([], classifier)`` when the classifier is itself flat."""
+    try:
+        classifier.inputs  # noqa: B018 - subclassed models have none
+    except (AttributeError, ValueError):
+        raise NoTaps(f"{classifier.name}: not a functional model; its layers cannot be tapped") from None
+    chain = _layer_chain(classifier)
+    nested = [i for i, layer in enumerate(chain or []) if isinstance(layer, keras.Model)]
+    if len(nested) != 1:
+        return [], classifier
+    front, inner = _innermost(chain[nested[0]])
+    return chain[:nested[0]] + front, inner
+
+
+def tap_model(classifier: keras.Model, select: Callable[[keras.Model], list], name: str) -> keras.Model:
+    """A model from the classifier's input to the outputs of ``select(inner)``, a list of
+    tensors of the innermost functional model; :class:`NoTaps` when the list is empty."""
+    front, inner = _innermost(classifier)
+    tensors = select(inner)
+    if not tensors:
+        raise NoTaps(f"{classifier.name}: no layer to tap for {name}")
+    inner_taps = keras.Model(inner.inputs, tensors, name=f"{inner.name}_{name}")
+    x = inputs = keras.Input(shape=classifier.inputs[0].shape[1:], name="image")
+    for layer in front:
+        x = layer(x)
+    outputs = inner_taps(x)
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    model = keras.Model(inputs, list(outputs), name=f"{classifier.name}_{name}")
+    model.trainable = False
+    return model
+
+
+def feature_taps(classifier: keras.Model, count: int = 2) -> keras.Model:
+    """The teacher's feature maps at ``count`` depths: of every spatial resolution below the
+    input's (down to 2x2), the output of the last layer at that resolution (the end of a
+    stage), the ``count`` deepest such stages, shallow to deep."""
+
+    def stage_ends(inner: keras.Model) -> list:
+        size = tuple(inner.inputs[0].shape[1:3])
+        ends = {}
+        for layer in inner.layers:
+            try:
+                shape = tuple(layer.output.shape)
+            except (AttributeError, ValueError):  # a layer used twice has no single output
+                continue
+            if len(shape) == 4 and shape[1:3] != size and min(shape[1:3]) >= 2:
+                ends[shape[1:3]] = layer.output  # later layers at the same size replace earlier ones
+        return list(ends.values())[-count:]
+
+    return tap_model(classifier, stage_ends, "features")
+
+
+def batchnorm_taps(classifier: keras.Model) -> tuple[keras.Model | None, list]:
+    """(a model returning the input of every ``BatchNormalization`` layer, the layers), or
+    ``(None, [])`` for a teacher without batch norm or without a graph to tap."""
+
+    def batchnorm_inputs(inner: keras.Model) -> list:
+        return [layer.input for layer in inner.layers if isinstance(layer, keras.layers.BatchNormalization)]
+
+    try:
+        model = tap_model(classifier, batchnorm_inputs, "batchnorm_inputs")
+    except NoTaps:
+        return None, []
+    _, inner = _innermost(classifier)
+    return model, [layer for layer in inner.layers if isinstance(layer, keras.layers.BatchNormalization)]
