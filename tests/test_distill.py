@@ -107,3 +107,29 @@ def test_keras_logits_distillation_is_our_distillation_loss():
     ours = tf.reduce_mean(losses.distillation_loss(teacher_logits, student_logits, 2.0))
     np.testing.assert_allclose(float(keras_loss.compute_loss(teacher_logits, student_logits)), float(ours),
                                rtol=1e-4)
+
+
+def test_cutmix_pastes_one_box_of_the_partner_of_about_the_drawn_area():
+    images = tf.concat([tf.zeros((64, 16, 16, 1)), tf.ones((64, 16, 16, 1))], axis=0)
+    mixed, unmixed = distill.mix_pairs(images, tf.constant([3, 4]), cutmix=True)
+    mixed, unmixed = mixed.numpy(), unmixed.numpy()
+    assert set(np.unique(mixed)) <= {0.0, 1.0}  # pixels are pasted, never blended
+    untouched = unmixed == 1
+    assert np.array_equal(mixed[untouched], images.numpy()[untouched])
+    changed = np.abs(mixed - images.numpy()).reshape(128, -1).mean(axis=1)
+    assert 0.2 < untouched.mean() < 0.8 and changed[~untouched].max() > 0.05
+    for index in np.flatnonzero(~untouched):  # the pasted pixels form one axis-aligned box
+        rows, cols = np.nonzero(mixed[index, ..., 0] != images.numpy()[index, ..., 0])
+        if len(rows):
+            assert len(rows) == (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
+
+
+def test_real_image_distillation_mixes_as_the_generator_path_does():
+    keras.utils.set_random_seed(0)
+    shape = (8, 8, 1)
+    teacher = networks.build_classifier(shape, 3, ClassifierConfig((2, 4), (8,)), "t")
+    student = networks.build_classifier(shape, 3, ClassifierConfig((2, 2), (4,)), "s")
+    images = np.random.default_rng(0).random((16, *shape)).astype(np.float32)
+    config = DistillConfig(epochs=1, steps_per_epoch=2, batch_size=8, mixup=True, cutmix=True)
+    history = distill.distill_on_images(teacher, student, images, config, verbose=0)
+    assert np.isfinite(history.history["loss"][-1])

@@ -189,7 +189,8 @@ class DistillConfig:
     batch_size: int = setting(128, AT_LEAST_1)
     temperature: float = setting(4.0, POSITIVE)
     learning_rate: float = setting(3e-3, POSITIVE)
-    mixup: bool = True  # also distil on convex mixes of generator samples
+    mixup: bool = True  # also distil on mixes of two samples (about half the batch; see cutmix)
+    cutmix: bool = False  # with mixup: the mix pastes a random box of the partner (CutMix) instead of a convex mix
     augment_shift: int = setting(0, AT_LEAST_0)  # random translation of generator samples, in pixels
     augment_flip: bool = False  # random horizontal flips of generator samples
     hard_latent_steps: int = setting(0, AT_LEAST_0)  # gradient steps moving the noise to teacher-student disagreement

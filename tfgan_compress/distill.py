@@ -25,7 +25,7 @@ from .teacher import image_augmenter
 from .training import (DirectedMetrics, PrebuiltModel, TeacherAgreement, cosine_adam, directed_mean, label_batches,
                        per_replica_seed)
 
-__all__ = ["GeneratorDistiller", "distill_on_generator", "distill_on_images"]
+__all__ = ["GeneratorDistiller", "mix_pairs", "distill_on_generator", "distill_on_images"]
 
 
 class GeneratorDistiller(PrebuiltModel):
@@ -81,8 +81,8 @@ class GeneratorDistiller(PrebuiltModel):
         With ``augment_shift``, each image is translated by up to that many pixels, and with
         ``augment_flip`` flipped left-right at random (the teacher labels the augmented
         image, so any input is a valid training point).
-        With ``mixup``, about half the images become ``lam * x_i + (1 - lam) * x_j``,
-        ``lam ~ U(0, 1)``, ``j`` a random partner from the batch.
+        With ``mixup``, about half the images are mixed with a random partner from the batch
+        (:func:`mix_pairs`: a convex mix, or with ``cutmix`` a pasted box).
         """
         batch = tf.shape(labels)[0]
         seed = per_replica_seed(self.seed_generator)
@@ -94,12 +94,7 @@ class GeneratorDistiller(PrebuiltModel):
             images = self.augmenter(images, training=True)
         if not self.config.mixup:
             return images, tf.ones([batch])
-        lam = tf.random.stateless_uniform((batch,), seed=seed + [0, 7])
-        mixed = tf.cast(tf.random.stateless_uniform((batch,), seed=seed + [0, 13]) < 0.5, images.dtype)
-        lam = mixed * lam + (1.0 - mixed)
-        partner = tf.argsort(tf.random.stateless_uniform((batch,), seed=seed + [0, 17]))
-        lam4 = tf.reshape(lam, [-1, 1, 1, 1])
-        return lam4 * images + (1.0 - lam4) * tf.gather(images, partner), 1.0 - mixed
+        return mix_pairs(images, seed, self.config.cutmix)
 
     def harder_noise(self, noise, labels):
         """One normalised gradient-ascent step of the noise on the per-example KL."""
@@ -132,6 +127,32 @@ class GeneratorDistiller(PrebuiltModel):
         return self.step_logs()
 
 
+def mix_pairs(images, seed, cutmix: bool = False):
+    """About half the images mixed with a random partner ``j`` of the batch, and a 0/1 mask
+    of those left alone: ``lam * x_i + (1 - lam) * x_j``, ``lam ~ U(0, 1)`` (mixup, Zhang et
+    al., 2018), or with ``cutmix`` a random box of ``x_j`` of area ``1 - lam`` pasted into
+    ``x_i`` (Yun et al., 2019). The teacher labels the mixed image itself, so any mix is a
+    valid training point ("function matching": Beyer et al., CVPR 2022, "Knowledge
+    distillation: A good teacher is patient and consistent")."""
+    batch = tf.shape(images)[0]
+    lam = tf.random.stateless_uniform((batch,), seed=seed + [0, 7])
+    mixed = tf.cast(tf.random.stateless_uniform((batch,), seed=seed + [0, 13]) < 0.5, images.dtype)
+    lam = mixed * lam + (1.0 - mixed)
+    partner = tf.gather(images, tf.argsort(tf.random.stateless_uniform((batch,), seed=seed + [0, 17])))
+    if not cutmix:
+        lam4 = tf.reshape(lam, [-1, 1, 1, 1])
+        return lam4 * images + (1.0 - lam4) * partner, 1.0 - mixed
+    height, width = tf.shape(images)[1], tf.shape(images)[2]
+    side = tf.sqrt(1.0 - lam)  # box side as a fraction of the image side
+    centre = tf.random.stateless_uniform((batch, 2), seed=seed + [0, 19])
+    rows = tf.cast(tf.range(height), tf.float32)[None, :] / tf.cast(height, tf.float32)
+    cols = tf.cast(tf.range(width), tf.float32)[None, :] / tf.cast(width, tf.float32)
+    in_rows = tf.abs(rows - centre[:, :1]) < side[:, None] / 2
+    in_cols = tf.abs(cols - centre[:, 1:]) < side[:, None] / 2
+    box = tf.cast(in_rows[:, :, None] & in_cols[:, None, :], images.dtype)[..., None]
+    return box * partner + (1.0 - box) * images, 1.0 - mixed
+
+
 def distill_on_generator(teacher: keras.Model, generator: keras.Model, student: keras.Model,
                          config: DistillConfig, seed: int = 0, callbacks=(), verbose="auto",
                          epochs_done: int = 0) -> keras.callbacks.History:
@@ -151,7 +172,8 @@ def distill_on_generator(teacher: keras.Model, generator: keras.Model, student: 
 def distill_on_images(teacher: keras.Model, student: keras.Model, images, config: DistillConfig, seed: int = 0,
                       callbacks=(), verbose="auto") -> keras.callbacks.History:
     """Reference method: the same distillation on given (real) images, shuffled every epoch,
-    with Keras' own ``keras.distillation.Distiller`` (logits distillation, ``T^2 KL``).
+    with the same augmentation and mixing as on generator samples, with Keras' own
+    ``keras.distillation.Distiller`` (logits distillation, ``T^2 KL``).
 
     Used by the benchmark to measure what the GAN-based path gives up; not by the pipeline.
     """
@@ -167,6 +189,10 @@ def distill_on_images(teacher: keras.Model, student: keras.Model, images, config
     augment = image_augmenter(images.shape[1:], config.augment_shift, config.augment_flip, seed)
     if augment is not None:  # the same augmentation as on generator samples
         pipeline = pipeline.map(lambda x: augment(x, training=True))
+    if config.mixup:  # and the same mixing: teacher and student see the same mixed view
+        counter = tf.data.Dataset.counter()
+        pipeline = tf.data.Dataset.zip((pipeline, counter)).map(
+            lambda x, step: mix_pairs(x, tf.stack([tf.constant(seed, tf.int64), step]), config.cutmix)[0])
     pipeline = pipeline.prefetch(tf.data.AUTOTUNE)
     return distiller.fit(pipeline, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch,
                          callbacks=list(callbacks), verbose=verbose, shuffle=False)
