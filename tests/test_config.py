@@ -142,3 +142,19 @@ def test_a_network_that_does_not_fit_is_refused_before_anything_is_written(tmp_p
     out = tmp_path / "run"
     assert cli.main(["run", "--preset", "tiny", "--config", str(settings), "--out", str(out)]) == 2
     assert "conv_filters" in capsys.readouterr().err and not out.exists()
+
+
+def test_set_overrides_one_setting_beside_config(tmp_path, capsys):
+    from tfgan_compress import cli
+
+    assert cli.settings_from_pairs(["gan.epochs=5", "distill.network.conv_filters=[8, 16]", "gan.loss=hinge"]) == {
+        "gan": {"epochs": 5, "loss": "hinge"}, "distill": {"network": {"conv_filters": [8, 16]}}}
+    args = cli.build_parser().parse_args(["run", "--preset", "tiny", "--set", "gan.epochs=5", "--set",
+                                          "distill.mixup=false"])
+    resolved = cli.resolve_config(args, lambda: "tiny")
+    assert resolved.gan.epochs == 5 and resolved.distill.mixup is False
+    for bad, fragment in (("gan.epochs", "expected SECTION.KEY=VALUE"), ("gan.epochz=3", "did you mean epochs"),
+                          ("gan.epochs=-1", "gan.epochs must be >= 1")):
+        assert cli.main(["run", "--preset", "tiny", "--set", bad, "--out", str(tmp_path / "r")]) == 2
+        assert fragment in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

@@ -3,11 +3,81 @@
 A conditional GAN learns the training data; a small student is distilled from the teacher
 on generator samples only; the student is exported to TFLite (float32, float16,
 dynamic-range, int8 calibrated on generator samples) and measured on the real test set.
+
+The whole tool is one call, :func:`compress` (``tfgan_compress.compress(teacher, data,
+out)``); the public classes are attributes of the package (``tfgan_compress.ConditionalGAN``).
+
+Importing the package does not import TensorFlow (the command line chooses TensorFlow's
+CPU kernels first, from the data); the names below load on first use. The package's Keras
+classes are registered with Keras as soon as Keras is imported, before or after this
+package, so that ``keras.models.load_model`` reads every file the tool saves after
+``import tfgan_compress`` alone.
 """
 
+import importlib as _importlib
+import importlib.abc as _importlib_abc
 import os as _os
+import sys as _sys
 
 # Keep TensorFlow's C++ start-up chatter out of the progress output unless asked for.
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
+
+#: public name -> the module that defines it
+_PUBLIC = {
+    "compress": "api", "CompressResult": "api",
+    "RunConfig": "config", "preset": "config", "PRESETS": "config",
+    "ConditionalGAN": "gan", "GeneratorDistiller": "distill", "DataFreeDistiller": "datafree",
+    "TfganCompressError": "errors", "InputError": "errors", "UsageError": "errors", "DataError": "errors",
+    "ModelError": "errors",
+}
+__all__ = sorted(_PUBLIC)
+
+#: the modules whose classes are registered as Keras serializables
+_KERAS_MODULES = ("networks", "teacher", "gan", "distill", "datafree")
+
+
+def __getattr__(name):
+    if name in _PUBLIC:
+        value = getattr(_importlib.import_module(f"{__name__}.{_PUBLIC[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_PUBLIC))
+
+
+def _register_keras_classes() -> None:
+    for module in _KERAS_MODULES:
+        _importlib.import_module(f"{__name__}.{module}")
+
+
+class _RegisterAfterKeras(_importlib_abc.MetaPathFinder):
+    """Registers the package's Keras classes once ``keras`` has finished importing."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "keras":
+            return None
+        _sys.meta_path.remove(self)  # find the real module, once
+        spec = _importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_then_register(module):
+            exec_module(module)
+            _register_keras_classes()
+
+        spec.loader.exec_module = exec_then_register
+        return spec
+
+
+if "keras" in _sys.modules:
+    _register_keras_classes()
+elif not any(isinstance(finder, _RegisterAfterKeras) for finder in _sys.meta_path):
+    import importlib.util  # noqa: F401 - _importlib.util, for the finder
+
+    _sys.meta_path.insert(0, _RegisterAfterKeras())

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import console
+from .compat import sub_parsers
 from .config import Mode, Strategy, TeacherInput, choices
 from .errors import TfganCompressError, UsageError, first_line, one_line
 from .run_folder import RunFolder
@@ -48,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--preset", help=f"named configuration: {', '.join(PRESETS)} (default: digits for "
                                         "images up to 16x16, color for RGB from 32x32, mnist otherwise)")
         p.add_argument("--config", metavar="FILE", help="JSON file of settings over the preset")
+        p.add_argument("--set", metavar="SECTION.KEY=VALUE", action="append", default=[], dest="settings",
+                       help="one setting over the preset and --config, e.g. --set gan.epochs=5 (VALUE in JSON: "
+                            "numbers, true/false, [lists]; anything else is text); repeatable")
         p.add_argument("--out", metavar="DIR",
                        help="run directory (run: default runs/<preset>-<timestamp>; other commands: required)")
         p.add_argument("--seed", type=int, help="random seed (default 0)")
@@ -117,6 +121,8 @@ def resolve_config(args, default_preset: Callable[[], str]):
             config = cfg.merge(config, overrides)
         except UsageError as err:
             raise UsageError(f"{path}: {err}") from None
+    if getattr(args, "settings", None):
+        config = cfg.merge(config, settings_from_pairs(args.settings))
     if args.data:
         config.data = args.data
     if args.seed is not None:
@@ -134,6 +140,28 @@ def resolve_config(args, default_preset: Callable[[], str]):
     if args.mode:
         config.mode = args.mode
     return config.validate()
+
+
+def settings_from_pairs(pairs) -> dict:
+    """``["gan.epochs=5", "distill.network.conv_filters=[8, 16]"]`` -> nested settings; each
+    value is read as JSON when it parses (numbers, booleans, lists, null), else as text."""
+    settings: dict = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip() or any(not part for part in key.strip().split(".")):
+            raise UsageError(f"--set {pair!r}: expected SECTION.KEY=VALUE, e.g. --set gan.epochs=5")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        *sections, name = key.strip().split(".")
+        target = settings
+        for section in sections:
+            target = target.setdefault(section, {})
+            if not isinstance(target, dict):
+                raise UsageError(f"--set {pair!r}: {section} is set to a value and used as a section")
+        target[name] = value
+    return settings
 
 
 def execute(args) -> None:
@@ -192,7 +220,7 @@ def main(argv=None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["predict"]:  # image paths and flags in any order (argparse cannot intermix under sub-commands)
-        predict_parser = parser._subparsers._group_actions[0].choices["predict"]
+        predict_parser = sub_parsers(parser)["predict"]
         args = predict_parser.parse_intermixed_args(argv[1:])
         args.command = "predict"
     else:

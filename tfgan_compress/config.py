@@ -98,11 +98,12 @@ class ClassifierConfig:
     block per further entry (stride 2 where the filters grow), global pooling, logits.
     """
 
+    # filters per conv block (lenet: 2, resnet: 4, mobilenet: stem + one per block)
     conv_filters: tuple[int, ...] = setting((16, 32), AT_LEAST_1)
     dense_units: tuple[int, ...] = setting((128, 64), AT_LEAST_1)  # lenet only
     kernel_size: int = setting(3, AT_LEAST_1)  # lenet only
     dropout: float = setting(0.0, FRACTION)  # lenet only
-    architecture: ClassifierArchitecture = "lenet"
+    architecture: ClassifierArchitecture = "lenet"  # network family (networks.build_classifier)
 
     #: how many ``conv_filters`` each architecture takes: exactly (lenet, resnet) or at least (mobilenet)
     FILTER_COUNTS = {"lenet": (2, 2), "resnet": (4, 4), "mobilenet": (1, None)}
@@ -125,13 +126,13 @@ class TeacherConfig:
     network: ClassifierConfig = field(
         default_factory=lambda: ClassifierConfig(conv_filters=(32, 64), dense_units=(128, 64), dropout=0.2)
     )
-    epochs: int = setting(60, AT_LEAST_1)
-    batch_size: int = setting(64, AT_LEAST_1)
+    epochs: int = setting(60, AT_LEAST_1)  # passes over the real training split
+    batch_size: int = setting(64, AT_LEAST_1)  # images per step
     optimizer: TeacherOptimizer = "adam"  # adam, or sgd (Nesterov momentum 0.9)
     learning_rate: float = setting(2e-3, POSITIVE)  # peak of the schedule
     warmup_fraction: float = setting(0.0, FRACTION)  # linear warm-up over this share of the steps, then cosine
     weight_decay: float = setting(0.0, AT_LEAST_0)  # decoupled (the optimizer's weight_decay)
-    label_smoothing: float = setting(0.0, FRACTION)
+    label_smoothing: float = setting(0.0, FRACTION)  # share of each one-hot label spread over all classes
     augment_shift: int = setting(1, AT_LEAST_0)  # random translation in pixels (zero fill: pad-and-crop), 0: off
     augment_flip: bool = False  # random horizontal flips (photos; not for digits or text)
 
@@ -140,23 +141,24 @@ class TeacherConfig:
 class GANConfig:
     """Conditional GAN (projection discriminator, class-conditional generator)."""
 
-    loss: GANLossName = "hinge"
+    loss: GANLossName = "hinge"  # GAN loss family (losses.gan_loss)
     architecture: GeneratorArchitecture = "dcgan"  # generator and discriminator family
     diff_augment: tuple[DiffAugmentPolicy, ...] = ()  # DiffAugment policies on every discriminator input
-    noise_dim: int = setting(32, AT_LEAST_1)
-    generator_width: int = setting(64, AT_LEAST_1)
+    noise_dim: int = setting(32, AT_LEAST_1)  # length of the generator's noise vector z
+    generator_width: int = setting(64, AT_LEAST_1)  # base channel count of the generator
+    # base channel count of the discriminator (and of each projected head)
     discriminator_width: int = setting(64, AT_LEAST_1)
-    spectral_norm: bool = True
+    spectral_norm: bool = True  # spectral normalisation on every discriminator layer (Miyato et al., 2018)
     gradient_penalty_weight: float = setting(10.0, AT_LEAST_0)  # used by wasserstein_gp only
-    epochs: int = setting(20, AT_LEAST_1)
+    epochs: int = setting(20, AT_LEAST_1)  # epochs of steps_per_epoch steps
     steps_per_epoch: int = setting(100, AT_LEAST_0)  # 0: one pass over the training split per epoch
     min_steps: int = setting(0, AT_LEAST_0)  # at least this many steps in all: steps per epoch are raised to reach it
-    batch_size: int = setting(64, AT_LEAST_1)
-    generator_learning_rate: float = setting(2e-4, POSITIVE)
-    discriminator_learning_rate: float = setting(2e-4, POSITIVE)
-    beta_1: float = setting(0.0, FRACTION)
-    beta_2: float = setting(0.9, FRACTION)
-    ema_decay: float = setting(0.999, FRACTION)
+    batch_size: int = setting(64, AT_LEAST_1)  # real images (and as many generated) per step
+    generator_learning_rate: float = setting(2e-4, POSITIVE)  # Adam learning rate of the generator
+    discriminator_learning_rate: float = setting(2e-4, POSITIVE)  # Adam learning rate of the discriminator
+    beta_1: float = setting(0.0, FRACTION)  # Adam beta_1 of both optimizers
+    beta_2: float = setting(0.9, FRACTION)  # Adam beta_2 of both optimizers
+    ema_decay: float = setting(0.999, FRACTION)  # decay of the generator's weight average (the generator that is kept)
     # weight of the teacher's cross-entropy on generated samples in the generator loss (AC-GAN
     # style; losses.teacher_class_loss), when the run has a teacher; 0: off (benchmarks/README.md)
     teacher_weight: float = setting(0.3, AT_LEAST_0)
@@ -184,11 +186,11 @@ class DistillConfig:
     network: ClassifierConfig = field(
         default_factory=lambda: ClassifierConfig(conv_filters=(12, 24), dense_units=(64, 32))
     )
-    epochs: int = setting(30, AT_LEAST_1)
-    steps_per_epoch: int = setting(100, AT_LEAST_1)
-    batch_size: int = setting(128, AT_LEAST_1)
-    temperature: float = setting(4.0, POSITIVE)
-    learning_rate: float = setting(3e-3, POSITIVE)
+    epochs: int = setting(30, AT_LEAST_1)  # epochs of steps_per_epoch steps
+    steps_per_epoch: int = setting(100, AT_LEAST_1)  # student updates per epoch, each on a fresh generator batch
+    batch_size: int = setting(128, AT_LEAST_1)  # generator samples per step
+    temperature: float = setting(4.0, POSITIVE)  # softmax temperature T of the distillation loss (T^2 KL)
+    learning_rate: float = setting(3e-3, POSITIVE)  # peak Adam learning rate, cosine-decayed over all steps
     mixup: bool = True  # also distil on mixes of two samples (about half the batch; see cutmix)
     cutmix: bool = False  # with mixup: the mix pastes a random box of the partner (CutMix) instead of a convex mix
     augment_shift: int = setting(0, AT_LEAST_0)  # random translation of generator samples, in pixels
@@ -208,7 +210,7 @@ class DataFreeConfig:
     epochs: int = setting(40, AT_LEAST_1)  # synthesis rounds
     steps_per_epoch: int = setting(100, AT_LEAST_1)  # iterations per round: one generator step + student_steps each
     batch_size: int = setting(128, AT_LEAST_2)  # generator batch (pairs for the diversity term)
-    student_batch_size: int = setting(128, AT_LEAST_1)
+    student_batch_size: int = setting(128, AT_LEAST_1)  # bank samples per student update
     student_steps: int = setting(5, AT_LEAST_1)  # student updates (on bank samples) per generator update
     adversarial_weight: float = setting(1.0, AT_LEAST_0)  # weight of -|T(x) - S(x)|_1 (DFAD) in the generator loss
     class_weight: float = setting(1.0, AT_LEAST_0)  # weight of the teacher's class margin hinge
@@ -226,8 +228,8 @@ class DataFreeConfig:
     student_prior_views: bool = True  # the student also learns on the prior's random views (teacher-labelled)
     bank_size: int = setting(50000, AT_LEAST_1)  # replay bank of generator samples (ring buffer)
     bank_from: float = setting(0.5, FRACTION)  # bank a round's samples from this fraction of the round on
-    generator_learning_rate: float = setting(2e-3, POSITIVE)
-    generator_beta_1: float = setting(0.5, FRACTION)
+    generator_learning_rate: float = setting(2e-3, POSITIVE)  # Adam learning rate of each round's generator
+    generator_beta_1: float = setting(0.5, FRACTION)  # its Adam beta_1
     student_optimizer: OptimizerName = "adam"  # adam, or sgd (momentum 0.9); cosine decay over all student steps
     student_learning_rate: float = setting(2e-3, POSITIVE)  # peak (DFAD's SGD: 0.05-0.1)
     student_weight_decay: float = setting(0.0, AT_LEAST_0)  # decoupled (the optimizer's weight_decay)
@@ -240,9 +242,10 @@ class DataFreeConfig:
 class ExportConfig:
     """TFLite conversion of the student (and of the generator)."""
 
+    # student TFLite files to write (int8_io: int8 input and output, batch 1)
     variants: tuple[ExportVariant, ...] = ("float32", "float16", "dynamic", "int8", "int8_io")
     generator_variants: tuple[GeneratorVariant, ...] = ("float16", "dynamic")  # the generator as TFLite, () to skip
-    calibration_samples: int = setting(500, AT_LEAST_1)
+    calibration_samples: int = setting(500, AT_LEAST_1)  # images for the int8 calibration
     calibration_source: CalibrationSource = "generator"  # or "real" (real training images)
     # Top-1 agreement with the Keras student on the test images, required of each file.
     min_agreement_float: float = setting(0.995, PROBABILITY)  # float32, float16
@@ -253,20 +256,20 @@ class ExportConfig:
 class EvaluateConfig:
     """Measurements on the real test split."""
 
-    latency_runs: int = setting(200, AT_LEAST_1)
-    latency_warmup: int = setting(20, AT_LEAST_0)
+    latency_runs: int = setting(200, AT_LEAST_1)  # single-image invocations timed per file
+    latency_warmup: int = setting(20, AT_LEAST_0)  # untimed invocations first
 
 
 @dataclass
 class RunConfig:
     """Everything a ``tfgan-compress run`` needs."""
 
-    preset: str = "digits"
-    data: str = "digits"
-    seed: int = setting(0, SEEDS)
+    preset: str = "digits"  # the named configuration this one started from
+    data: str = "digits"  # data source: digits, tfds:NAME, idx:DIR, npz:FILE, folder:DIR
+    seed: int = setting(0, SEEDS)  # random seed of every stage (stage i uses seed * 100 + i)
     strategy: Strategy = "default"  # tfgan_compress.distribute
     mode: Mode = "gan"  # "gan": conditional GAN on the data; "data-free": from the teacher alone
-    teacher_path: Optional[str] = None
+    teacher_path: Optional[str] = None  # a trained teacher (.keras or .h5) to compress instead of training one
     teacher_input: TeacherInput = "auto"  # with teacher_path: the input convention, or auto (measured)
     student_path: Optional[str] = None  # a .keras student architecture, trained from scratch (else distill.network)
     student_budget_kb: Optional[float] = setting(None, POSITIVE)  # widest distill.network width whose int8 file fits
@@ -292,7 +295,8 @@ class RunConfig:
             raise UsageError("gan.teacher_margin shapes the teacher term, which gan.teacher_weight = 0 turns off; "
                              "set a weight > 0 or leave the margin unset")
         if self.preset not in PRESETS:
-            raise UsageError(f"preset {self.preset!r} is not one of {', '.join(PRESETS)}{closest_hint(self.preset, PRESETS)}")
+            raise UsageError(f"preset {self.preset!r} is not one of {', '.join(PRESETS)}"
+                             f"{closest_hint(self.preset, PRESETS)}")
         if not self.export.variants:
             raise UsageError("export.variants is empty: name at least one of " + ", ".join(choices(ExportVariant)))
         for name in ("variants", "generator_variants"):

@@ -64,7 +64,7 @@ from .teacher_taps import batchnorm_taps
 from .affine import random_affine
 from .config import DataFreeConfig
 from .elastic import random_elastic_affine
-from .training import (DirectedMetrics, PrebuiltModel, TeacherAgreement, directed_mean, label_batches,
+from .training import (DirectedMetrics, SerializableDistiller, TeacherAgreement, directed_mean, label_batches,
                        per_replica_seed, warmup_cosine)
 
 
@@ -124,7 +124,8 @@ def student_optimizer_for(config: DataFreeConfig, total_steps: int) -> keras.opt
     return keras.optimizers.Adam(schedule, weight_decay=weight_decay)
 
 
-class DataFreeDistiller(PrebuiltModel):
+@keras.saving.register_keras_serializable(package="tfgan_compress")
+class DataFreeDistiller(SerializableDistiller):
     """Generator and student trained against each other around a frozen teacher (``fit``).
 
     (Long, as Keras models are: trackers, ``compile``, ``train_step`` and the steps it calls
@@ -133,6 +134,8 @@ class DataFreeDistiller(PrebuiltModel):
     fraction of a round (but the first round) are not banked, the generator is still
     finding its feet there.
     """
+
+    config_class, config_section = DataFreeConfig, "datafree"
 
     def __init__(self, teacher, generator, student, config: DataFreeConfig | None = None, seed: int = 0, **kwargs):
         super().__init__(**kwargs)

@@ -22,13 +22,14 @@ import tensorflow as tf
 from . import losses
 from .config import DistillConfig
 from .teacher import image_augmenter
-from .training import (DirectedMetrics, PrebuiltModel, TeacherAgreement, cosine_adam, directed_mean, label_batches,
-                       per_replica_seed)
+from .training import (DirectedMetrics, SerializableDistiller, TeacherAgreement, cosine_adam, directed_mean,
+                       label_batches, per_replica_seed)
 
 __all__ = ["GeneratorDistiller", "mix_pairs", "distill_on_generator", "distill_on_images"]
 
 
-class GeneratorDistiller(PrebuiltModel):
+@keras.saving.register_keras_serializable(package="tfgan_compress")
+class GeneratorDistiller(SerializableDistiller):
     """Student trained on teacher soft labels of generator samples (``fit`` on label batches).
     (Long, as Keras models are: trackers, ``compile``, ``train_step`` and the sampling it
     calls belong together.)
@@ -36,8 +37,11 @@ class GeneratorDistiller(PrebuiltModel):
     ``config``: the ``distill`` section (temperature, mixup, shift, hard-latent steps).
     """
 
+    config_class, config_section = DistillConfig, "distill"
+
     def __init__(self, teacher, generator, student, config: DistillConfig | None = None, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
+        self.seed = seed
         self.config = config = config or DistillConfig()
         self.teacher = teacher
         self.generator = generator

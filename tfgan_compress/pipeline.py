@@ -40,7 +40,7 @@ from .errors import BelowAgreementBar, UsageError
 from .run_folder import RunFolder
 from .teacher import check_classifier, load_classifier
 
-__all__ = ["Stage", "STAGES", "stages_of", "StageContext", "run_stages", "run"]
+__all__ = ["Stage", "STAGES", "stages_of", "StageContext", "run_stages", "run", "run_context"]
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,8 @@ class StageContext:
     progress: Callable[[str], None] = print
     safe_mode: bool = True
     given_dataset: Optional[data.Dataset] = None
+    given_teacher: Optional[keras.Model] = None  # an in-memory teacher (tfgan_compress.compress), for teacher_path
+    user_callbacks: tuple = ()  # the caller's Keras callbacks, attached to every training stage's fit
     stage: Optional[Stage] = None
     seed: int = 0
     started: float = 0.0
@@ -128,7 +130,11 @@ class StageContext:
         found on the test split: (the teacher taking [0, 1] images, the ``teacher_input`` record)."""
         if "user_teacher" not in self.loaded:
             path = self.config.teacher_path
-            model = load_classifier(path, self.dataset.spec, safe_mode=self.safe_mode)
+            if self.given_teacher is not None:
+                model = self.given_teacher
+                check_classifier(model, self.dataset.spec, path)
+            else:
+                model = load_classifier(path, self.dataset.spec, safe_mode=self.safe_mode)
             self.loaded["user_teacher"] = teacher.as_run_teacher(model, self.dataset, self.config.teacher_input, path)
         return self.loaded["user_teacher"]
 
@@ -175,7 +181,8 @@ class StageContext:
         return self.folder.epochs_backed_up(self.stage.name) or 0
 
     def fit_callbacks(self, *extra, update_freq="epoch", watch_discriminator: bool = False) -> list:
-        """``[divergence monitor, BackupAndRestore, *extra, TensorBoard]`` for this stage's ``fit``:
+        """``[divergence monitor, BackupAndRestore, *extra, *user callbacks, TensorBoard]`` for this
+        stage's ``fit``:
         the monitor first (it stops before a bad epoch is backed up), TensorBoard last (it
         logs what the callbacks before it added)."""
         name = self.stage.name
@@ -189,6 +196,7 @@ class StageContext:
                 keras.callbacks.LambdaCallback(  # after the backup: the time up to the epoch it saved
                     on_epoch_end=lambda epoch, logs: self.folder.record_seconds(name, self.elapsed(), finished=False)),
                 *extra,
+                *self.user_callbacks,
                 callbacks.TextSummary(self.folder.logs(name) / "train", "config",
                                       "```json\n" + json.dumps(self.config.to_dict(), indent=2) + "\n```"),
                 callbacks.TensorBoard(str(self.folder.logs(name)), update_freq=update_freq, write_graph=False)]
@@ -219,10 +227,13 @@ def run_stage(stage: Stage, ctx: StageContext) -> None:
 
 
 def run_stages(config: RunConfig, out_dir, names, progress=print, safe_mode: bool = True,
-               dataset: Optional[data.Dataset] = None, verbose: Optional[int] = None) -> StageContext:
+               dataset: Optional[data.Dataset] = None, verbose: Optional[int] = None,
+               teacher_model: Optional[keras.Model] = None, user_callbacks=()) -> StageContext:
     """Run the named stages, in order, in one run folder; bad input fails before anything
     is written. Returns the context (its folder, the artifacts it holds). ``verbose``: Keras'
-    ``fit`` verbosity (default: progress bars on a terminal, a line per epoch otherwise)."""
+    ``fit`` verbosity (default: progress bars on a terminal, a line per epoch otherwise).
+    ``teacher_model``: the in-memory model ``config.teacher_path`` names; ``user_callbacks``:
+    Keras callbacks attached to every training stage."""
     config.validate()
     plan = [STAGES[name] for name in names]
     for stage in plan:
@@ -246,7 +257,7 @@ def run_stages(config: RunConfig, out_dir, names, progress=print, safe_mode: boo
                 makers = [s.name for s in stages_of(config.mode) if artifact in s.makes]
                 raise UsageError(f"{folder.path(artifact)}: not found; run the {' or '.join(makers)} stage first")
         made.update(stage.makes)
-    ctx = StageContext(config, folder, progress, safe_mode, dataset)
+    ctx = StageContext(config, folder, progress, safe_mode, dataset, teacher_model, tuple(user_callbacks or ()))
     if verbose is not None:
         ctx.verbose = verbose
     if any(stage.needs_data for stage in plan):
@@ -301,7 +312,8 @@ def scratch_space(folder: RunFolder):
 
 
 def run(config: RunConfig, out_dir=None, progress=print, safe_mode: bool = True,
-        dataset: Optional[data.Dataset] = None, strict: bool = False, verbose: Optional[int] = None) -> dict:
+        dataset: Optional[data.Dataset] = None, strict: bool = False, verbose: Optional[int] = None,
+        teacher_model: Optional[keras.Model] = None, user_callbacks=()) -> dict:
     """All stages of ``config.mode`` into one run folder; returns the report (``report.json``).
 
     ``dataset``: the already loaded ``config.data``, if the caller has it. An exported file
@@ -309,13 +321,21 @@ def run(config: RunConfig, out_dir=None, progress=print, safe_mode: bool = True,
     and flagged in the report (``below_agreement_bar``); :func:`check_exports` raises on it
     (the CLI's exit status 3); ``strict=True`` calls it at the end.
     """
+    return run_context(config, out_dir, progress, safe_mode, dataset, strict, verbose, teacher_model,
+                       user_callbacks).folder.load("report")
+
+
+def run_context(config: RunConfig, out_dir=None, progress=print, safe_mode: bool = True,
+                dataset: Optional[data.Dataset] = None, strict: bool = False, verbose: Optional[int] = None,
+                teacher_model: Optional[keras.Model] = None, user_callbacks=()) -> StageContext:
+    """:func:`run`, returning the stage context (the run folder and the models it holds)."""
     start = time.time()
     ctx = run_stages(config, out_dir, [stage.name for stage in stages_of(config.mode)], progress, safe_mode,
-                     dataset, verbose)
+                     dataset, verbose, teacher_model, user_callbacks)
     progress(f"done in {time.time() - start:.0f} s: {ctx.folder.report_md}")
     if strict:
         check_exports(ctx.folder)
-    return ctx.folder.load("report")
+    return ctx
 
 
 def check_exports(folder: RunFolder) -> None:

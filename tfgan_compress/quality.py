@@ -20,6 +20,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from .compat import producer_and_inputs
+
 __all__ = ["batched", "penultimate_features", "frechet_distance", "FrechetDistance", "class_faithfulness", "generate", "generator_quality"]
 
 
@@ -57,8 +59,7 @@ def _layer_chain(model: keras.Model):
             return None
         chain, tensor = [], model.outputs[0]
         while tensor is not model.inputs[0]:
-            operation, node_index, _ = tensor._keras_history
-            inputs = operation._inbound_nodes[node_index].input_tensors
+            operation, inputs = producer_and_inputs(tensor)
             if len(inputs) != 1:
                 return None
             chain.append(operation)

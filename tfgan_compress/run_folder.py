@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from . import artifacts
+from .compat import BACKUP_METADATA, BACKUP_WEIGHTS
 from .errors import UsageError
 
 KERAS_ARTIFACTS = ("teacher", "generator", "student")
@@ -117,11 +118,11 @@ class RunFolder:
     def epochs_backed_up(self, stage: str) -> int | None:
         """Epochs finished by an interrupted ``fit`` of ``stage``, as its BackupAndRestore
         recorded them (``None`` when there is no backup to resume)."""
-        metadata = self.checkpoint(stage) / "training_metadata.json"  # Keras' name for it
+        metadata = self.checkpoint(stage) / BACKUP_METADATA
         return json.loads(metadata.read_text()).get("epoch", 0) if metadata.is_file() else None
 
     #: the files ``keras.callbacks.BackupAndRestore(double_checkpoint=True)`` writes (Keras' names)
-    BACKUP_FILES = ("latest.weights.h5", "training_metadata.json")
+    BACKUP_FILES = (BACKUP_WEIGHTS, BACKUP_METADATA)
 
     def check_backup(self, stage: str, progress=print) -> None:
         """Make an interrupted stage's backup safe to resume from, before anything loads it:

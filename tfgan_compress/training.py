@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import keras
 import tensorflow as tf
-from keras.src.trainers.compile_utils import MetricsList
+
+from .compat import metrics_list_class, set_direction
 
 __all__ = ["PrebuiltModel", "directed_mean", "DirectedMetrics", "OptimizerSet", "per_replica_seed", "replica_mean",
            "TeacherAgreement", "cosine_adam", "label_batches"]
@@ -33,11 +34,11 @@ def directed_mean(name: str, direction: str | None = None) -> keras.metrics.Mean
     Keras' monitoring callbacks pick ``mode="min"``/``"max"`` on their own."""
     tracker = keras.metrics.Mean(name=name)
     if direction is not None:
-        tracker._direction = direction  # the attribute Keras' MonitorCallback reads
+        set_direction(tracker, direction)
     return tracker
 
 
-class DirectedMetrics(MetricsList):
+class DirectedMetrics(metrics_list_class()):
     """The model's trackers in the one container whose metrics' directions Keras'
     ``MonitorCallback`` (EarlyStopping, ModelCheckpoint, ReduceLROnPlateau) inspects; its
     ``result()`` is ``{name: value}``, which ``Model.get_metrics_result`` flattens."""
@@ -180,6 +181,33 @@ class PrebuiltModel(keras.Model):
         if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
             logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
         return logs
+
+
+class SerializableDistiller(PrebuiltModel):
+    """``get_config`` / ``from_config`` for a distiller built as ``cls(teacher, generator,
+    student, config, seed)`` (``config_class``: its config section's dataclass), so that
+    ``model.save("x.keras")``, ``ModelCheckpoint("x.keras")`` and ``keras.models.load_model``
+    work on it as on any Keras model (the three networks are saved inside)."""
+
+    config_class: type = None  # set by the subclass
+    config_section: str = ""
+
+    def get_config(self):
+        import dataclasses
+
+        return {**super().get_config(), "seed": self.seed, "config": dataclasses.asdict(self.config),
+                **{part: keras.saving.serialize_keras_object(getattr(self, part))
+                   for part in ("teacher", "generator", "student")}}
+
+    @classmethod
+    def from_config(cls, config):
+        from .config import section_from_dict
+
+        config = dict(config)
+        for part in ("teacher", "generator", "student"):
+            config[part] = keras.saving.deserialize_keras_object(config[part])
+        config["config"] = section_from_dict(cls.config_class, config["config"], cls.config_section)
+        return cls(**config)
 
 
 class TeacherAgreement(keras.metrics.Mean):
