@@ -46,3 +46,14 @@ def lean_export_config(tmp_path):
         return str(path)
 
     return write
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """One finished ``tfgan-compress run --preset tiny --seed 3``, shared by every test that
+    only reads a run's artifacts (tests that change a run copy it first)."""
+    from tfgan_compress import cli
+
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    assert cli.main(["run", "--preset", "tiny", "--out", str(out), "--seed", "3"]) == 0
+    return out

@@ -20,13 +20,6 @@ MODEL_NAMES = ["teacher", "student", "student_float32", "student_float16", "stud
 EXTRA_NAMES = ["teacher_float32", "student_int8_io"]
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "tiny"
-    assert cli.main(["run", "--preset", "tiny", "--out", str(out), "--seed", "3"]) == 0
-    return out
-
-
 def event_steps(folder) -> dict:
     """{tag: sorted steps} of the TensorBoard events in ``folder``."""
     steps = {}

@@ -91,8 +91,8 @@ class ConditionalGAN(PrebuiltModel):
         self.bn_model, self.bn_layers = None, []
         if teacher is not None:
             teacher.trainable = False
-            if self.config.bn_weight > 0:
-                self.bn_model, self.bn_layers = batchnorm_taps(teacher)
+            if self.config.bn_weight > 0:  # the teacher's logits and its batch-norm inputs in one pass
+                self.bn_model, self.bn_layers = batchnorm_taps(teacher, with_output=True)
             try:
                 self.teacher_features = quality.penultimate_features(teacher)
             except ValueError:  # no top-level Dense layer: no Frechet distance
@@ -181,8 +181,13 @@ class ConditionalGAN(PrebuiltModel):
         # 1. discriminator step
         with tf.GradientTape() as tape:
             fake_images = self.generator([d_noise, labels], training=True)
-            real_logits = self.discriminator([augment(real_images), labels], training=True)
-            fake_logits = self.discriminator([augment(fake_images), labels], training=True)
+            if self.config.discriminator_taps:  # no batch norm in it: one call on both halves is the same
+                both = self.discriminator([augment(tf.concat([real_images, fake_images], axis=0)),
+                                           tf.concat([labels, labels], axis=0)], training=True)
+                real_logits, fake_logits = tf.split(both, 2, axis=0)
+            else:
+                real_logits = self.discriminator([augment(real_images), labels], training=True)
+                fake_logits = self.discriminator([augment(fake_images), labels], training=True)
             per_example = loss.discriminator_loss(real_logits, fake_logits)
             if loss.penalty is not None:
                 penalty = loss.penalty(lambda x, y: self.discriminator([x, y], training=True),
@@ -200,14 +205,16 @@ class ConditionalGAN(PrebuiltModel):
             g_images = self.generator([g_noise, g_labels], training=True)
             g_logits = self.discriminator([augment(g_images), g_labels], training=True)
             g_loss = losses.average_over_global_batch(loss.generator_loss(g_logits))
-            if self.uses_teacher_loss:
-                teacher_loss = losses.average_over_global_batch(
-                    self.teacher_loss(self.teacher(g_images, training=False), g_labels))
-                g_loss = g_loss + self.teacher_weight_now() * teacher_loss
             if self.bn_model is not None:
-                bn_loss = losses.batchnorm_statistics_loss(self.bn_model(g_images, training=False), self.bn_layers)
+                teacher_logits, *bn_inputs = self.bn_model(g_images, training=False)
+                bn_loss = losses.batchnorm_statistics_loss(bn_inputs, self.bn_layers)
                 g_loss = g_loss + self.config.bn_weight * bn_loss / tf.cast(
                     tf.distribute.get_strategy().num_replicas_in_sync, tf.float32)
+            elif self.uses_teacher_loss:
+                teacher_logits = self.teacher(g_images, training=False)
+            if self.uses_teacher_loss:
+                teacher_loss = losses.average_over_global_batch(self.teacher_loss(teacher_logits, g_labels))
+                g_loss = g_loss + self.teacher_weight_now() * teacher_loss
             if self.config.diversity_weight > 0:
                 diversity = losses.mode_seeking_ratio(g_images[:half], g_images[half:2 * half],
                                                       g_noise[:half], g_noise[half:2 * half])

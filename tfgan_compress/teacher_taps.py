@@ -46,20 +46,39 @@ def _innermost(classifier: keras.Model) -> tuple[list, keras.Model]:
     return chain[:nested[0]] + front, inner
 
 
-def tap_model(classifier: keras.Model, select: Callable[[keras.Model], list], name: str) -> keras.Model:
-    """A model from the classifier's input to the outputs of ``select(inner)``, a list of
-    tensors of the innermost functional model; :class:`NoTaps` when the list is empty."""
+def _chain_around(classifier: keras.Model) -> tuple[list, keras.Model, list]:
+    """(layers in front of the innermost functional model, that model, layers behind it)."""
     front, inner = _innermost(classifier)
+    back, model = [], classifier
+    while model is not inner:
+        chain = _layer_chain(model)
+        index = [i for i, layer in enumerate(chain) if isinstance(layer, keras.Model)][0]
+        back = chain[index + 1:] + back
+        model = chain[index]
+    return front, inner, back
+
+
+def tap_model(classifier: keras.Model, select: Callable[[keras.Model], list], name: str,
+              with_output: bool = False) -> keras.Model:
+    """A model from the classifier's input to the outputs of ``select(inner)``, a list of
+    tensors of the innermost functional model; :class:`NoTaps` when the list is empty. With
+    ``with_output``, the classifier's own output comes first (one pass gives both)."""
+    front, inner, back = _chain_around(classifier)
     tensors = select(inner)
     if not tensors:
         raise NoTaps(f"{classifier.name}: no layer to tap for {name}")
+    if with_output:
+        tensors = [inner.outputs[0], *tensors]
     inner_taps = keras.Model(inner.inputs, tensors, name=f"{inner.name}_{name}")
     x = inputs = keras.Input(shape=classifier.inputs[0].shape[1:], name="image")
     for layer in front:
         x = layer(x)
     outputs = inner_taps(x)
-    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-    model = keras.Model(inputs, list(outputs), name=f"{classifier.name}_{name}")
+    outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+    if with_output:
+        for layer in back:
+            outputs[0] = layer(outputs[0])
+    model = keras.Model(inputs, outputs, name=f"{classifier.name}_{name}")
     model.trainable = False
     return model
 
@@ -84,15 +103,16 @@ def feature_taps(classifier: keras.Model, count: int = 2) -> keras.Model:
     return tap_model(classifier, stage_ends, "features")
 
 
-def batchnorm_taps(classifier: keras.Model) -> tuple[keras.Model | None, list]:
+def batchnorm_taps(classifier: keras.Model, with_output: bool = False) -> tuple[keras.Model | None, list]:
     """(a model returning the input of every ``BatchNormalization`` layer, the layers), or
-    ``(None, [])`` for a teacher without batch norm or without a graph to tap."""
+    ``(None, [])`` for a teacher without batch norm or without a graph to tap. With
+    ``with_output``, the model returns the classifier's output first, then those inputs."""
 
     def batchnorm_inputs(inner: keras.Model) -> list:
         return [layer.input for layer in inner.layers if isinstance(layer, keras.layers.BatchNormalization)]
 
     try:
-        model = tap_model(classifier, batchnorm_inputs, "batchnorm_inputs")
+        model = tap_model(classifier, batchnorm_inputs, "batchnorm_inputs", with_output)
     except NoTaps:
         return None, []
     _, inner = _innermost(classifier)

@@ -1,0 +1,55 @@
+"""The teacher's inner activations, read through the wrappers the run puts around a teacher."""
+
+import keras
+import numpy as np
+import pytest
+
+from tfgan_compress import networks, teacher
+from tfgan_compress.config import ClassifierConfig
+from tfgan_compress.teacher_taps import NoTaps, batchnorm_taps, feature_taps
+
+SHAPE = (16, 16, 3)
+
+
+def resnet():
+    keras.utils.set_random_seed(0)
+    return networks.build_classifier(SHAPE, 3, ClassifierConfig((4, 4, 8, 8), (), architecture="resnet"), "t")
+
+
+def wrapped(model):
+    """A 0-255 teacher with a softmax, as the run holds a user's: Rescaling in front, log behind."""
+    inputs = keras.Input(SHAPE)
+    probabilities = keras.layers.Softmax()(model(keras.layers.Rescaling(1 / 255)(inputs)))
+    return teacher.as_logits(keras.Model(inputs, probabilities))
+
+
+def test_feature_taps_are_stage_ends_shallow_to_deep_through_the_wrappers():
+    model = resnet()
+    shapes = [tuple(o.shape[1:3]) for o in feature_taps(model, 3).outputs]
+    assert shapes == [(8, 8), (4, 4), (2, 2)]
+    outer = wrapped(model)
+    x = np.random.default_rng(0).random((2, *SHAPE)).astype(np.float32) * 255
+    direct = feature_taps(model, 2)(x / 255)
+    through = feature_taps(outer, 2)(x)
+    for a, b in zip(direct, through):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
+
+
+def test_batchnorm_taps_with_the_output_give_the_teachers_own_output_in_the_same_pass():
+    outer = wrapped(resnet())
+    model, layers = batchnorm_taps(outer, with_output=True)
+    assert len(layers) == 8 and len(model.outputs) == 9
+    x = np.random.default_rng(1).random((2, *SHAPE)).astype(np.float32) * 255
+    np.testing.assert_allclose(np.asarray(model(x)[0]), np.asarray(outer(x)), rtol=1e-5, atol=1e-5)
+
+
+def test_a_teacher_without_batch_norm_or_graph_has_no_taps():
+    plain = networks.build_classifier((8, 8, 1), 3, ClassifierConfig((2, 4), (8,)), "plain")
+    assert batchnorm_taps(plain) == (None, [])
+
+    class Subclassed(keras.Model):
+        def call(self, x):
+            return x
+
+    with pytest.raises(NoTaps, match="not a functional model"):
+        feature_taps(Subclassed())
