@@ -286,7 +286,8 @@ def check_tflite(content: bytes, keras_model: keras.Model, check_images: np.ndar
         raise ExportError(f"{variant}: the converted file does not load in LiteRT ({err})") from None
     expected_in = tuple(keras_model.inputs[0].shape[1:])
     if runner.input_shape != expected_in:
-        raise ExportError(f"{variant}: input shape {runner.input_shape}, expected {expected_in}")
+        raise ExportError(f"{variant}: input shape {tuple(int(d) for d in runner.input_shape)}, expected "
+                          f"{tuple(int(d) for d in expected_in)}")
     tflite_probs = runner.predict(check_images)
     if tflite_probs.shape != keras_probs.shape:
         raise ExportError(f"{variant}: output shape {tflite_probs.shape[1:]}, expected {keras_probs.shape[1:]}")

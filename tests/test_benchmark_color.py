@@ -1,0 +1,51 @@
+"""benchmarks/color.py on a tiny colour fixture: each variant's row, with the teacher reused."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "color.py"
+TINY = {"teacher": {"epochs": 1},
+        "gan": {"epochs": 1, "steps_per_epoch": 2, "batch_size": 8, "generator_width": 4, "discriminator_width": 4,
+                "noise_dim": 8, "samples_per_class": 2, "teacher_ramp_steps": 0},
+        "distill": {"epochs": 1, "steps_per_epoch": 2, "batch_size": 8,
+                    "network": {"conv_filters": [4, 8], "architecture": "mobilenet"}},
+        "export": {"calibration_samples": 8}, "evaluate": {"latency_runs": 1, "latency_warmup": 0}}
+
+
+@pytest.mark.slow
+def test_variants_share_the_committed_teacher_and_give_one_row_each(tmp_path):
+    spec = importlib.util.spec_from_file_location("color", SCRIPT)
+    color = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(color)
+    from tfgan_compress import networks
+    from tfgan_compress.config import ClassifierConfig
+
+    rng = np.random.default_rng(0)
+    y_train, y_test = np.arange(24) % 3, np.arange(12) % 3
+    x_train, x_test = (rng.random((n, 16, 16, 3)) * 40 for n in (24, 12))  # class c: channel c bright
+    x_train[np.arange(24), ..., y_train] += 200
+    x_test[np.arange(12), ..., y_test] += 200
+    x_train, x_test = x_train.astype(np.uint8), x_test.astype(np.uint8)
+    np.savez(tmp_path / "rgb.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    teacher = networks.build_classifier((16, 16, 3), 3, ClassifierConfig((4, 4, 8, 8), (), architecture="resnet"),
+                                        "teacher")
+    teacher.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    teacher.fit(x_train / 255.0, y_train, epochs=30, batch_size=8, verbose=0)
+    teacher.save(tmp_path / "teacher.keras")
+    (tmp_path / "tiny.json").write_text(json.dumps(TINY))
+    out = tmp_path / "out"
+    assert color.main(["--data", f"npz:{tmp_path / 'rgb.npz'}", "--teacher", str(tmp_path / "teacher.keras"),
+                       "--config", str(tmp_path / "tiny.json"), "--variants", "all", "--out", str(out),
+                       "--reference"]) == 0
+    result = json.loads((out / "color.json").read_text())
+    names = [row["variant"] for row in result["rows"]]
+    assert names == ["all", "real labels (reference)", "distilled on real images (reference)"]
+    for row in result["rows"][:1]:
+        assert 0 <= row["student"] <= 1 and row["frechet_by_epoch"] and row["samples_teacher_accuracy"] is not None
+    assert color.main(["--teacher", str(tmp_path / "teacher.keras"), "--variants", "bogus",
+                       "--data", f"npz:{tmp_path / 'rgb.npz'}", "--out", str(tmp_path / "x")]) == 2
