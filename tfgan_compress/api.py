@@ -49,9 +49,9 @@ class CompressResult:
         return {row["name"]: row["accuracy"] for row in self.report.get("models", [])}
 
 
-def compress(teacher=None, data="digits", out=None, *, mode: str = "gan", preset: Optional[str] = None,
-             config=None, callbacks=None, seed: Optional[int] = None, teacher_input: str = "auto",
-             verbose: Optional[int] = None, progress=print) -> CompressResult:
+def compress(teacher=None, data="digits", out=None, *, mode: Optional[str] = None, preset: Optional[str] = None,
+             config=None, callbacks=None, seed: Optional[int] = None, teacher_input: Optional[str] = None,
+             unsafe_load: bool = False, verbose: Optional[int] = None, progress=print) -> CompressResult:
     """Compress ``teacher`` into a small TFLite student, as ``tfgan-compress run`` does.
 
     ``teacher``: a ``keras.Model`` (logits or softmax output), a path to a ``.keras`` or
@@ -62,13 +62,17 @@ def compress(teacher=None, data="digits", out=None, *, mode: str = "gan", preset
     ``runs/<preset>-<timestamp>``). ``preset``: a named configuration (default: chosen
     from the image shape); ``config``: a :class:`config.RunConfig`, or a dict of settings
     over the preset (``{"gan": {"epochs": 5}}``). ``callbacks``: Keras callbacks attached
-    to every training stage's ``fit`` (EarlyStopping, a logger of your own).
+    to every training stage's ``fit`` (EarlyStopping, a logger of your own). ``mode``
+    (``gan`` or ``data-free``), ``seed`` and ``teacher_input`` (the teacher's pixel range,
+    default measured) override the config's; ``unsafe_load`` allows model files with
+    Lambda layers (Python code) that you trust.
     Bad input raises :class:`errors.InputError` (nothing written).
     """
     dataset = _as_dataset(data)
     run_config = _resolve_config(dataset, preset, config)
     run_config.data = dataset.source
-    run_config.mode = mode
+    if mode is not None:
+        run_config.mode = mode
     if seed is not None:
         run_config.seed = seed
     teacher_model = None
@@ -80,12 +84,13 @@ def compress(teacher=None, data="digits", out=None, *, mode: str = "gan", preset
             run_config.teacher_path = _model_label(teacher)
         else:
             raise UsageError(f"teacher must be a keras.Model or a path, got {type(teacher).__name__}")
+    if teacher_input is not None:
         run_config.teacher_input = teacher_input
     run_config.validate()
     from . import pipeline  # TensorFlow from here on
 
-    ctx = pipeline.run_context(run_config, out, progress=progress, dataset=dataset, verbose=verbose,
-                               teacher_model=teacher_model, user_callbacks=callbacks or ())
+    ctx = pipeline.run_context(run_config, out, progress=progress, safe_mode=not unsafe_load, dataset=dataset,
+                               verbose=verbose, teacher_model=teacher_model, user_callbacks=callbacks or ())
     folder = ctx.folder
     files = {variant: folder.tflite("student", variant) for variant in run_config.export.variants
              if folder.tflite("student", variant).is_file()}

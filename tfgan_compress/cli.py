@@ -195,9 +195,12 @@ def execute(args) -> None:
     safe_mode = not args.unsafe_load
     progress = (lambda line: None) if args.quiet else print
     verbose = 0 if args.quiet else None
-    if args.command == "run":
-        pipeline.run(config, args.out, progress=progress, safe_mode=safe_mode, dataset=load(config.data), strict=True,
-                     verbose=verbose)
+    if args.command == "run":  # the Python API's one call, then the exit status of its exports
+        from .api import compress
+
+        result = compress(None, load(config.data), args.out, config=config, unsafe_load=not safe_mode,
+                          progress=progress, verbose=verbose)
+        pipeline.check_exports(result.folder)
         return
     stage = pipeline.STAGES[args.command]
     if len(stage.modes) == 1 and not args.mode and not RunFolder(args.out).config_json.is_file():

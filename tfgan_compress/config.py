@@ -432,10 +432,8 @@ def lenet5_half() -> ClassifierConfig:
 def _mnist() -> RunConfig:
     """LeNet-5 (conv 6, 16 of 5x5; dense 120, 84; 61,706 parameters) teacher; the student
     keeps LeNet-5's convolutions and narrows its dense layers (conv 6, 16; dense 32, 24;
-    16,446 parameters, int8 file under 1/10 of the teacher's float32 file). About the size
-    of the papers' LeNet-5-half (:func:`lenet5_half`, 15,738), it learns more from generator
-    samples: 98.92% against 98.57% on MNIST, 88.26% against 87.01% on Fashion-MNIST, same
-    teacher and generator (benchmarks/README.md). GAN sized for two CPU cores."""
+    16,446 parameters, int8 file under 1/10 of the teacher's float32 file), about the size
+    of the papers' LeNet-5-half (:func:`lenet5_half`, 15,738). GAN sized for two CPU cores."""
     lenet5 = ClassifierConfig(conv_filters=(6, 16), dense_units=(120, 84), kernel_size=5)
     student = ClassifierConfig(conv_filters=(6, 16), dense_units=(32, 24), kernel_size=5)
     return RunConfig(
@@ -443,18 +441,11 @@ def _mnist() -> RunConfig:
         teacher=TeacherConfig(network=lenet5, epochs=12, batch_size=128, learning_rate=2e-3),
         gan=GANConfig(noise_dim=64, generator_width=32, discriminator_width=32, epochs=8,
                       steps_per_epoch=0, min_steps=7500, batch_size=64, log_every_steps=50),
-        # Measured (benchmarks/README.md): shifted samples and no mixup gave the best student of
-        # the variants tried on MNIST; T = 4 and T = 2 tie with this student. At equal compute,
-        # 120 epochs of plain fresh samples beat 60 with a hard-latent step (which doubles a
-        # step's cost): Fashion-MNIST 89.40 / 88.95 / 88.99% against 89.14 / 88.48 / 88.60% in
-        # three random streams, MNIST 99.02% against 99.01%. Batch 256 at 60 epochs: 87.78%.
+        # shifted fresh samples, no mixup, no hard-latent step (it doubles a step's cost)
         distill=DistillConfig(network=student, epochs=120, steps_per_epoch=200, batch_size=128,
                               learning_rate=3e-3, temperature=4.0, mixup=False, augment_shift=2,
                               hard_latent_steps=0),
-        # Data-free: synthesis rounds of 200 iterations rather than 100. A generator that has
-        # had longer to learn gives samples the teacher takes for their class more often (91%
-        # against 85% of augmented views) and a better student at less compute: 16 x 200
-        # iterations 97.13% on MNIST against 96.32% for 40 x 100 (benchmarks/README.md).
+        # data-free: synthesis rounds of 200 iterations, so each round's generator has longer to learn
         datafree=DataFreeConfig(epochs=30, steps_per_epoch=200),
     )
 

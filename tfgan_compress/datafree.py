@@ -113,9 +113,7 @@ def student_optimizer_for(config: DataFreeConfig, total_steps: int) -> keras.opt
     rate decaying along a cosine to 1% over ``total_steps``, with decoupled weight decay
     ``student_weight_decay`` (``w <- w - lr * wd * w`` each step; Loshchilov & Hutter, 2019).
 
-    Adam is the default: on MNIST (LeNet-5-half, 8 rounds x 200, seeds 0-2) SGD at 0.05 with
-    decay 5e-4, DFAD's choice, gave 96.39% on average against Adam's 96.42%
-    (benchmarks/README.md, data-free second round).
+    Adam is the default; SGD at 0.05 with decay 5e-4 is DFAD's choice.
     """
     schedule = warmup_cosine(config.student_learning_rate, total_steps)
     weight_decay = config.student_weight_decay or None

@@ -156,9 +156,8 @@ def floored_logits(classifier: keras.Model, calibration_images: np.ndarray) -> t
     (1/256), exactly what they would give at that distance, so they need not be
     represented: ``floor = min over the calibration images of the top logit - ln 512``.
     ``relu(W x + b - floor) + floor`` is the same ``Dense`` with a ReLU, which the
-    converter fuses: the calibrated range starts at the floor and the step is finer
-    (Fashion-MNIST students: top-1 agreement of the int8 file with Keras 98.8-99.0% ->
-    99.1-99.3%, benchmarks/README.md). The top-1 class changes only for an image whose every
+    converter fuses: the calibrated range starts at the floor and the step is finer, so
+    fewer near-ties flip. The top-1 class changes only for an image whose every
     logit is below the floor; each file is checked against the classifier as it was.
     """
     last = classifier.layers[-1] if classifier.layers else None
