@@ -83,7 +83,9 @@ def variant_config(name: str, protocol: dict | None, source: str, teacher: str, 
     config = configs.merge(config, VARIANTS[name])
     config.data, config.seed, config.teacher_path, config.teacher_input = source, seed, teacher, "0-1"
     config.export = dataclasses.replace(config.export, variants=("int8",), generator_variants=())
-    return config.validate()
+    config.validate()
+    configs.check_overrides_are_read(protocol or {}, config)
+    return config
 
 
 def frechet_by_epoch(folder: RunFolder) -> list[float]:

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "color.py"
-TINY = {"teacher": {"epochs": 1},
-        "gan": {"epochs": 1, "steps_per_epoch": 2, "batch_size": 8, "generator_width": 4, "discriminator_width": 4,
+TINY = {"gan": {"epochs": 1, "steps_per_epoch": 2, "batch_size": 8, "generator_width": 4, "discriminator_width": 4,
                 "noise_dim": 8, "samples_per_class": 2, "teacher_ramp_steps": 0},
         "distill": {"epochs": 1, "steps_per_epoch": 2, "batch_size": 8,
                     "network": {"conv_filters": [4, 8], "architecture": "mobilenet"}},

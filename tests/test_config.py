@@ -158,3 +158,21 @@ def test_set_overrides_one_setting_beside_config(tmp_path, capsys):
         assert cli.main(["run", "--preset", "tiny", "--set", bad, "--out", str(tmp_path / "r")]) == 2
         assert fragment in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--mode", "data-free", "--teacher", "t.keras", "--set", "gan.epochs=3"],
+     "gan.epochs: not read by this run (--mode data-free reads only noise_dim, generator_width, samples_per_class"),
+    (["--set", "datafree.epochs=3"], "datafree.epochs: not read by this run (--mode gan does not run"),
+    (["--teacher", "t.keras", "--set", "teacher.epochs=3"], "teacher.epochs: not read by this run (a teacher is given"),
+])
+def test_settings_the_run_never_reads_are_refused_with_the_reason(argv, fragment):
+    from tfgan_compress import cli
+
+    args = cli.build_parser().parse_args(["run", "--preset", "tiny", *argv])
+    with pytest.raises(UsageError) as info:
+        cli.resolve_config(args, lambda: "tiny")
+    assert fragment in str(info.value)
+    allowed = cli.build_parser().parse_args(["run", "--preset", "tiny", "--mode", "data-free", "--teacher", "t.keras",
+                                             "--set", "gan.noise_dim=16", "--set", "datafree.epochs=1"])
+    assert cli.resolve_config(allowed, lambda: "tiny").gan.noise_dim == 16

@@ -87,6 +87,8 @@ def compress(teacher=None, data="digits", out=None, *, mode: Optional[str] = Non
     if teacher_input is not None:
         run_config.teacher_input = teacher_input
     run_config.validate()
+    if isinstance(config, dict):
+        configs.check_overrides_are_read(config, run_config)
     from . import pipeline  # TensorFlow from here on
 
     ctx = pipeline.run_context(run_config, out, progress=progress, safe_mode=not unsafe_load, dataset=dataset,

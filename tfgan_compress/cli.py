@@ -102,6 +102,7 @@ def resolve_config(args, default_preset: Callable[[], str]):
             raise UsageError(f"{saved}: not valid JSON ({err})") from None
     else:
         config = cfg.preset(args.preset or default_preset())
+    given: dict = {}  # the settings given over the preset, to refuse those this run never reads
     if args.config:
         path = Path(args.config)
         try:
@@ -121,8 +122,13 @@ def resolve_config(args, default_preset: Callable[[], str]):
             config = cfg.merge(config, overrides)
         except UsageError as err:
             raise UsageError(f"{path}: {err}") from None
+        given = overrides if isinstance(overrides, dict) else {}
     if getattr(args, "settings", None):
-        config = cfg.merge(config, settings_from_pairs(args.settings))
+        pairs = settings_from_pairs(args.settings)
+        config = cfg.merge(config, pairs)
+        for section, values in pairs.items():
+            if isinstance(values, dict):
+                given.setdefault(section, {}).update(values)
     if args.data:
         config.data = args.data
     if args.seed is not None:
@@ -139,7 +145,9 @@ def resolve_config(args, default_preset: Callable[[], str]):
         config.strategy = args.strategy
     if args.mode:
         config.mode = args.mode
-    return config.validate()
+    config.validate()
+    cfg.check_overrides_are_read(given, config)
+    return config
 
 
 def settings_from_pairs(pairs) -> dict:

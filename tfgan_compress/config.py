@@ -510,6 +510,32 @@ def preset_for(spec) -> str:
     return "color" if channels == 3 and min(height, width) >= 32 else "mnist"
 
 
+#: the settings of the gan and distill sections that the data-free mode reads (the rest it never does)
+DATA_FREE_READS = {"gan": ("noise_dim", "generator_width", "samples_per_class"), "distill": ("network",)}
+
+
+def check_overrides_are_read(overrides: dict, config: RunConfig) -> None:
+    """Refuse (``UsageError``) settings given over the preset that this run would never
+    read: ``datafree.*`` in the GAN mode, ``gan.*`` and ``distill.*`` other than those of
+    :data:`DATA_FREE_READS` in the data-free mode, ``teacher.*`` with a teacher given
+    (its training settings train nothing)."""
+    unread = []
+    for section, values in (overrides or {}).items():
+        if not isinstance(values, dict):
+            continue
+        if section == "datafree" and config.mode == "gan":
+            unread += [(f"datafree.{key}", "--mode gan does not run the data-free stage") for key in values]
+        if section in DATA_FREE_READS and config.mode == "data-free":
+            unread += [(f"{section}.{key}", f"--mode data-free reads only {', '.join(DATA_FREE_READS[section])} "
+                                            f"of {section}") for key in values if key not in DATA_FREE_READS[section]]
+        if section == "teacher" and config.teacher_path:
+            unread += [(f"teacher.{key}", "a teacher is given, so none is trained") for key in values]
+    if unread:
+        names = ", ".join(name for name, _ in unread)
+        raise UsageError(f"{names}: not read by this run ({unread[0][1]}); leave {'them' if len(unread) > 1 else 'it'} "
+                         f"out")
+
+
 def closest_hint(key: str, known) -> str:
     """`` (did you mean NAME?)`` for the valid name closest to a mistyped ``key``, else ``""``."""
     import difflib
