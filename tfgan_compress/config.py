@@ -177,6 +177,12 @@ class GANConfig:
     diversity_weight: float = setting(0.0, AT_LEAST_0)
     log_every_steps: int = setting(10, AT_LEAST_1)  # TensorBoard scalars every N steps (and per epoch)
     samples_per_class: int = setting(10, AT_LEAST_1)  # columns of the per-epoch sample grid
+    # per epoch, the teacher scores this many class-balanced samples, and the Frechet distance compares
+    # them with as many real training images
+    epoch_score_samples: int = setting(1000, AT_LEAST_1)
+    # the run stops (diverged) when the epoch's d_loss stays below this (hinge, non-saturating) ...
+    divergence_threshold: float = setting(0.05, AT_LEAST_0)
+    divergence_patience: int = setting(3, AT_LEAST_1)  # ... for this many epochs in a row
 
 
 @dataclass
@@ -256,6 +262,7 @@ class ExportConfig:
 class EvaluateConfig:
     """Measurements on the real test split."""
 
+    frechet_samples: int = setting(5000, AT_LEAST_1)  # generator samples the report's Frechet distance uses
     latency_runs: int = setting(200, AT_LEAST_1)  # single-image invocations timed per file
     latency_warmup: int = setting(20, AT_LEAST_0)  # untimed invocations first
 

@@ -189,7 +189,9 @@ class StageContext:
         backup, done = self.folder.checkpoint(name), self.folder.epochs_backed_up(name)
         if done is not None:
             self.progress(f"  resuming {name} after epoch {done} from {backup}")
-        return [callbacks.DivergenceMonitor(name, self.stage.divergence_hint, watch_discriminator),
+        gan = self.config.gan
+        return [callbacks.DivergenceMonitor(name, self.stage.divergence_hint, watch_discriminator,
+                                            gan.divergence_threshold, gan.divergence_patience),
                 callbacks.DiskSpaceGuard(backup),  # before the backup: a full disk mid-write crashed h5py
                 keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=True, double_checkpoint=True),
                 callbacks.RandomStateBackup(self.folder.random_state(name)),

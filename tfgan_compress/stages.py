@@ -79,9 +79,11 @@ def gan(ctx) -> dict:
         model.compile()
     extra, run_logs = [], folder.logs("gan") / "train"  # beside the epoch scalars of Keras' TensorBoard
     if teacher_model is not None:
+        scored = cfg.epoch_score_samples
         real = dataset.x_train[np.random.default_rng(ctx.seed).choice(len(dataset.x_train),
-                                                                      min(1000, len(dataset.x_train)), replace=False)]
-        extra.append(callbacks.TeacherScore(teacher_model, spec.num_classes, per_class=max(10, 1000 // spec.num_classes),
+                                                                      min(scored, len(dataset.x_train)), replace=False)]
+        extra.append(callbacks.TeacherScore(teacher_model, spec.num_classes,
+                                            per_class=max(10, scored // spec.num_classes),
                                             real_images=real, log_dir=run_logs, class_names=dataset.class_names))
     grid = callbacks.SampleGrid(folder.samples_dir, run_logs, spec.num_classes, cfg.samples_per_class)
     start = time.time()
@@ -325,7 +327,8 @@ def evaluate_all(ctx) -> dict:
         "training_set_bytes": int(dataset.x_train[0].size + 1) * len(dataset.x_train),
         "class_names": list(dataset.class_names),
         "generator_quality": quality.generator_quality(teacher_model, ctx.load("generator"), x, dataset.num_classes,
-                                                       samples=5000, seed=ctx.config.seed),
+                                                       samples=ctx.config.evaluate.frechet_samples,
+                                                       seed=ctx.config.seed),
         "stage_seconds": {**folder.stage_seconds(), "evaluate": round(ctx.elapsed(), 2)},
         "environment": timing.environment(),
     }
