@@ -145,6 +145,12 @@ def resolve_config(args, default_preset: Callable[[], str]):
         config.strategy = args.strategy
     if args.mode:
         config.mode = args.mode
+    else:  # a new run folder takes the mode of the stage it starts with (data-free)
+        from .commands import STAGE_COMMANDS
+
+        modes = STAGE_COMMANDS.get(args.command, (None, ()))[1]
+        if len(modes) == 1 and not (saved is not None and saved.is_file()):
+            config.mode = modes[0]
     config.validate()
     cfg.check_overrides_are_read(given, config)
     return config
