@@ -8,8 +8,8 @@
 
 Each variant is the ``color`` preset, then ``--config`` (the protocol: ``color_screen.json``
 shortens every stage for ablations, none for the full protocol), then the variant's own
-settings (:data:`VARIANTS`: ``baseline`` turns every mechanism of the preset off, each other
-variant turns one back on, ``all`` is the preset as it is); every variant reuses the ``--teacher`` file, so that no run
+settings (:data:`VARIANTS`: ``baseline`` is the preset, whose teacher-eyed mechanisms are
+off, each other variant turns one on, ``all`` turns them all on); every variant reuses the ``--teacher`` file, so that no run
 retrains it, and runs the stages gan, distill, export (int8 only) and evaluate in
 ``<out>/<variant>``. ``--train-subset N`` cuts the training split the GAN learns from (and
 the reference rows train on) to N images, class shares kept; the test split stays whole.
@@ -43,11 +43,7 @@ from tfgan_compress.errors import UsageError  # noqa: E402
 from tfgan_compress.report import markdown_table  # noqa: E402
 from tfgan_compress.run_folder import RunFolder  # noqa: E402
 
-#: the mechanisms of the colour design, each off ...
-OFF = {"gan": {"discriminator_taps": 0, "bn_weight": 0.0, "teacher_weight": 0.0, "teacher_margin": None,
-               "teacher_ramp_steps": 0, "diversity_weight": 0.0},
-       "distill": {"cutmix": False}}
-#: ... and on, as the ``color`` preset has them
+#: the mechanisms of the teacher-eyed colour design, each on (the ``color`` preset has them off)
 PROJECTED = {"gan": {"discriminator_taps": 2}}
 BN_PRIOR = {"gan": {"bn_weight": 0.02}}
 CLASS_DIVERSITY = {"gan": {"teacher_weight": 0.1, "teacher_margin": 2.0, "teacher_ramp_steps": 1000,
@@ -63,14 +59,14 @@ def combined(*parts: dict) -> dict:
     return merged
 
 
-#: the ablation: the preset with every mechanism off (the previous design), each alone, all (the preset)
+#: the ablation: the preset (every mechanism off), each alone, all together
 VARIANTS = {
-    "baseline": OFF,
-    "projected": combined(OFF, PROJECTED),
-    "bn_prior": combined(OFF, BN_PRIOR),
-    "class_diversity": combined(OFF, CLASS_DIVERSITY),
-    "recipe": combined(OFF, RECIPE),
-    "all": {},
+    "baseline": {},
+    "projected": PROJECTED,
+    "bn_prior": BN_PRIOR,
+    "class_diversity": CLASS_DIVERSITY,
+    "recipe": RECIPE,
+    "all": combined(PROJECTED, BN_PRIOR, CLASS_DIVERSITY, RECIPE),
 }
 
 COLUMNS = [("variant", "variant", "{}"), ("student", "student float32", "{:.2%}"),
