@@ -68,8 +68,12 @@ def compress(teacher=None, data="digits", out=None, *, mode: Optional[str] = Non
     Lambda layers (Python code) that you trust.
     Bad input raises :class:`errors.InputError` (nothing written).
     """
-    dataset = _as_dataset(data)
-    run_config = _resolve_config(dataset, preset, config)
+    if isinstance(data, str) and data_sources.is_audio(data):  # the front end's settings come from the config
+        run_config = _resolve_config(None, preset or "speech", config)
+        dataset = data_sources.load(data, audio=dataclasses.asdict(run_config.audio))
+    else:
+        dataset = _as_dataset(data)
+        run_config = _resolve_config(dataset, preset, config)
     run_config.data = dataset.source
     if mode is not None:
         run_config.mode = mode
@@ -105,7 +109,7 @@ def _resolve_config(dataset, preset: Optional[str], config) -> configs.RunConfig
         if preset is not None and preset != config.preset:
             raise UsageError(f"preset {preset!r} and a config of preset {config.preset!r}: give one")
         return dataclasses.replace(config)
-    base = configs.preset(preset or configs.preset_for(dataset.spec))
+    base = configs.preset(preset or configs.preset_for(dataset.spec, audio=dataset.frontend is not None))
     if config is None:
         return base
     if not isinstance(config, dict):

@@ -11,6 +11,7 @@ and 130 when interrupted (Ctrl-C).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -184,21 +185,24 @@ def execute(args) -> None:
 
     loaded = {}
 
-    def load(source: str):
-        if source not in loaded:
-            loaded[source] = data.load(source)
-        return loaded[source]
+    def load(source: str, audio=None):
+        key = (source, repr(audio))
+        if key not in loaded:
+            loaded[key] = data.load(source, audio=audio)
+        return loaded[key]
 
     def preset_for_data() -> str:
-        return cfg.preset_for(load(args.data or cfg.RunConfig.data).spec)
+        source = args.data or cfg.RunConfig.data
+        return "speech" if data.is_audio(source) else cfg.preset_for(load(source).spec)
 
     if args.command != "run" and not args.out:
         raise UsageError(f"{args.command} needs --out DIR (the run directory)")
     config = resolve_config(args, preset_for_data)
     from .timing import prefer_onednn_kernels, use_all_cores_per_op
 
-    if args.command == "run" or config.data in loaded:
-        image_shape = load(config.data).spec.image_shape
+    audio = dataclasses.asdict(config.audio) if data.is_audio(config.data) else None
+    if args.command == "run" or (config.data, repr(audio)) in loaded:
+        image_shape = load(config.data, audio).spec.image_shape
     else:  # a stage on a run folder, data not read yet: the presets for small images say
         image_shape = (8, 8) if config.preset in ("digits", "tiny") else None
     prefer_onednn_kernels(image_shape)
@@ -212,7 +216,7 @@ def execute(args) -> None:
     if args.command == "run":  # the Python API's one call, then the exit status of its exports
         from .api import compress
 
-        result = compress(None, load(config.data), args.out, config=config, unsafe_load=not safe_mode,
+        result = compress(None, load(config.data, audio), args.out, config=config, unsafe_load=not safe_mode,
                           progress=progress, verbose=verbose)
         pipeline.check_exports(result.folder)
         return

@@ -13,6 +13,8 @@ Presets:
   Fashion-MNIST), sized for two CPU cores; the default for larger grey images.
 * ``color``: ResNet-9 teacher, residual cGAN with DiffAugment, MobileNet-style student, for
   colour photos (CIFAR-10); the default for RGB images of 32x32 and more.
+* ``speech``: DS-CNN teacher and a DS-CNN student of a few kilobytes on log-mel feature
+  maps, for keyword spotting; the default for ``audio:`` recordings.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ CalibrationSource = Literal["generator", "real"]
 OptimizerName = Literal["adam", "sgd"]
 StudentInit = Literal["auto", "teacher", "random"]  # data-free student's first weights (tfgan_compress.slimming)
 TeacherOptimizer = OptimizerName
-ClassifierArchitecture = Literal["lenet", "resnet", "mobilenet"]  # networks.build_classifier
+ClassifierArchitecture = Literal["lenet", "resnet", "mobilenet", "dscnn"]  # networks.build_classifier
 GeneratorArchitecture = Literal["dcgan", "resnet"]  # networks.build_generator / build_discriminator
 DiffAugmentPolicy = Literal["color", "translation", "cutout"]  # augment.diff_augment
 TeacherInput = Literal["auto", "0-1", "0-255", "-1-1", "standardized"]  # the teacher's pixel range; auto: measured
@@ -96,17 +98,20 @@ class ClassifierConfig:
     (each conv-BN-ReLU, stages 2-4 max-pooled, residual pairs after stages 2 and 4).
     ``mobilenet``: a stem convolution of ``conv_filters[0]``, then one depthwise-separable
     block per further entry (stride 2 where the filters grow), global pooling, logits.
+    ``dscnn``: DS-CNN for keyword spotting (Zhang et al., 2017, "Hello Edge"): a 10x4 stem
+    convolution of ``conv_filters[0]`` with stride 2, one depthwise-separable block per further
+    entry, global pooling, ``dropout``, logits.
     """
 
     # filters per conv block (lenet: 2, resnet: 4, mobilenet: stem + one per block)
     conv_filters: tuple[int, ...] = setting((16, 32), AT_LEAST_1)
     dense_units: tuple[int, ...] = setting((128, 64), AT_LEAST_1)  # lenet only
     kernel_size: int = setting(3, AT_LEAST_1)  # lenet only
-    dropout: float = setting(0.0, FRACTION)  # lenet only
+    dropout: float = setting(0.0, FRACTION)  # lenet and dscnn
     architecture: ClassifierArchitecture = "lenet"  # network family (networks.build_classifier)
 
     #: how many ``conv_filters`` each architecture takes: exactly (lenet, resnet) or at least (mobilenet)
-    FILTER_COUNTS = {"lenet": (2, 2), "resnet": (4, 4), "mobilenet": (1, None)}
+    FILTER_COUNTS = {"lenet": (2, 2), "resnet": (4, 4), "mobilenet": (1, None), "dscnn": (2, None)}
 
     def check(self, where: str) -> None:
         """Raise :class:`UsageError` when ``conv_filters`` does not fit the architecture
@@ -267,12 +272,32 @@ class EvaluateConfig:
     latency_warmup: int = setting(20, AT_LEAST_0)  # untimed invocations first
 
 
+#: sample rates the audio front end reads (audio_frontend.SUPPORTED_RATES)
+SAMPLE_RATES = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000)
+
+
+@dataclass
+class AudioConfig:
+    """The audio front end (:mod:`tfgan_compress.audio_frontend`) for ``audio:`` sources:
+    every recording becomes a log-mel feature map of ``(frames, mel_bins)``, the models'
+    input; the defaults (micro_speech's framing) give 49 x 40 for one second."""
+
+    sample_rate: int = setting(16000, Range(8000, 48000))  # Hz every recording is resampled to (8 to 48 kHz)
+    clip_seconds: float = setting(1.0, POSITIVE)  # each recording is cut or zero-padded to this length
+    window_ms: float = setting(30.0, POSITIVE)  # analysis window (periodic Hann)
+    hop_ms: float = setting(20.0, POSITIVE)  # step between windows
+    mel_bins: int = setting(40, AT_LEAST_2)  # mel channels (HTK mel scale, tf.signal's triangles)
+    lower_hz: float = setting(20.0, AT_LEAST_0)  # lowest frequency of the mel channels
+    upper_hz: float = setting(7600.0, POSITIVE)  # highest frequency of the mel channels (at most sample_rate / 2)
+    dynamic_range_db: float = setting(80.0, POSITIVE)  # decibels below the loudest possible value mapped to [0, 1]
+
+
 @dataclass
 class RunConfig:
     """Everything a ``tfgan-compress run`` needs."""
 
     preset: str = "digits"  # the named configuration this one started from
-    data: str = "digits"  # data source: digits, tfds:NAME, idx:DIR, npz:FILE, folder:DIR
+    data: str = "digits"  # data source: digits, tfds:NAME, idx:DIR, npz:FILE, folder:DIR, audio:DIR
     seed: int = setting(0, SEEDS)  # random seed of every stage (stage i uses seed * 100 + i)
     strategy: Strategy = "default"  # tfgan_compress.distribute
     mode: Mode = "gan"  # "gan": conditional GAN on the data; "data-free": from the teacher alone
@@ -286,10 +311,17 @@ class RunConfig:
     datafree: DataFreeConfig = field(default_factory=DataFreeConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
 
     def validate(self) -> "RunConfig":
         """Raise :class:`UsageError` on a value outside its type's choices or its field's range."""
         _check_fields(self, "")
+        if self.audio.sample_rate not in SAMPLE_RATES:
+            raise UsageError(f"audio.sample_rate must be one of {', '.join(map(str, SAMPLE_RATES))}, got "
+                             f"{self.audio.sample_rate}")
+        if not self.audio.lower_hz < self.audio.upper_hz <= self.audio.sample_rate / 2:
+            raise UsageError(f"audio: need lower_hz < upper_hz <= sample_rate / 2 ({self.audio.sample_rate / 2:g}), "
+                             f"got {self.audio.lower_hz:g} and {self.audio.upper_hz:g}")
         if self.mode == "data-free" and not self.teacher_path:
             raise UsageError("--mode data-free needs --teacher PATH (the model to compress)")
         if self.student_path and self.student_budget_kb:
@@ -496,7 +528,35 @@ def _color() -> RunConfig:
     )
 
 
-PRESETS = {"digits": RunConfig, "tiny": _tiny, "mnist": _mnist, "color": _color}
+def _speech() -> RunConfig:
+    """Keyword spotting on log-mel feature maps (49 x 40 for the default one-second clip):
+
+    * teacher: DS-CNN (Zhang et al., 2017, "Hello Edge") of 64 filters, a 10x4 stem and
+      four depthwise-separable blocks (about 23k parameters), with time and frequency
+      shifts of 3 steps and label smoothing 0.1;
+    * GAN: the DCGAN-style conditional GAN of the grey presets on the feature maps;
+    * student: DS-CNN of 24 filters and four blocks (about 4k parameters; its int8 file
+      fits in 20 KB, as TFLite-Micro's micro_speech model does), distilled at T = 4 on
+      shifted and mixed generator samples;
+    * data-free mode: no rotation in the prior (a rotated spectrogram is no recording).
+    """
+    return RunConfig(
+        preset="speech",
+        teacher=TeacherConfig(
+            network=ClassifierConfig(conv_filters=(64, 64, 64, 64, 64), dense_units=(), dropout=0.2,
+                                     architecture="dscnn"),
+            epochs=40, batch_size=64, learning_rate=3e-3, label_smoothing=0.1, augment_shift=3),
+        gan=GANConfig(noise_dim=64, generator_width=32, discriminator_width=32, epochs=8, steps_per_epoch=0,
+                      min_steps=4000, batch_size=64, log_every_steps=50, diff_augment=("translation",)),
+        distill=DistillConfig(
+            network=ClassifierConfig(conv_filters=(24, 24, 24, 24, 24), dense_units=(), architecture="dscnn"),
+            epochs=40, steps_per_epoch=100, batch_size=128, temperature=4.0, learning_rate=3e-3, mixup=True,
+            augment_shift=3),
+        datafree=DataFreeConfig(augment_rotation=0.0),
+    )
+
+
+PRESETS = {"digits": RunConfig, "tiny": _tiny, "mnist": _mnist, "color": _color, "speech": _speech}
 
 
 def preset(name: str) -> RunConfig:
@@ -508,9 +568,11 @@ def preset(name: str) -> RunConfig:
     return factory()
 
 
-def preset_for(spec) -> str:
-    """The default preset for data of this shape: ``digits`` up to 16x16 pixels, ``color`` for
-    RGB images of 32x32 and more, else ``mnist``."""
+def preset_for(spec, audio: bool = False) -> str:
+    """The default preset for data of this shape: ``speech`` for recordings (``audio``),
+    ``digits`` up to 16x16 pixels, ``color`` for RGB images of 32x32 and more, else ``mnist``."""
+    if audio:
+        return "speech"
     height, width, channels = spec.image_shape
     if max(height, width) <= 16:
         return "digits"
@@ -535,6 +597,8 @@ def check_overrides_are_read(overrides: dict, config: RunConfig) -> None:
         if section in DATA_FREE_READS and config.mode == "data-free":
             unread += [(f"{section}.{key}", f"--mode data-free reads only {', '.join(DATA_FREE_READS[section])} "
                                             f"of {section}") for key in values if key not in DATA_FREE_READS[section]]
+        if section == "audio" and not (config.data.startswith("audio:") or config.data == "tfds:spoken_digit"):
+            unread += [(f"audio.{key}", f"the data ({config.data}) are not recordings") for key in values]
         if section == "teacher" and config.teacher_path:
             unread += [(f"teacher.{key}", "a teacher is given, so none is trained") for key in values]
     if unread:

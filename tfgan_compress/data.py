@@ -15,14 +15,20 @@ A source is a string:
   BMP, GIF), all of one size, split 80/20 per class with seed 0; or ``DIR/train/<class>/``
   and ``DIR/test/<class>/`` (the layout ``keras.utils.image_dataset_from_directory`` reads
   per split), whose split is kept. ``DIR`` may also be a ``.zip`` of either layout.
+* ``audio:DIR``: WAV recordings (16-bit PCM, mono or stereo, 8 to 48 kHz) in the layouts of
+  ``folder:`` (``<class>/*.wav``, or ``train/<class>/*.wav`` and ``test/<class>/*.wav``;
+  a ``.zip`` too), each turned into its log-mel feature map by the front end of
+  :mod:`audio_frontend` (settings: the ``audio`` config section). ``tfds:spoken_digit``
+  reads TensorFlow Datasets' copy of the Free Spoken Digit Dataset the same way.
 
 Pixels are scaled to [0, 1], one decision for both splits: integer arrays and arrays with
 values above 1 are divided by 255, float arrays already in [0, 1] are kept, and splits that
 disagree (one in [0, 1], the other 0..255) are refused. Images come out as float32 with shape
 (N, H, W, C), C in {1, 3}, 8 <= H, W <= 64; labels as int32 in [0, num_classes) (one-hot
 rows, as ``keras.utils.to_categorical`` makes them, are read as their class).
-Anything else raises :class:`DataError` with a one-line message that names the file and
-the problem.
+Recordings come out as feature maps (N, frames, mel_bins, 1) in [0, 1], and the Dataset
+carries the front end's settings (``frontend``). Anything else raises :class:`DataError`
+with a one-line message that names the file and the problem.
 """
 
 from __future__ import annotations
@@ -44,6 +50,9 @@ from .errors import DataError, first_line
 
 MIN_SIZE, MAX_SIZE = 8, 64
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+AUDIO_SUFFIXES = (".wav",)
+AUDIO_TFDS = ("tfds:spoken_digit",)  # TFDS sets of recordings (the rest are image sets)
+MAX_WAV_BYTES = 64 * 2**20  # audio_frontend.MAX_WAV_BYTES
 IDX_FILES = {
     "x_train": "train-images-idx3-ubyte",
     "y_train": "train-labels-idx1-ubyte",
@@ -75,6 +84,7 @@ class Dataset:
     y_test: np.ndarray
     class_names: tuple
     source: str
+    frontend: Optional[dict] = None  # audio sources: the front end's settings (audio_frontend.FrontEnd)
 
     @property
     def spec(self) -> ImageSpec:
@@ -85,20 +95,29 @@ class Dataset:
         return len(self.class_names)
 
 
-def load(source: str) -> Dataset:
-    """Load and validate a data source string (see the module docstring)."""
+SOURCE_KINDS = "digits, tfds:NAME, idx:DIR, npz:FILE, folder:DIR or audio:DIR"
+
+
+def is_audio(source: str) -> bool:
+    """Whether a source string names recordings (``audio:``, or ``tfds:spoken_digit``)."""
+    return source.startswith("audio:") or source in AUDIO_TFDS
+
+
+def load(source: str, audio: Optional[dict] = None) -> Dataset:
+    """Load and validate a data source string (see the module docstring); ``audio``: the
+    front end's settings for recordings (the ``audio`` config section as a dict)."""
     kind, _, arg = source.partition(":")
     if kind == "digits" and not arg:
         return _load_digits()
     if not arg:
-        raise DataError(
-            f"unknown data source {source!r}; use digits, tfds:NAME, idx:DIR, npz:FILE or folder:DIR"
-        )
+        raise DataError(f"unknown data source {source!r}; use {SOURCE_KINDS}")
+    if source in AUDIO_TFDS:
+        return _load_tfds_audio(arg, source, audio)
+    if kind == "audio":
+        return _load_audio(arg, source, audio)
     loaders = {"tfds": _load_tfds, "idx": _load_idx_dir, "npz": _load_npz, "folder": _load_folder}
     if kind not in loaders:
-        raise DataError(
-            f"unknown data source kind {kind!r} in {source!r}; use digits, tfds:NAME, idx:DIR, npz:FILE or folder:DIR"
-        )
+        raise DataError(f"unknown data source kind {kind!r} in {source!r}; use {SOURCE_KINDS}")
     return loaders[kind](arg, source)
 
 
@@ -381,17 +400,19 @@ def _walk(root: Path) -> list:
 
 
 class _ImageTree:
-    """The image files of a folder or of a ``.zip`` archive, by relative POSIX path.
+    """The image files (or, with ``suffixes``, other files) of a folder or of a ``.zip``
+    archive, by relative POSIX path.
 
     Hidden entries (a name starting with ``.``) and ``__MACOSX`` folders are skipped; files
-    that are not images (by suffix) are ignored. A single folder wrapping everything (as
-    ``zip -r cifar10.zip cifar10`` makes) is looked through.
+    whose suffix is not one of ``suffixes`` are ignored. A single folder wrapping everything
+    (as ``zip -r cifar10.zip cifar10`` makes) is looked through.
     """
 
     MAX_FILE_BYTES = 16 * 2**20  # no image of <= 64x64 pixels needs more
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, suffixes=IMAGE_SUFFIXES, max_file_bytes: int = MAX_FILE_BYTES, what="image"):
         self.root = root
+        self.suffixes, self.max_file_bytes, self.what = suffixes, max_file_bytes, what
         self._zip = None
         if root.is_dir():
             entries = _walk(root)
@@ -408,7 +429,7 @@ class _ImageTree:
             raise DataError(f"{root}: not a folder or a .zip archive (folder:DIR needs one sub-folder per class)")
         else:
             raise DataError(f"{root}: not a folder (folder:DIR needs one sub-folder per class)")
-        self.files = sorted(p for p in paths if self._visible(p) and Path(p).suffix.lower() in IMAGE_SUFFIXES)
+        self.files = sorted(p for p in paths if self._visible(p) and Path(p).suffix.lower() in suffixes)
         self.prefix = ""
         first = {p.split("/", 1)[0] for p in self.files}
         if len(first) == 1 and all("/" in p for p in self.files) and not self._looks_like_layout(self.files):
@@ -418,7 +439,7 @@ class _ImageTree:
         self.dirs |= {p.rsplit("/", 1)[0] for p in self.files if "/" in p}
 
     def empty_folders(self, parent: str) -> list:
-        """Sub-folders of ``parent`` ("" for the top) that hold no image file."""
+        """Sub-folders of ``parent`` ("" for the top) that hold no file of ``suffixes``."""
         depth = parent.count("/") + 1 if parent else 0
         children = {d for d in self.dirs if d.count("/") == depth and (d.startswith(parent + "/") if parent else True)}
         full = {p.rsplit("/", 1)[0] for p in self.files}
@@ -445,18 +466,23 @@ class _ImageTree:
     def read(self, path: str) -> bytes:
         if self._zip is None:
             file = self.root / self.prefix / path
-            if file.stat().st_size > self.MAX_FILE_BYTES:
-                raise DataError(f"{self.where(path)}: {file.stat().st_size} bytes is too large for an image of at most {MAX_SIZE}x{MAX_SIZE} pixels")
+            if file.stat().st_size > self.max_file_bytes:
+                raise DataError(f"{self.where(path)}: {file.stat().st_size} bytes is too large {self._too_large}")
             return file.read_bytes()
         info = self._zip.getinfo(self.prefix + path)
-        if info.file_size > self.MAX_FILE_BYTES:
-            raise DataError(f"{self.where(path)}: {info.file_size} bytes is too large for an image of at most {MAX_SIZE}x{MAX_SIZE} pixels")
+        if info.file_size > self.max_file_bytes:
+            raise DataError(f"{self.where(path)}: {info.file_size} bytes is too large {self._too_large}")
         try:
             return self._zip.read(info)
         except (zipfile.BadZipFile, RuntimeError, OSError, EOFError, ValueError) as err:
             raise DataError(f"{self.where(path)}: cannot read from the archive ({first_line(err)})") from None
         except Exception as err:  # zlib.error and the like from a corrupt member
             raise DataError(f"{self.where(path)}: cannot read from the archive ({type(err).__name__}: {first_line(err)})") from None
+
+    @property
+    def _too_large(self) -> str:
+        return (f"for an image of at most {MAX_SIZE}x{MAX_SIZE} pixels" if self.what == "image"
+                else f"for a {self.what} (at most {self.max_file_bytes // 2**20} MiB)")
 
     def close(self):
         if self._zip is not None:
@@ -510,11 +536,88 @@ def _load_folder(arg: str, source: str, test_fraction: float = 0.2, seed: int = 
     * ``<class>/<image>``: split 80/20 per class (seeded, fixed);
     * ``train/<class>/<image>`` and ``test/<class>/<image>``: the given split is kept.
     """
-    tree = _ImageTree(Path(arg))
+    return _load_class_tree(_ImageTree(Path(arg)), source, _read_class_files, test_fraction, seed)
+
+
+def _load_audio(arg: str, source: str, settings: Optional[dict] = None, test_fraction: float = 0.2,
+                seed: int = 0) -> Dataset:
+    """``audio:DIR`` or ``audio:FILE.zip``: WAV recordings in the layouts of ``folder:``
+    (``<class>/*.wav`` split 80/20 per class, or ``train/<class>/*.wav`` and
+    ``test/<class>/*.wav``), each turned into its log-mel feature map by
+    :class:`audio_frontend.FrontEnd` with ``settings`` (the ``audio`` config section; the
+    defaults when ``None``). The feature maps are the "images" every later stage sees."""
+    from .audio_frontend import AudioError, FrontEnd
+
+    frontend = _frontend(settings)
+    tree = _ImageTree(Path(arg), suffixes=AUDIO_SUFFIXES, max_file_bytes=MAX_WAV_BYTES, what="recording")
+
+    def read(tree, prefix, files, class_names):
+        index = {name: i for i, name in enumerate(class_names)}
+        features = []
+        for path in (prefix + p for p in files):
+            try:
+                features.append(frontend.wav_features(tree.where(path), tree.read(path)))
+            except AudioError as err:
+                raise DataError(str(err)) from None
+        return np.stack(features), np.asarray([index[p.split("/", 1)[0]] for p in files], dtype=np.int32)
+
+    ds = _load_class_tree(tree, source, read, test_fraction, seed)
+    return dataclasses.replace(ds, frontend=dict(frontend.settings))
+
+
+def _frontend(settings: Optional[dict]):
+    """The :class:`audio_frontend.FrontEnd` of ``settings``, its feature map checked to fit the models."""
+    from .audio_frontend import AudioError, FrontEnd
+
+    try:
+        frontend = FrontEnd(settings)
+    except AudioError as err:
+        raise DataError(f"audio settings: {err}") from None
+    frames, bins, _ = frontend.feature_shape
+    if not (MIN_SIZE <= frames <= MAX_SIZE and MIN_SIZE <= bins <= MAX_SIZE):
+        raise DataError(f"audio settings: the feature map is {frames} frames x {bins} mel bins; the models take "
+                        f"{MIN_SIZE} to {MAX_SIZE} of each (set audio.clip_seconds, audio.hop_ms or audio.mel_bins)")
+    return frontend
+
+
+def _load_tfds_audio(name: str, source: str, settings: Optional[dict] = None) -> Dataset:
+    """``tfds:spoken_digit`` (downloads on first use): one ``train`` split of 8 kHz digits,
+    cut 80/20 per class with seed 0 (its recordings numbered 0-4 are not marked)."""
+    from .audio_frontend import AudioError
+
+    frontend = _frontend(settings)
+    try:
+        import tensorflow_datasets as tfds
+
+        split = tfds.as_numpy(tfds.load(name, split="train", as_supervised=True))
+    except Exception as err:  # noqa: BLE001 - network, missing builder, checksum
+        raise DataError(f"{source}: cannot load from TensorFlow Datasets ({first_line(err)})") from None
+    features, labels = [], []
+    for i, (pcm, label) in enumerate(split):
+        try:
+            features.append(frontend.features(frontend.clip(np.asarray(pcm, np.float64) / 32768.0, 8000)))
+        except AudioError as err:
+            raise DataError(f"{source}: recording {i}: {err}") from None
+        labels.append(int(label))
+    x, y = np.stack(features), np.asarray(labels, np.int32)
+    num_classes = int(y.max()) + 1
+    names = tuple(str(c) for c in range(num_classes))
+    rng = np.random.default_rng(0)
+    test = np.zeros(len(y), bool)
+    for c in range(num_classes):
+        members = np.flatnonzero(y == c)
+        test[rng.choice(members, max(1, round(0.2 * len(members))), replace=False)] = True
+    ds = make_dataset(x[~test], y[~test], x[test], y[test], source, source, names)
+    return dataclasses.replace(ds, frontend=dict(frontend.settings))
+
+
+def _load_class_tree(tree: _ImageTree, source: str, read_class_files, test_fraction: float, seed: int) -> Dataset:
+    """The two class-folder layouts of ``folder:`` (and ``audio:``) read by ``read_class_files``."""
+    what = f"{tree.what}s" if tree.what != "image" else "images"
     try:
         files = tree.files
         if not files:
-            raise DataError(f"{tree.root}: no image files ({', '.join(IMAGE_SUFFIXES)}) found")
+            raise DataError(f"{tree.root}: no {tree.what} files ({', '.join(tree.suffixes)}) found")
         depths = {p.count("/") for p in files}
         tops = {p.split("/", 1)[0] for p in files}
         if depths == {2} and tops == {"train", "test"}:
@@ -527,26 +630,27 @@ def _load_folder(arg: str, source: str, test_fraction: float = 0.2, seed: int = 
                 raise DataError(f"{tree.where('train')}: needs at least 2 class sub-folders, found {len(class_names)}")
             for split in ("train", "test"):
                 _refuse_empty_classes(tree, split)
-            x_train, y_train = _read_class_files(tree, "train/", by_split["train"], class_names)
-            x_test, y_test = _read_class_files(tree, "test/", by_split["test"], class_names)
+            x_train, y_train = read_class_files(tree, "train/", by_split["train"], class_names)
+            x_test, y_test = read_class_files(tree, "test/", by_split["test"], class_names)
         elif depths == {2} and tops < {"train", "test"}:
             missing = ({"train", "test"} - tops).pop()
-            raise DataError(f"{tree.where(missing)}: holds no images; the train/<class>/ and test/<class>/ layout "
-                            f"needs images in both")
+            raise DataError(f"{tree.where(missing)}: holds no {what}; the train/<class>/ and test/<class>/ layout "
+                            f"needs {what} in both")
         elif depths == {1}:
             class_names = sorted(tops)
             _refuse_empty_classes(tree, "")
             if len(class_names) < 2:
                 raise DataError(f"{tree.root}: needs at least 2 class sub-folders, found {len(class_names)}")
-            x, y = _read_class_files(tree, "", files, class_names)
+            x, y = read_class_files(tree, "", files, class_names)
             x_train, y_train, x_test, y_test = _split_per_class(x, y, len(class_names), tree, class_names,
                                                                  test_fraction, seed)
         elif depths == {0} or 0 in depths:
-            raise DataError(f"{tree.where(min(files, key=lambda p: p.count('/')))}: images must be inside class "
-                            f"sub-folders (DIR/<class>/*.png, or DIR/train/<class>/* and DIR/test/<class>/*)")
+            raise DataError(f"{tree.where(min(files, key=lambda p: p.count('/')))}: {what} must be inside class "
+                            f"sub-folders (DIR/<class>/*{tree.suffixes[0]}, or DIR/train/<class>/* and "
+                            f"DIR/test/<class>/*)")
         else:
             deep = max(files, key=lambda p: p.count("/"))
-            raise DataError(f"{tree.where(deep)}: unexpected folder depth; use DIR/<class>/*.png, or "
+            raise DataError(f"{tree.where(deep)}: unexpected folder depth; use DIR/<class>/*{tree.suffixes[0]}, or "
                             f"DIR/train/<class>/* and DIR/test/<class>/*")
     finally:
         tree.close()
@@ -556,7 +660,8 @@ def _load_folder(arg: str, source: str, test_fraction: float = 0.2, seed: int = 
 def _refuse_empty_classes(tree: _ImageTree, parent: str):
     empty = tree.empty_folders(parent)
     if empty:
-        raise DataError(f"{tree.where(empty[0])}: class folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        what = "images" if tree.what == "image" else f"{tree.what}s"
+        raise DataError(f"{tree.where(empty[0])}: class folder holds no {what} ({', '.join(tree.suffixes)})")
 
 
 def _read_class_files(tree: _ImageTree, prefix: str, files, class_names):
@@ -587,7 +692,7 @@ def _split_per_class(x, y, num_classes, tree, class_names, test_fraction, seed):
     for label in range(num_classes):
         idx = np.flatnonzero(y == label)
         if len(idx) < 2:
-            raise DataError(f"{tree.where(class_names[label])}: class folder needs at least 2 images "
+            raise DataError(f"{tree.where(class_names[label])}: class folder needs at least 2 {tree.what}s "
                             f"(one for test), found {len(idx)}")
         n_test = max(1, int(round(len(idx) * test_fraction)))
         test_mask[rng.choice(idx, n_test, replace=False)] = True
@@ -667,9 +772,12 @@ def fingerprint(ds: Dataset) -> dict:
         digest.update(f"{array.dtype.str}{array.shape}".encode())
         digest.update(memoryview(array).cast("B"))
     digest.update("\n".join(ds.class_names).encode("utf-8"))
-    return {"source": ds.source, "train_images": int(len(ds.x_train)), "test_images": int(len(ds.x_test)),
-            "image_shape": list(ds.spec.image_shape), "class_names": list(ds.class_names),
-            "fingerprint": digest.hexdigest()}
+    record = {"source": ds.source, "train_images": int(len(ds.x_train)), "test_images": int(len(ds.x_test)),
+              "image_shape": list(ds.spec.image_shape), "class_names": list(ds.class_names),
+              "fingerprint": digest.hexdigest()}
+    if ds.frontend is not None:
+        record["frontend"] = dict(ds.frontend)
+    return record
 
 
 def describe(ds: Dataset) -> str:

@@ -409,6 +409,28 @@ def write_labels(path, class_names) -> Path:
     return artifacts.write_text(path, "".join(f"{c}\n" for c in class_names))
 
 
+def frontend_card(settings: dict) -> dict:
+    """The model card's ``frontend``: how to turn a recording into the models' input."""
+    from .audio_frontend import FrontEnd
+
+    frontend = FrontEnd(settings)
+    return {"settings": dict(frontend.settings), "feature_shape": list(frontend.feature_shape),
+            "samples_per_clip": frontend.clip_samples, "window_samples": frontend.window,
+            "hop_samples": frontend.hop, "fft_length": frontend.fft_length,
+            "log_floor": frontend.floor, "log_ceiling": frontend.ceiling,
+            "steps": ["16-bit PCM / 32768, channels averaged",
+                      "first clip_seconds, resampled to sample_rate (FFT, band-limited)",
+                      "divided by its peak |sample| (a silent clip stays 0)",
+                      "zero-padded at the end to samples_per_clip",
+                      "frames of window_samples every hop_samples (no padding), periodic Hann window",
+                      "magnitude of the rfft of fft_length points",
+                      "times the HTK-mel triangle matrix of mel_bins from lower_hz to upper_hz "
+                      "(tf.signal.linear_to_mel_weight_matrix)",
+                      "feature = (ln max(mel, log_floor) - ln log_floor) / (ln log_ceiling - ln log_floor), "
+                      "clipped to [0, 1]; shape (frames, mel_bins, 1)"],
+            "reference": "audio_frontend.py (numpy; export/ in the repository), used by predict.py"}
+
+
 class ModelCard:
     """``model_card.json``, what a device app needs: input layout and range, classes, files,
     quantisation, hashes. The only writer of that file: the export creates it
@@ -425,13 +447,17 @@ class ModelCard:
                 extra: dict | None = None) -> dict:
         """``teacher_input``: the teacher's input convention, which the student files share."""
         scale, offset = teacher_input["scale"], teacher_input["offset"]
+        normalisation = (f"x = pixel / 255 * {scale:g} + {offset:g} for 8-bit images (grey or RGB as in training), as "
+                         f"the teacher took them; ")
+        if extra and "frontend" in extra:
+            normalisation = (f"x = feature * {scale:g} + {offset:g}, feature: the log-mel map of the recording "
+                             f"(see 'frontend'); ")
         return {
             "input": {"shape": [1, *image_shape], "layout": "NHWC", "dtype": "float32 (int8 for *_int8_io files)",
                       "convention": teacher_input["convention"], "range": [offset, scale + offset],
                       "scale": scale, "offset": offset,
-                      "normalisation": f"x = pixel / 255 * {scale:g} + {offset:g} for 8-bit images (grey or RGB as "
-                                       f"in training), as the teacher took them; "
-                                       "int8 input: q = round(x / scale) + zero_point with the file's own scale"},
+                      "normalisation": normalisation + "int8 input: q = round(x / scale) + zero_point with the "
+                                                       "file's own scale"},
             "output": {"shape": [1, len(class_names)], "meaning": "class probabilities (softmax), in labels.txt order",
                        "int8_output": "p = (q - zero_point) * scale"},
             "class_names": list(class_names),

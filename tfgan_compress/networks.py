@@ -24,7 +24,7 @@ from .config import ClassifierConfig
 
 def build_classifier(image_shape, num_classes: int, config: ClassifierConfig, name: str) -> keras.Model:
     """The classifier of ``config.architecture``: input float32 images in [0, 1], output logits."""
-    builders = {"lenet": build_lenet, "resnet": build_resnet9, "mobilenet": build_mobilenet}
+    builders = {"lenet": build_lenet, "resnet": build_resnet9, "mobilenet": build_mobilenet, "dscnn": build_dscnn}
     return builders[config.architecture](image_shape, num_classes, config, name)
 
 
@@ -106,6 +106,34 @@ def build_mobilenet(image_shape, num_classes: int, config: ClassifierConfig, nam
         x = layers.ReLU(name=f"block{i}_dw_relu")(x)
         x = _conv_bn_relu(x, f, f"block{i}_pw", kernel_size=1)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
+    logits = layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(inputs, logits, name=name)
+
+
+def build_dscnn(image_shape, num_classes: int, config: ClassifierConfig, name: str) -> keras.Model:
+    """DS-CNN for keyword spotting (Zhang et al., 2017, "Hello Edge: Keyword Spotting on
+    Microcontrollers"), on a feature map of (frames, mel bins, 1):
+
+    conv 10x4 (``conv_filters[0]``, stride 2) - BN - ReLU, then per further filter count f:
+    depthwise 3x3 - BN - ReLU - pointwise 1x1(f) - BN - ReLU; global average pool;
+    ``dropout``; dense logits. The 10x4 stem spans 200 ms of 20 ms frames and 4 mel bins.
+    Every op is in TFLite Micro's int8 kernel set (micro_speech's own ops and ADD-free).
+    """
+    filters = config.conv_filters
+    inputs = keras.Input(shape=tuple(image_shape), name="image")
+    x = layers.Rescaling(2.0, offset=-1.0, name="centred")(inputs)
+    stem = (min(10, image_shape[0]), min(4, image_shape[1]))
+    x = layers.Conv2D(filters[0], stem, strides=2, padding="same", use_bias=False, name="stem")(x)
+    x = layers.BatchNormalization(momentum=0.9, name="stem_bn")(x)
+    x = layers.ReLU(name="stem_relu")(x)
+    for i, f in enumerate(filters[1:], start=1):
+        x = layers.DepthwiseConv2D(3, padding="same", use_bias=False, name=f"block{i}_dw")(x)
+        x = layers.BatchNormalization(momentum=0.9, name=f"block{i}_dw_bn")(x)
+        x = layers.ReLU(name=f"block{i}_dw_relu")(x)
+        x = _conv_bn_relu(x, f, f"block{i}_pw", kernel_size=1)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    if config.dropout:
+        x = layers.Dropout(config.dropout, name="dropout")(x)
     logits = layers.Dense(num_classes, name="logits")(x)
     return keras.Model(inputs, logits, name=name)
 

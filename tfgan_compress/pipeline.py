@@ -22,6 +22,7 @@ stage names (``tfgan-compress data-free`` exists because the stage does).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import sys
@@ -115,7 +116,10 @@ class StageContext:
     @functools.cached_property
     def dataset(self) -> data.Dataset:
         """``config.data``, loaded once."""
-        return self.given_dataset if self.given_dataset is not None else data.load(self.config.data)
+        if self.given_dataset is not None:
+            return self.given_dataset
+        audio = dataclasses.asdict(self.config.audio) if data.is_audio(self.config.data) else None
+        return data.load(self.config.data, audio=audio)
 
     @functools.cached_property
     def strategy(self):

@@ -10,6 +10,13 @@ file); ``tfgan-compress predict`` runs the same code::
     python predict.py runs/NAME/tflite/student_int8.tflite --npz data.npz --limit 10
     python predict.py runs/NAME/tflite/student_int8.tflite --idx t10k-images-idx3-ubyte.gz --limit 10
 
+An audio model (its model card has a ``frontend``) takes WAV files (16-bit PCM, 8 to 48
+kHz), turned into its log-mel feature maps by ``audio_frontend.py`` with the card's
+settings (copy that file beside this one)::
+
+    python predict.py runs/NAME/tflite/student_int8.tflite clip.wav
+    python predict.py runs/NAME/tflite/student_int8.tflite test/*/*.wav --labels-from-folders
+
 Accuracy mode, when the true classes are given: ``--labels-from-folders`` (each image's
 folder is named after its class, as in ``DIR/<class>/*.png``), ``--npz`` with a ``y_test``
 array, or ``--idx`` with ``--idx-labels t10k-labels-idx1-ubyte.gz``: then it prints the
@@ -148,7 +155,44 @@ def read_card(model_path) -> dict:
     files = value.get("files", [])
     if not isinstance(files, list) or not all(isinstance(entry, dict) for entry in files):
         raise BadInput(f"{card}: 'files' must be a list of objects, got {type(files).__name__}")
+    frontend = value.get("frontend")
+    if frontend is not None and not (isinstance(frontend, dict) and isinstance(frontend.get("settings"), dict)):
+        raise BadInput(f"{card}: 'frontend' must be an object with the front end's 'settings', got {frontend!r}")
     return value
+
+
+def audio_frontend():
+    """The :mod:`audio_frontend` module: the package's, or the file beside this script."""
+    try:
+        from . import audio_frontend as module  # tfgan-compress predict
+    except ImportError:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        try:
+            import audio_frontend as module  # export/predict.py: audio_frontend.py beside it
+        except ImportError:
+            raise BadInput("audio models need audio_frontend.py beside predict.py (copy both from export/)") from None
+    return module
+
+
+def load_recordings(paths, card: dict, shape):
+    """WAV files -> the model's feature maps (N, frames, mel_bins, 1), computed by the front
+    end whose settings the model card records (``frontend.settings``)."""
+    module = audio_frontend()
+    try:
+        frontend = module.FrontEnd(card["frontend"]["settings"])
+    except module.AudioError as err:
+        raise BadInput(f"model card 'frontend': {err}") from None
+    if tuple(frontend.feature_shape) != tuple(shape):
+        raise BadInput(f"the model card's front end makes {frontend.feature_shape} feature maps but the model takes "
+                       f"{tuple(shape)}")
+    try:
+        return np.stack([frontend.wav_features(path) for path in paths])
+    except module.AudioError as err:
+        raise BadInput(str(err)) from None
+
+
+def is_recording(path) -> bool:
+    return str(path).lower().endswith(".wav")
 
 
 def check_against_card(model_path, card: dict) -> None:
@@ -311,6 +355,14 @@ def run(args) -> int:
     elif args.idx:
         images, names = load_idx_images(args.idx), None
         labels = load_idx_labels(args.idx_labels) if args.idx_labels else None
+    elif "frontend" in card or any(is_recording(path) for path in args.images):
+        if "frontend" not in card:
+            raise BadInput(f"{args.images[0]}: a recording, but {args.model} has no model_card.json beside it "
+                           f"with the audio front end's settings (an image model?)")
+        pictures = [path for path in args.images if not is_recording(path)]
+        if pictures:
+            raise BadInput(f"{pictures[0]}: {args.model} takes WAV recordings (it is an audio model)")
+        images, names = load_recordings(args.images, card, shape), args.images
     else:
         images, names = load_images(args.images, shape, getattr(args, "resize", False)), args.images
     if labels is not None and len(labels) != len(images):
@@ -328,6 +380,8 @@ def run(args) -> int:
         raise BadInput(f"{source}: images contain NaN or infinite values")
     if images.min() < 0 or images.max() > 1:
         raise BadInput(f"{source}: pixel values outside 0..255")
+    if "frontend" in card and (args.npz or args.idx):  # arrays for an audio model: its feature maps, as trained
+        print("note: the arrays are taken as the model's log-mel feature maps in [0, 1]", file=sys.stderr)
     scale, offset = input_scaling(args.model, card)
     labels_file = beside(args.model, "labels.txt")
     class_names = labels_file.read_text().splitlines() if labels_file.is_file() else None
@@ -349,7 +403,7 @@ def run(args) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The runner's arguments (also those of ``tfgan-compress predict``)."""
     parser.add_argument("model", help=".tflite file")
-    parser.add_argument("images", nargs="*", help="image files (PNG, JPEG, ...)")
+    parser.add_argument("images", nargs="*", help="image files (PNG, JPEG, ...), or WAV files for an audio model")
     parser.add_argument("--npz", help="npz file with an x_test array (and y_test: accuracy mode)")
     parser.add_argument("--idx", help="IDX image file (MNIST format, optionally .gz)")
     parser.add_argument("--idx-labels", metavar="FILE", help="IDX label file for --idx (accuracy mode)")

@@ -94,7 +94,20 @@ def gan(ctx) -> dict:
                                           watch_discriminator=model.gan_loss.saturates_at_zero))
     ctx.progress(f"  GAN training: {cfg.epochs * steps * cfg.batch_size / (time.time() - start):,.0f} images/s")
     callbacks.save_png(folder.samples_png, grid.grid())
+    listen_to_samples(ctx, model.ema_generator)
     return {"generator": model.ema_generator}
+
+
+def listen_to_samples(ctx, generator) -> None:
+    """For recordings: a few samples of each class as WAV files (``samples/<class>_<i>.wav``)."""
+    dataset = ctx.dataset
+    if dataset.frontend is None:
+        return
+    from .sonify import write_sample_recordings
+
+    written = write_sample_recordings(generator, dataset.frontend, dataset.class_names, ctx.folder.samples_dir,
+                                      seed=ctx.seed)
+    ctx.progress(f"  {len(written)} samples as sound (Griffin-Lim): {ctx.folder.samples_dir}/*.wav")
 
 
 def gan_teacher_terms(cfg, teacher_model) -> tuple:
@@ -209,6 +222,8 @@ def data_free(ctx) -> dict:
                                              callbacks=ctx.fit_callbacks(grid, update_freq=50), verbose=ctx.verbose,
                                              epochs_done=ctx.epochs_done())
     callbacks.save_png(folder.samples_png, grid.grid())
+    if ctx.data_loaded():
+        listen_to_samples(ctx, generator)
     # int8 calibration from the replay bank: every round's samples, not only the last generator's
     bank = datafree.bank_sample(history.model, ctx.config.export.calibration_samples, ctx.seed)
     # student_start first: the student, saved last, is what marks the stage done
@@ -274,6 +289,8 @@ def export_tflite(ctx) -> dict:
              "generator": {"files": generator_files, "noise_dim": int(generator.inputs[0].shape[-1]),
                            "inputs": "noise float32 [N, noise_dim] ~ N(0, 1), label int32 [N]",
                            "output": "images float32 [N, H, W, C] in [0, 1]"}}
+    if dataset.frontend is not None:
+        extra["frontend"] = export.frontend_card(dataset.frontend)
     export.ModelCard(folder.model_card).write(dataset.class_names, dataset.spec.image_shape, exported,
                                               ctx.load("teacher_input"), extra)
     return {}

@@ -1,0 +1,1 @@
+../tfgan_compress/audio_frontend.py

@@ -1,0 +1,173 @@
+"""Recordings end to end: ``audio:`` sources, the speech preset, a tiny run on tone WAV files,
+its model card, sound samples and ``predict`` on WAV files (also without TensorFlow)."""
+
+import json
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tfgan_compress import cli, config, data, export, networks
+from tfgan_compress.audio_frontend import write_wav
+from tfgan_compress.errors import DataError
+
+RUNNER = Path(__file__).resolve().parent.parent / "export" / "predict.py"
+NO_TF = ("import runpy, sys; sys.modules['tensorflow'] = None; sys.argv = sys.argv[1:]; "
+         "runpy.run_path(sys.argv[0], run_name='__main__')")
+#: a small front end for tests: a quarter second at 8 kHz -> 12 frames x 16 mel bins
+SMALL = ["--set", "audio.sample_rate=8000", "--set", "audio.clip_seconds=0.25", "--set", "audio.upper_hz=3800",
+         "--set", "audio.mel_bins=16"]
+SMALL_SETTINGS = {"sample_rate": 8000, "clip_seconds": 0.25, "upper_hz": 3800.0, "mel_bins": 16}
+PITCHES = {"low": 300, "mid": 900, "high": 2200}
+
+
+def write_tones(root: Path, per_class=(10, 3), rate=8000, layout="split"):
+    """Chirps of one pitch per class (``low``, ``mid``, ``high``), 0.15-0.3 s, a little noise."""
+    rng = np.random.default_rng(0)
+    splits = (("train", per_class[0]), ("test", per_class[1])) if layout == "split" else (("", sum(per_class)),)
+    for split, count in splits:
+        for name, pitch in PITCHES.items():
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                t = np.arange(int(rate * rng.uniform(0.15, 0.3))) / rate
+                pcm = 0.5 * np.sin(2 * np.pi * pitch * (1 + 0.3 * t) * t) + 0.01 * rng.normal(size=t.size)
+                write_wav(folder / f"{i}.wav", pcm, rate)
+    return root
+
+
+@pytest.fixture(scope="module")
+def tones(tmp_path_factory):
+    return write_tones(tmp_path_factory.mktemp("tones"))
+
+
+@pytest.fixture(scope="module")
+def audio_run(tmp_path_factory, tones):
+    out = tmp_path_factory.mktemp("runs") / "tones"
+    assert cli.main(["run", "--data", f"audio:{tones}", "--preset", "tiny", "--out", str(out), *SMALL]) == 0
+    return out
+
+
+def test_audio_folder_becomes_feature_maps(tones):
+    ds = data.load(f"audio:{tones}", audio=SMALL_SETTINGS)
+    assert ds.x_train.shape == (30, 12, 16, 1) and ds.x_test.shape == (9, 12, 16, 1)
+    assert ds.class_names == ("high", "low", "mid")
+    assert 0.0 <= ds.x_train.min() and ds.x_train.max() <= 1.0
+    assert ds.frontend["sample_rate"] == 8000 and data.fingerprint(ds)["frontend"] == ds.frontend
+
+
+def test_class_folders_without_a_split_are_split_per_class(tmp_path):
+    ds = data.load(f"audio:{write_tones(tmp_path, layout='flat')}", audio=SMALL_SETTINGS)
+    assert len(ds.x_train) + len(ds.x_test) == 39 and np.bincount(ds.y_test).tolist() == [3, 3, 3]
+
+
+def test_zip_of_recordings_reads_like_the_folder(tmp_path, tones):
+    import shutil
+
+    archive = shutil.make_archive(str(tmp_path / "tones"), "zip", tones.parent, tones.name)
+    from_zip = data.load(f"audio:{archive}", audio=SMALL_SETTINGS)
+    from_folder = data.load(f"audio:{tones}", audio=SMALL_SETTINGS)
+    assert data.fingerprint(from_zip)["fingerprint"] == data.fingerprint(from_folder)["fingerprint"]
+
+
+def test_bad_recordings_are_refused_naming_the_file(tmp_path):
+    root = write_tones(tmp_path / "d", per_class=(2, 1))
+    (root / "train" / "low" / "1.wav").write_bytes(b"RIFF....WAVEnot really")
+    with pytest.raises(DataError, match=r"train/low/1\.wav: not a readable WAV file"):
+        data.load(f"audio:{root}", audio=SMALL_SETTINGS)
+    (root / "train" / "low" / "1.wav").unlink()
+    (root / "train" / "silent").mkdir()
+    with pytest.raises(DataError, match="silent: class folder holds no recordings"):
+        data.load(f"audio:{root}", audio=SMALL_SETTINGS)
+
+
+def test_cli_refuses_a_bad_recording_and_writes_nothing(tmp_path, capsys):
+    root = write_tones(tmp_path / "d", per_class=(2, 1))
+    with wave.open(str(root / "train" / "mid" / "0.wav"), "wb") as wav:  # 8-bit
+        wav.setnchannels(1), wav.setsampwidth(1), wav.setframerate(8000), wav.writeframes(b"\x80" * 800)
+    out = tmp_path / "run"
+    assert cli.main(["run", "--data", f"audio:{root}", "--preset", "tiny", "--out", str(out), *SMALL]) == 2
+    assert "mid/0.wav: 8-bit samples; only 16-bit PCM" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_feature_map_too_large_for_the_models_is_refused(tones):
+    with pytest.raises(DataError, match="99 frames x 40 mel bins"):
+        data.load(f"audio:{tones}", audio={"clip_seconds": 2.0})
+
+
+def test_audio_settings_for_images_are_refused(tmp_path, capsys):
+    assert cli.main(["run", "--preset", "tiny", "--out", str(tmp_path / "r"), "--set", "audio.mel_bins=20"]) == 2
+    assert "audio.mel_bins: not read by this run" in capsys.readouterr().err
+
+
+def test_recordings_choose_the_speech_preset():
+    assert config.preset_for(None, audio=True) == "speech"
+    with pytest.raises(Exception, match="audio.sample_rate must be one of"):
+        config.merge(config.preset("speech"), {"audio": {"sample_rate": 12000}})
+
+
+def test_speech_students_int8_file_fits_in_20_kb():
+    speech = config.preset("speech")
+    shape = (49, 40, 1)  # the default front end's feature map
+    student = networks.build_classifier(shape, 10, speech.distill.network, "student")
+    calibration = np.random.default_rng(0).random((32, *shape)).astype(np.float32)
+    content = export.convert(export.probability_model(student), "int8", calibration)
+    assert len(content) <= 20 * 1024
+
+
+def test_run_records_the_front_end_in_the_model_card(audio_run):
+    card = json.loads((audio_run / "tflite" / "model_card.json").read_text())
+    assert card["frontend"]["settings"]["mel_bins"] == 16
+    assert card["frontend"]["feature_shape"] == [12, 16, 1] == card["input"]["shape"][1:]
+    assert "log-mel" in card["input"]["normalisation"]
+
+
+def test_generator_samples_are_written_as_sound(audio_run):
+    recordings = sorted((audio_run / "samples").glob("*.wav"))
+    assert [p.name for p in recordings if p.name.endswith("_0.wav")] == ["high_0.wav", "low_0.wav", "mid_0.wav"]
+    with wave.open(str(recordings[0])) as wav:
+        assert (wav.getframerate(), wav.getsampwidth(), wav.getnchannels()) == (8000, 2, 1)
+        assert wav.getnframes() > 1000
+
+
+def test_predict_takes_wav_files(audio_run, tones, capsys):
+    model = audio_run / "tflite" / "student_int8.tflite"
+    clip = tones / "test" / "low" / "0.wav"
+    assert cli.main(["predict", str(model), str(clip)]) == 0
+    line = capsys.readouterr().out.strip().split("\t")
+    assert line[0] == str(clip) and line[1] in PITCHES
+    files = sorted(str(p) for p in (tones / "test").glob("*/*.wav"))
+    assert cli.main(["predict", str(model), *files, "--labels-from-folders"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("accuracy\t") and lines[0].endswith("of 9 images)")
+    assert sorted(line.split("\t")[0] for line in lines[1:]) == sorted(PITCHES)
+
+
+def test_runner_without_tensorflow_agrees_with_the_package(audio_run, tones, capsys):
+    model = audio_run / "tflite" / "student_int8_io.tflite"
+    files = sorted(str(p) for p in (tones / "test").glob("*/*.wav"))
+    assert cli.main(["predict", str(model), *files]) == 0
+    ours = capsys.readouterr().out
+    result = subprocess.run([sys.executable, "-c", NO_TF, str(RUNNER), str(model), *files], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ours
+    accuracy = subprocess.run([sys.executable, "-c", NO_TF, str(RUNNER), str(model), *files, "--labels-from-folders"],
+                              capture_output=True, text=True, timeout=120)
+    assert accuracy.stdout.startswith("accuracy\t") and "of 9 images" in accuracy.stdout
+
+
+def test_images_and_recordings_are_not_mixed_up(audio_run, tiny_run, tones, tmp_path, capsys):
+    from PIL import Image
+
+    picture = tmp_path / "p.png"
+    Image.fromarray(np.zeros((16, 12), np.uint8)).save(picture)
+    assert cli.main(["predict", str(audio_run / "tflite" / "student_int8.tflite"), str(picture)]) == 2
+    assert "takes WAV recordings (it is an audio model)" in capsys.readouterr().err
+    assert cli.main(["predict", str(tiny_run / "tflite" / "student_int8.tflite"),
+                     str(tones / "test" / "low" / "0.wav")]) == 2
+    assert "a recording, but" in capsys.readouterr().err
