@@ -782,6 +782,9 @@ def fingerprint(ds: Dataset) -> dict:
 
 def describe(ds: Dataset) -> str:
     h, w, c = ds.spec.image_shape
+    if ds.frontend is not None:
+        return (f"{ds.source}: {len(ds.x_train)} train / {len(ds.x_test)} test recordings, log-mel feature maps of "
+                f"{h} frames x {w} mel bins, {ds.num_classes} classes")
     return (f"{ds.source}: {len(ds.x_train)} train / {len(ds.x_test)} test images, "
             f"{h}x{w}x{c}, {ds.num_classes} classes")
 

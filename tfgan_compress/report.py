@@ -21,6 +21,19 @@ COLUMNS = [
 ]
 
 
+def microcontroller_lines(kits) -> list[str]:
+    """The microcontroller kit of each int8 file: its ops, the measured tensor arena, where it is."""
+    if not kits:
+        return []
+    lines = ["## Microcontrollers (TFLite-Micro)", ""]
+    for variant, kit in kits.items():
+        lines.append(f"- `{kit['file']}`: tensor arena {kit['arena_bytes_measured']:,} bytes measured in the "
+                     f"TFLite-Micro interpreter, {kit['arena_bytes_recommended']:,} recommended "
+                     f"({kit['arena_margin']}); `{kit['resolver']}` with {', '.join(kit['ops'])}; C source and op "
+                     f"resolver in `tflite/micro/`.")
+    return [*lines, ""]
+
+
 def markdown_table(rows: list[dict], columns=COLUMNS) -> str:
     header = "| " + " | ".join(title for _, title, _ in columns) + " |"
     rule = "|" + "|".join("---" for _ in columns) + "|"
@@ -231,6 +244,7 @@ def write_report(folder, rows: list[dict], info: dict) -> dict:
         generator_line,
         "",
         *generator_quality_lines(info.get("generator_quality"), info.get("class_names")),
+        *microcontroller_lines(info.get("microcontroller")),
         f"![accuracy against size]({folder.frontier_png.name})",
         "",
         "## Stage timings (seconds)",

@@ -263,6 +263,26 @@ def calibration_images(ctx, generator, source: str) -> np.ndarray:
     return quality.generate(generator, labels, ctx.config.seed, batch_size=256)
 
 
+MICRO_VARIANTS = ("int8", "int8_io")  # the student files a microcontroller kit is made for
+
+
+def microcontroller_kits(ctx, files) -> dict:
+    """For each int8 student file that passed its bar: C source, op resolver and measured
+    tensor arena in ``tflite/micro/`` (:mod:`tfgan_compress.micro`), by variant."""
+    from . import micro
+
+    kits = {}
+    for exported in files:
+        if not exported.passed:
+            continue
+        kit = micro.write_kit(exported.path, ctx.folder.model_card.parent / "micro")
+        kits[exported.variant] = kit
+        ctx.progress(f"  {exported.path.name} for microcontrollers: ops {', '.join(kit['ops'])}; tensor arena "
+                     f"{kit['arena_bytes_measured']:,} bytes measured in TFLite-Micro, "
+                     f"{kit['arena_bytes_recommended']:,} recommended (tflite/micro/)")
+    return kits
+
+
 def export_tflite(ctx) -> dict:
     """TFLite variants of the student (and the teacher's float32 file, for latency ratios,
     and the generator), each checked with LiteRT against Keras on the test images; then
@@ -291,9 +311,27 @@ def export_tflite(ctx) -> dict:
                            "output": "images float32 [N, H, W, C] in [0, 1]"}}
     if dataset.frontend is not None:
         extra["frontend"] = export.frontend_card(dataset.frontend)
+    extra["microcontroller"] = microcontroller_kits(ctx, [f for f in exported if f.variant in MICRO_VARIANTS])
     export.ModelCard(folder.model_card).write(dataset.class_names, dataset.spec.image_shape, exported,
                                               ctx.load("teacher_input"), extra)
     return {}
+
+
+def micro_rows(kits: dict, folder, x, y, teacher_predictions, params: int) -> list[dict]:
+    """Each microcontroller file run in the TFLite-Micro interpreter on the test split."""
+    from . import micro
+
+    rows = []
+    for variant, kit in kits.items():
+        path = folder.tflite("student", variant)
+        if not path.is_file():
+            continue
+        probabilities = micro.micro_probabilities(path.read_bytes(), x, kit["arena_bytes_recommended"])
+        rows.append({"name": f"student_{variant} (TFLite-Micro)", "format": "tflite-micro",
+                     **evaluate.classification_metrics(probabilities, y, teacher_predictions), "params": int(params),
+                     "bytes": path.stat().st_size, "arena_bytes": kit["arena_bytes_measured"],
+                     "file": f"tflite/{path.name}"})
+    return rows
 
 
 def evaluate_all(ctx) -> dict:
@@ -321,11 +359,13 @@ def evaluate_all(ctx) -> dict:
             path, below_bar = folder.tflite_below_bar("student", variant), True
         row = evaluate.evaluate_tflite(f"student_{variant}", path, student.count_params(), x_student, *settings)
         rows.append({**row, "below_agreement_bar": True} if below_bar else row)
+    card = export.ModelCard(folder.model_card)
+    rows += micro_rows(card.read().get("microcontroller", {}), folder, x_student, y, teacher_predictions,
+                       student.count_params())
     if baseline is not None:
         for row in rows:
             if row["format"] == "tflite":
                 row["speedup_vs_teacher_float32"] = baseline["latency_ms"] / row["latency_ms"]
-    card = export.ModelCard(folder.model_card)
     generator_files = card.read().get("generator", {}).get("files", [])
     info = {
         "data": dataset.source, "preset": ctx.config.preset, "seed": ctx.config.seed,
@@ -337,6 +377,7 @@ def evaluate_all(ctx) -> dict:
         "num_classes": dataset.num_classes,
         "image_shape": list(dataset.spec.image_shape),
         "student_start": ctx.load("student_start") if ctx.has("student_start") else None,
+        "microcontroller": card.read().get("microcontroller"),
         "student_teacher_param_ratio": student.count_params() / teacher_model.count_params(),
         "real_training_images_seen_by_student": 0,
         "generator_files": {f["file"]: f["bytes"] for f in generator_files},
