@@ -171,3 +171,14 @@ def test_images_and_recordings_are_not_mixed_up(audio_run, tiny_run, tones, tmp_
     assert cli.main(["predict", str(tiny_run / "tflite" / "student_int8.tflite"),
                      str(tones / "test" / "low" / "0.wav")]) == 2
     assert "a recording, but" in capsys.readouterr().err
+
+
+def test_sample_writes_feature_maps_and_recordings(audio_run, tmp_path):
+    out = tmp_path / "set"
+    assert cli.main(["sample", str(audio_run / "generator.keras"), "--out", str(out), "--per-class", "1", "--wav",
+                     "--quiet"]) == 0
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.*")) == [
+        "high/00000.png", "high/00000.wav", "labels.txt", "low/00000.png", "low/00000.wav", "mid/00000.png",
+        "mid/00000.wav"]
+    with wave.open(str(out / "low" / "00000.wav")) as wav:
+        assert wav.getframerate() == 8000

@@ -85,6 +85,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict.add_arguments(p)
     p.add_argument("--debug", action="store_true", help="unfiltered stderr")
+    sample_help = ("write class-balanced samples of a generator (.keras or .tflite) as <class>/NNNNN.png folders "
+                   "(the layout keras.utils.image_dataset_from_directory reads) or one .npz: the dataset in a file")
+    p = sub.add_parser("sample", help=sample_help, description=sample_help)
+    p.add_argument("generator", help="generator.keras of a run folder, or tflite/generator_*.tflite")
+    p.add_argument("--out", required=True, help="a new folder (PNG per class + labels.txt), or FILE.npz (x, y, "
+                                                "class_names)")
+    count = p.add_mutually_exclusive_group(required=True)
+    count.add_argument("--per-class", type=int, metavar="N", help="samples of each class")
+    count.add_argument("--total", type=int, metavar="N", help="samples in all, spread evenly over the classes")
+    p.add_argument("--seed", type=int, default=0, help="noise seed: the same seed writes the same samples")
+    p.add_argument("--labels", metavar="FILE", help="class names, one per line (default: labels.txt beside the "
+                                                     "generator, or in tflite/ beside generator.keras)")
+    p.add_argument("--wav", action="store_true", help="audio runs: also <class>/NNNNN.wav (Griffin-Lim)")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    p.add_argument("--debug", action="store_true", help="show full tracebacks")
     return parser
 
 
@@ -254,10 +269,20 @@ def main(argv=None) -> int:
         return run_command(args)
 
 
+def sample(args) -> None:
+    """``tfgan-compress sample``: :func:`sampling.write_samples`."""
+    from . import sampling
+
+    progress = (lambda line: None) if args.quiet else print
+    done = sampling.write_samples(args.generator, args.out, args.per_class, args.total, args.seed, args.labels,
+                                  args.wav, progress=progress)
+    progress(f"{done['samples']:,} samples of {done['classes']} classes (seed {done['seed']}): {done['out']}")
+
+
 def run_command(args) -> int:
-    """``execute(args)``; known failures as one line and their exit status."""
+    """``execute(args)`` (or ``sample(args)``); known failures as one line and their exit status."""
     try:
-        execute(args)
+        sample(args) if args.command == "sample" else execute(args)
     except TfganCompressError as err:
         if args.debug:
             raise
