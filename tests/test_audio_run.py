@@ -116,7 +116,9 @@ def test_speech_students_int8_file_fits_in_20_kb():
     student = networks.build_classifier(shape, 10, speech.distill.network, "student")
     calibration = np.random.default_rng(0).random((32, *shape)).astype(np.float32)
     content = export.convert(export.probability_model(student), "int8", calibration)
-    assert len(content) <= 20 * 1024
+    content = export.with_metadata("int8", content, [str(c) for c in range(10)], {"scale": 1.0, "offset": 0.0},
+                                   "audio:x", frontend={"sample_rate": 16000})
+    assert len(content) <= 20 * 1024  # as written, metadata included
 
 
 def test_run_records_the_front_end_in_the_model_card(audio_run):
@@ -182,3 +184,14 @@ def test_sample_writes_feature_maps_and_recordings(audio_run, tmp_path):
         "mid/00000.wav"]
     with wave.open(str(out / "low" / "00000.wav")) as wav:
         assert wav.getframerate() == 8000
+
+
+def test_audio_model_copied_alone_reads_its_front_end_from_metadata(audio_run, tones, tmp_path, capsys):
+    import shutil
+
+    shutil.copy(audio_run / "tflite" / "student_int8.tflite", tmp_path / "kws.tflite")
+    clip = str(tones / "test" / "mid" / "1.wav")
+    assert cli.main(["predict", str(audio_run / "tflite" / "student_int8.tflite"), clip]) == 0
+    with_card = capsys.readouterr().out
+    assert cli.main(["predict", str(tmp_path / "kws.tflite"), clip]) == 0
+    assert capsys.readouterr().out == with_card

@@ -303,13 +303,15 @@ def below_bar_advice(variant: str) -> str:
 
 def export_classifier(classifier: keras.Model, destination: Callable[[str], Path], calibration_images: np.ndarray,
                       check_images: np.ndarray, variants: Sequence[str], bars: dict,
-                      progress=print) -> list[ExportedFile]:
+                      progress=print, metadata: Callable[[str, bytes], bytes] | None = None) -> list[ExportedFile]:
     """Convert, check and write each variant; ``bars`` maps a variant to its configured
     agreement (:func:`agreement_bar`), scaled here by the student's near-ties (:func:`scaled_bar`).
 
     A file that reaches its bar goes to ``destination(variant)``; one below it to
     ``below_bar/`` beside it, marked ``passed=False``. Every file is converted and checked
-    before any is written (a conversion that fails leaves nothing behind).
+    before any is written (a conversion that fails leaves nothing behind). ``metadata(variant,
+    content)``, when given, returns the file with its metadata (:func:`with_metadata`),
+    which is what is checked and written.
     """
     model = probability_model(classifier)
     keras_probs = quality.batched(model, check_images, 256)
@@ -322,6 +324,8 @@ def export_classifier(classifier: keras.Model, destination: Callable[[str], Path
     for variant in variants:
         calibrated = VARIANTS[variant].calibrated
         content = convert(floored if calibrated else model, variant, calibration_images)
+        if metadata is not None:
+            content = metadata(variant, content)
         agreement, runner = check_tflite(content, model, check_images, keras_probs, variant)
         bar = scaled_bar(bars[variant], keras_probs)
         variant_floor = floor if calibrated else None
@@ -407,6 +411,26 @@ def export_generator(generator: keras.Model, destination: Callable[[str], Path],
 def write_labels(path, class_names) -> Path:
     """``labels.txt``: one class name per line, in output index order."""
     return artifacts.write_text(path, "".join(f"{c}\n" for c in class_names))
+
+
+def with_metadata(variant: str, content: bytes, class_names, teacher_input: dict, source: str,
+                  frontend: dict | None = None) -> bytes:
+    """``content`` with LiteRT metadata (:mod:`tfgan_compress.tflite_metadata`): labels,
+    input normalisation and range, input and output descriptions."""
+    from . import tflite_metadata
+
+    shape = [1, *[int(d) for d in _input_shape(content)[1:]]]
+    description = (f"student of tfgan-compress ({variant}), distilled from a teacher on generated samples of "
+                   f"{source}; output: class probabilities, labels.txt order")
+    built = tflite_metadata.build(f"student_{variant}", description, class_names, shape, teacher_input["scale"],
+                                  teacher_input["offset"], frontend)
+    return tflite_metadata.attach(content, built, "".join(f"{name}\n" for name in class_names))
+
+
+def _input_shape(content: bytes) -> list:
+    from ai_edge_litert.interpreter import Interpreter
+
+    return list(Interpreter(model_content=content).get_input_details()[0]["shape"])
 
 
 def frontend_card(settings: dict) -> dict:

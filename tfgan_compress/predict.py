@@ -25,7 +25,9 @@ and per class, instead of one line per image.
 
 Pixels are scaled as the model takes them: ``x = pixel / 255 * scale + offset`` with the
 input ``scale`` and ``offset`` of ``model_card.json`` beside the file (its input convention:
-0-1, 0-255 or -1-1, the teacher's; [0, 1] without a card); float or int8 input and output
+0-1, 0-255 or -1-1, the teacher's); a file copied without its card is read by its own LiteRT
+metadata (normalisation, labels, audio front end; ``tflite_metadata.py`` beside this one),
+and a file with neither takes pixel / 255, said on stderr. Float or int8 input and output
 tensors are handled from the file's own quantisation parameters
 (``q = round(x / scale) + zero_point``). Class names come from ``labels.txt`` beside the file.
 When the model card lists the file, its sha256 is checked first (a corrupted copy is
@@ -161,17 +163,42 @@ def read_card(model_path) -> dict:
     return value
 
 
-def audio_frontend():
-    """The :mod:`audio_frontend` module: the package's, or the file beside this script."""
+def sibling(name: str, needed_for: str):
+    """The module ``name`` of the package, or the file beside this script (export/)."""
+    import importlib
+
     try:
-        from . import audio_frontend as module  # tfgan-compress predict
+        return importlib.import_module(f".{name}", __package__) if __package__ else importlib.import_module(name)
     except ImportError:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         try:
-            import audio_frontend as module  # export/predict.py: audio_frontend.py beside it
+            return importlib.import_module(name)
         except ImportError:
-            raise BadInput("audio models need audio_frontend.py beside predict.py (copy both from export/)") from None
-    return module
+            raise BadInput(f"{needed_for} needs {name}.py beside predict.py (copy both from export/)") from None
+
+
+def audio_frontend():
+    """The :mod:`audio_frontend` module: the package's, or the file beside this script."""
+    return sibling("audio_frontend", "an audio model")
+
+
+def card_from_metadata(model_path) -> dict:
+    """What the file's own LiteRT metadata says, in the model card's terms (``{}`` when the
+    file has none): the input scale and offset, the labels, the audio front end."""
+    if not Path(model_path).is_file():
+        return {}
+    module = sibling("tflite_metadata", "reading the file's metadata")
+    try:
+        metadata = module.read(Path(model_path).read_bytes())
+    except module.MetadataError as err:
+        raise BadInput(f"{model_path}: {err}") from None
+    if metadata is None:
+        return {}
+    scale, offset = module.input_scaling(metadata)
+    card = {"input": {"scale": scale, "offset": offset}, "labels": metadata.get("labels")}
+    if "frontend" in metadata:
+        card["frontend"] = {"settings": metadata["frontend"]}
+    return card
 
 
 def load_recordings(paths, card: dict, shape):
@@ -346,6 +373,8 @@ def run(args) -> int:
     if Path(args.model).is_file():
         check_against_card(args.model, card)  # before LiteRT parses a possibly corrupted file
     interpreter, inp, out = open_classifier(args.model)
+    if not card:  # a file copied on its own: its metadata says how it takes its input
+        card = card_from_metadata(args.model) or {"assumed": True}
     shape = tuple(int(d) for d in inp["shape"][1:])
     limit = args.limit
     labels = None
@@ -384,11 +413,14 @@ def run(args) -> int:
         print("note: the arrays are taken as the model's log-mel feature maps in [0, 1]", file=sys.stderr)
     scale, offset = input_scaling(args.model, card)
     labels_file = beside(args.model, "labels.txt")
-    class_names = labels_file.read_text().splitlines() if labels_file.is_file() else None
+    class_names = labels_file.read_text().splitlines() if labels_file.is_file() else card.get("labels")
     if getattr(args, "labels_from_folders", False):
         if not names:
             raise BadInput("--labels-from-folders is for image files")
         labels = folder_labels(names, class_names)
+    if card.get("assumed"):  # said once the input is known to be usable, so that an error stays one line
+        print(f"note: no model_card.json beside {args.model} and no metadata in it: taking pixels / 255 as its "
+              f"input", file=sys.stderr)
     probs = classify(interpreter, inp, out, images * scale + offset)  # [0, 1] -> the model's input convention
     predicted = np.argmax(probs, axis=-1)
     if labels is not None:

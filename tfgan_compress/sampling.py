@@ -27,8 +27,10 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError, UsageError
+from .run_folder import RunFolder
 
 BATCH = 256
+PNG, WAV = ".png", ".wav"  # the dataset's files: <class>/<index:05d><suffix> (not a run folder's)
 
 
 class GeneratorFile:
@@ -104,8 +106,8 @@ class GeneratorFile:
 
 def class_names_for(path: Path, labels_file: str | None, num_classes: int | None) -> list[str]:
     """``--labels FILE``, or ``labels.txt`` beside the generator or in the run's ``tflite/``."""
-    candidates = [Path(labels_file)] if labels_file else [path.with_name("labels.txt"),
-                                                          path.parent / "tflite" / "labels.txt"]
+    run = RunFolder(path.parent)  # a run folder's generator.keras: its tflite/labels.txt
+    candidates = [Path(labels_file)] if labels_file else [path.with_name(run.labels.name), run.labels]
     for candidate in candidates:
         if candidate.is_file():
             names = [line.strip() for line in candidate.read_text().splitlines() if line.strip()]
@@ -124,7 +126,8 @@ def class_names_for(path: Path, labels_file: str | None, num_classes: int | None
 
 def frontend_beside(path: Path) -> dict | None:
     """The audio front end's settings from the model card beside the generator, if any."""
-    for card in (path.with_name("model_card.json"), path.parent / "tflite" / "model_card.json"):
+    run = RunFolder(path.parent)
+    for card in (path.with_name(run.model_card.name), run.model_card):
         if card.is_file():
             try:
                 return (json.loads(card.read_text()).get("frontend") or {}).get("settings")
@@ -175,11 +178,11 @@ def write_samples(generator_path, out, per_class: int | None = None, total: int 
             done += len(batch)
             progress(f"  {done:,} of {len(labels):,} samples")
         if as_npz:
-            target = scratch / "samples.npz"
+            target = scratch / out.name
             np.savez_compressed(target, x=np.concatenate(images), y=labels, class_names=np.array(names))
             target.replace(out)
         else:
-            (scratch / "labels.txt").write_text("".join(f"{n}\n" for n in names))
+            (scratch / RunFolder(scratch).labels.name).write_text("".join(f"{n}\n" for n in names))
             scratch.replace(out)
     finally:
         if scratch.exists():
@@ -194,11 +197,11 @@ def _write_pngs(folder: Path, pixels, labels, names, index, frontend, samples, s
         target = folder / names[label]
         target.mkdir(exist_ok=True)
         stem = f"{index[label]:05d}"
-        Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(target / f"{stem}.png")
+        Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(target / (stem + PNG))
         if frontend is not None:
             from .audio_frontend import FrontEnd, write_wav
             from .sonify import features_to_pcm
 
             front = FrontEnd(frontend)
-            write_wav(target / f"{stem}.wav", features_to_pcm(samples[i], front, seed=seed + i), front.sample_rate)
+            write_wav(target / (stem + WAV), features_to_pcm(samples[i], front, seed=seed + i), front.sample_rate)
         index[label] += 1

@@ -295,9 +295,12 @@ def export_tflite(ctx) -> dict:
     calibration = calibration_images(ctx, generator, source)
     bars = {variant: export.agreement_bar(variant, cfg) for variant in export.VARIANTS}
     convention = ctx.teacher_input()  # the student takes the teacher's input; the run's teacher takes [0, 1]
+    metadata = functools.partial(export.with_metadata, class_names=dataset.class_names,
+                                 teacher_input=ctx.load("teacher_input"), source=dataset.source,
+                                 frontend=dataset.frontend)
     exported = export.export_classifier(student, functools.partial(folder.tflite, "student"),
                                         to_convention(calibration, convention), to_convention(dataset.x_test, convention),
-                                        cfg.variants, bars, ctx.progress)
+                                        cfg.variants, bars, ctx.progress, metadata=metadata)
     if ctx.has("teacher"):
         export.export_classifier(as_logits(ctx.load("teacher")), functools.partial(folder.tflite, "teacher"),
                                  calibration, dataset.x_test, ("float32",), bars, ctx.progress)

@@ -1,0 +1,1 @@
+../tfgan_compress/tflite_metadata.py
