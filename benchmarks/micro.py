@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Microcontroller figures of finished run folders: int8 bytes, tensor arena, TFLite-Micro
+accuracy beside LiteRT's, on each run's real test split.
+
+    python benchmarks/micro.py --runs runs/digits,benchmarks/results/color-screen/baseline \\
+        --out benchmarks/results/micro
+
+For every ``student_int8*.tflite`` of each run (the files as the run wrote them): the arena
+measured by :func:`tfgan_compress.micro.measure_arena` (the smallest that loads and runs in
+the TFLite-Micro interpreter), the test accuracy in TFLite-Micro and in LiteRT, and their
+difference (the issue's bar: at most 0.1 points). Works on run folders of earlier versions
+too (it does not need their kit). Writes ``micro.json`` and ``micro.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import common  # noqa: E402
+
+from tfgan_compress import config as configs, data, micro, pipeline  # noqa: E402,F401  (pipeline first: the import order)
+from tfgan_compress.errors import UsageError  # noqa: E402
+from tfgan_compress.litert import TFLiteClassifier  # noqa: E402
+from tfgan_compress.report import markdown_table  # noqa: E402
+from tfgan_compress.run_folder import RunFolder  # noqa: E402
+from tfgan_compress.teacher import to_convention  # noqa: E402
+
+COLUMNS = [("run", "run", "{}"), ("file", "file", "{}"), ("bytes", "bytes", "{:,}"),
+           ("arena_bytes", "arena bytes (measured)", "{:,}"), ("litert_accuracy", "LiteRT int8", "{:.2%}"),
+           ("micro_accuracy", "TFLite-Micro", "{:.2%}"), ("difference_points", "difference (points)", "{:+.2f}"),
+           ("test_examples", "test examples", "{:,}")]
+
+
+def run_rows(run: Path, progress=print) -> list[dict]:
+    folder = RunFolder(run)
+    if not folder.config_json.is_file():
+        raise UsageError(f"{run}: not a run folder (no config.json)")
+    config = configs.RunConfig.from_dict(json.loads(folder.config_json.read_text()))
+    audio = dataclasses.asdict(config.audio) if data.is_audio(config.data) else None
+    dataset = data.load(config.data, audio=audio)
+    x = to_convention(dataset.x_test, folder.load("teacher_input"))
+    rows = []
+    for variant in ("int8", "int8_io"):
+        path = folder.tflite("student", variant)
+        if not path.is_file():
+            continue
+        content = path.read_bytes()
+        arena = micro.measure_arena(content)
+        progress(f"{run}: {path.name}, arena {arena:,} bytes; {len(x):,} test examples in TFLite-Micro")
+        micro_accuracy = float(np.mean(micro.micro_probabilities(content, x, micro.recommended_arena(arena))
+                                       .argmax(-1) == dataset.y_test))
+        litert_accuracy = float(np.mean(TFLiteClassifier(model_path=path).predict(x).argmax(-1) == dataset.y_test))
+        rows.append({"run": str(run), "file": path.name, "bytes": len(content), "arena_bytes": arena,
+                     "litert_accuracy": litert_accuracy, "micro_accuracy": micro_accuracy,
+                     "difference_points": 100 * (micro_accuracy - litert_accuracy), "test_examples": len(x)})
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = common.argument_parser(__doc__, "benchmarks/results/micro", data_options=False)
+    parser.add_argument("--runs", required=True, help="comma-separated run folders")
+    args = parser.parse_args(argv)
+
+    def body():
+        rows = [row for run in args.runs.split(",") if run for row in run_rows(Path(run))]
+        common.write_results(Path(args.out), "micro", {"rows": rows},
+                             "# Microcontroller figures\n\n" + markdown_table(rows, COLUMNS))
+
+    return common.run_main("micro.py", body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
