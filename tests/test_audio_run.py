@@ -195,3 +195,12 @@ def test_audio_model_copied_alone_reads_its_front_end_from_metadata(audio_run, t
     with_card = capsys.readouterr().out
     assert cli.main(["predict", str(tmp_path / "kws.tflite"), clip]) == 0
     assert capsys.readouterr().out == with_card
+
+
+def test_a_stage_command_reads_the_audio_settings(tones, tmp_path):
+    import keras
+
+    out = tmp_path / "stage"
+    assert cli.main(["teacher", "--data", f"audio:{tones}", "--preset", "tiny", "--out", str(out), "--quiet",
+                     *SMALL]) == 0
+    assert tuple(keras.models.load_model(out / "teacher.keras").inputs[0].shape[1:]) == (12, 16, 1)

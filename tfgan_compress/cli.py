@@ -239,7 +239,7 @@ def execute(args) -> None:
     if len(stage.modes) == 1 and not args.mode and not RunFolder(args.out).config_json.is_file():
         config.mode = stage.modes[0]  # a new run folder takes the mode of the stage it starts with
         config.validate()
-    dataset = load(config.data) if stage.needs_data else None
+    dataset = load(config.data, audio) if stage.needs_data else None
     ctx = pipeline.run_stages(config, args.out, [args.command], progress=progress, safe_mode=safe_mode,
                               dataset=dataset, verbose=verbose)
     if args.command in ("export", "evaluate"):
