@@ -10,7 +10,8 @@ For the run folder: ``tfgan-compress sample RUN/generator.keras --out OUT/set --
 (the command line, as a user runs it); then, with Keras alone (no tfgan_compress code), the
 run's student architecture (``keras.models.clone_model`` of ``student.keras``: new weights)
 trained on ``keras.utils.image_dataset_from_directory(OUT/set)`` with hard labels (the folder
-names), and the same architecture trained the same way on the run's real training split;
+names) for ``--epochs`` passes, and the same architecture trained the same way, for as many
+updates, on the run's real training split;
 both measured on the real test split beside the pipeline's student (distilled on generator
 samples with the teacher's soft labels). Bytes: the generator files, the written PNG set,
 and the real training split as 8-bit pixels. Writes ``dataset_in_a_file.json`` / ``.md``.
@@ -42,15 +43,20 @@ COLUMNS = [("row", "student", "{}"), ("accuracy", "test accuracy", "{:.2%}"), ("
            ("bytes", "bytes of what it learned from", "{:,}"), ("seconds", "seconds", "{:.0f}")]
 
 
-def plain_keras_fit(architecture, x, y, x_test, y_test, epochs: int, seed: int) -> float:
-    """Keras alone: a fresh copy of ``architecture``, Adam, cross-entropy on its logits."""
+BATCH = 128
+
+
+def plain_keras_fit(architecture, x, y, x_test, y_test, steps: int, seed: int) -> float:
+    """Keras alone: a fresh copy of ``architecture``, Adam, cross-entropy on its logits,
+    ``steps`` updates of ``BATCH`` examples (whole epochs, rounded up)."""
     import keras
 
     keras.utils.set_random_seed(seed)
     model = keras.models.clone_model(architecture)
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    model.fit(x, y, batch_size=128, epochs=epochs, verbose=2, shuffle=True)
+    epochs = -(-steps // -(-len(x) // BATCH))
+    model.fit(x, y, batch_size=BATCH, epochs=epochs, verbose=2, shuffle=True)
     return float(model.evaluate(x_test, y_test, verbose=0)[1])
 
 
@@ -88,26 +94,29 @@ def run_benchmark(run: Path, out: Path, per_class: int, epochs: int, seed: int, 
     architecture = keras.models.load_model(folder.path("student"), compile=False)
     rows = []
     models = {row["name"]: row for row in report["models"]}
-    generator_bytes = sum(report.get("generator_files", {}).values()) or None
-    rows.append({"row": "pipeline's student (distilled on generator samples)",
-                 "accuracy": models["student"]["accuracy"], "bytes": generator_bytes,
+    smallest = min(report.get("generator_files", {}).items(), key=lambda item: item[1], default=(None, None))
+    rows.append({"row": f"pipeline's student (distilled on generator samples; generator file {smallest[0]})",
+                 "accuracy": models["student"]["accuracy"], "bytes": smallest[1],
                  "seconds": report["stage_seconds"].get("distill")})
-    progress(f"== plain Keras fit on the {len(x_set):,} written samples ==")
+    steps = epochs * -(-len(x_set) // BATCH)  # both plain fits make as many updates
+    progress(f"== plain Keras fit on the {len(x_set):,} written samples, {steps:,} steps ==")
     start = time.time()
-    accuracy = plain_keras_fit(architecture, x_set, y_set, dataset.x_test, dataset.y_test, epochs, seed)
+    accuracy = plain_keras_fit(architecture, x_set, y_set, dataset.x_test, dataset.y_test, steps, seed)
     set_bytes = sum(p.stat().st_size for p in written.rglob("*.png"))
     rows.append({"row": "plain Keras fit on `tfgan-compress sample`'s set", "accuracy": accuracy,
                  "examples": len(x_set), "bytes": set_bytes, "seconds": time.time() - start + sample_seconds})
-    progress(f"== plain Keras fit on the {len(dataset.x_train):,} real training images ==")
+    progress(f"== plain Keras fit on the {len(dataset.x_train):,} real training images, {steps:,} steps ==")
     start = time.time()
     accuracy = plain_keras_fit(architecture, dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test,
-                               epochs, seed)
+                               steps, seed)
     rows.append({"row": "plain Keras fit on the real training split", "accuracy": accuracy,
                  "examples": len(dataset.x_train), "bytes": report.get("training_set_bytes"),
                  "seconds": time.time() - start})
-    result = {"run": str(run), "data": config.data, "per_class": per_class, "epochs": epochs, "seed": seed,
+    result = {"run": str(run), "data": config.data, "per_class": per_class, "epochs": epochs, "steps": steps,
+              "seed": seed,
               "generator_files": report.get("generator_files"), "rows": rows}
-    text = "\n".join([f"# The dataset in a file: `{config.data}` ({per_class:,} samples per class, {epochs} epochs)",
+    text = "\n".join([f"# The dataset in a file: `{config.data}` ({per_class:,} samples per class; each plain fit "
+                       f"{steps:,} steps of {BATCH}, {epochs} epochs of the written set)",
                       "", markdown_table(rows, COLUMNS)])
     common.write_results(out, "dataset_in_a_file", result, text, progress)
     return result

@@ -204,3 +204,23 @@ def test_a_stage_command_reads_the_audio_settings(tones, tmp_path):
     assert cli.main(["teacher", "--data", f"audio:{tones}", "--preset", "tiny", "--out", str(out), "--quiet",
                      *SMALL]) == 0
     assert tuple(keras.models.load_model(out / "teacher.keras").inputs[0].shape[1:]) == (12, 16, 1)
+
+
+def test_tfds_spoken_digit_goes_through_the_same_front_end(monkeypatch):
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    rate = 8000
+    t = np.arange(rate // 4) / rate
+    clips = [np.round(8000 * np.sin(2 * np.pi * (300 + 400 * (i % 3)) * t)).astype(np.int64) for i in range(30)]
+    labels = [i % 3 for i in range(30)]
+
+    def fake_load(name, split, as_supervised):
+        assert (name, split, as_supervised) == ("spoken_digit", "train", True)
+        return tf.data.Dataset.from_generator(lambda: zip(clips, labels), output_signature=(
+            tf.TensorSpec([None], tf.int64), tf.TensorSpec([], tf.int64)))
+
+    monkeypatch.setattr(tfds, "load", fake_load)
+    ds = data.load("tfds:spoken_digit", audio=SMALL_SETTINGS)
+    assert ds.x_train.shape[1:] == (12, 16, 1) and len(ds.x_train) + len(ds.x_test) == 30
+    assert np.bincount(ds.y_test).tolist() == [2, 2, 2] and ds.frontend["sample_rate"] == 8000
