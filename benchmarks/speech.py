@@ -90,11 +90,29 @@ def pipeline_rows(split: str, mode: str, config: configs.RunConfig, dataset: dat
     if mode == "gan":
         rows.append({"split": split, "row": "teacher", "accuracy": models["teacher"]["accuracy"],
                      "seconds": report["stage_seconds"].get("teacher")})
+        rows.append({"split": split, "row": "samples/*.wav, heard again by the teacher",
+                     "accuracy": reheard(ctx.folder, dataset)})
     rows.append({"split": split, "row": f"ours ({mode} mode)", "accuracy": models["student"]["accuracy"],
                  "int8_accuracy": models["student_int8"]["accuracy"], "int8_bytes": models["student_int8"]["bytes"],
                  "samples_teacher_accuracy": quality.get("teacher_accuracy_on_samples"), "seconds": seconds,
                  "stage_seconds": report["stage_seconds"]})
     return rows, ctx.folder
+
+
+def reheard(folder: RunFolder, dataset: data.Dataset) -> float | None:
+    """The share of the GAN's sound samples (Griffin-Lim, ``samples/<class>_<i>.wav``) that the
+    teacher takes for their class once they go through the front end again."""
+    from tfgan_compress.audio_frontend import FrontEnd
+    from tfgan_compress.sonify import _safe
+
+    frontend = FrontEnd(dataset.frontend)
+    files = sorted(folder.samples_dir.glob("*.wav"))
+    if not files:
+        return None
+    index = {_safe(name): i for i, name in enumerate(dataset.class_names)}  # as the file names spell them
+    labels = np.array([index[f.stem.rsplit("_", 1)[0]] for f in files])
+    features = np.stack([frontend.wav_features(f) for f in files])
+    return float(np.mean(np.argmax(evaluate.keras_probabilities(folder.load("teacher"), features), -1) == labels))
 
 
 def reference_rows(split: str, config: configs.RunConfig, dataset: data.Dataset, teacher, progress=print) -> list:

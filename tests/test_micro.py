@@ -76,3 +76,16 @@ def test_micro_and_litert_give_the_same_scores(tiny_run):
     theirs = TFLiteClassifier(model_path=model).predict(images)
     np.testing.assert_allclose(ours, theirs, atol=1 / 256 + 1e-6)  # at most one step of the int8 output
     assert np.mean(ours.argmax(-1) == theirs.argmax(-1)) >= 0.95  # a one-step tie may flip
+
+
+def test_keyword_student_runs_identically_in_tflite_micro_and_litert(tmp_path):
+    from tfgan_compress import config, export, networks
+    from tfgan_compress.litert import TFLiteClassifier
+
+    student = networks.build_classifier((12, 16, 1), 3, config.preset("speech").distill.network, "student")
+    images = np.random.default_rng(0).random((40, 12, 16, 1)).astype(np.float32) ** 3  # mostly quiet, as log-mel maps
+    content = export.convert(export.probability_model(student), "int8_io", images)
+    (tmp_path / "kws.tflite").write_bytes(content)
+    assert "MUL" not in micro.op_names(content)  # no centring layer: its int8 MUL/ADD round apart in the two
+    ours = micro.micro_probabilities(content, images, 64 * 1024)
+    np.testing.assert_array_equal(ours, TFLiteClassifier(model_path=tmp_path / "kws.tflite").predict(images))
