@@ -32,13 +32,13 @@ def test_user_teacher_benchmark_finds_the_0_255_convention(tmp_path, lean_export
 @pytest.mark.slow
 def test_budget_benchmark_shares_one_teacher_and_generator(tmp_path, lean_export_config):
     out = tmp_path / "budget"
-    assert load("budget").main(["--data", "digits", "--preset", "tiny", "--budgets", "5", "7",
+    assert load("budget").main(["--data", "digits", "--preset", "tiny", "--budgets", "6", "8",
                                 "--config", lean_export_config(), "--out", str(out)]) == 0
     result = json.loads((out / "budget.json").read_text())
-    assert [row["budget_kb"] for row in result["rows"]] == [5, 7]
+    assert [row["budget_kb"] for row in result["rows"]] == [6, 8]
     assert all(row["fits"] and row["int8_bytes"] <= row["budget_kb"] * 1024 for row in result["rows"])
     assert result["rows"][0]["params"] <= result["rows"][1]["params"]
-    teachers = {(out / f"budget-{kb}kb" / "teacher.keras").read_bytes() for kb in (5, 7)}
+    teachers = {(out / f"budget-{kb}kb" / "teacher.keras").read_bytes() for kb in (6, 8)}
     assert len(teachers) == 1
 
 

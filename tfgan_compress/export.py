@@ -144,8 +144,8 @@ LOGIT_FLOOR_MARGIN = float(np.log(512.0))
 
 
 def floored_logits(classifier: keras.Model, calibration_images: np.ndarray) -> tuple[keras.Model, float | None]:
-    """``(max(logits, floor), floor)`` with the max fused into the last ``Dense`` layer, for
-    full-integer files; ``(classifier, None)`` when it does not end in a linear ``Dense`` or
+    """``(max(logits, floor) - floor, floor)`` with the max fused into the last ``Dense``
+    layer, for full-integer files; ``(classifier, None)`` when it does not end in a linear ``Dense`` or
     when the floor would not narrow the logits' range.
 
     A full-integer file quantises the logits with one step over their calibrated range
@@ -155,10 +155,13 @@ def floored_logits(classifier: keras.Model, calibration_images: np.ndarray) -> t
     more than ``ln 512`` below the top one give a probability under half an int8 step
     (1/256), exactly what they would give at that distance, so they need not be
     represented: ``floor = min over the calibration images of the top logit - ln 512``.
-    ``relu(W x + b - floor) + floor`` is the same ``Dense`` with a ReLU, which the
-    converter fuses: the calibrated range starts at the floor and the step is finer, so
-    fewer near-ties flip. The top-1 class changes only for an image whose every
-    logit is below the floor; each file is checked against the classifier as it was.
+    ``relu(W x + b - floor)`` is the same ``Dense`` with a ReLU, which the converter
+    fuses: the calibrated range starts at the floor and the step is finer, so fewer
+    near-ties flip. The model returned gives ``max(logits, floor) - floor``: the softmax
+    after it does not change under a constant shift, and adding the floor back would be an
+    int8 ADD, which TFLite-Micro and LiteRT round differently (2 of FSDD's 300 test clips
+    changed class). The top-1 class changes only for an image whose every logit is below
+    the floor; each file is checked against the classifier as it was.
     """
     last = classifier.layers[-1] if classifier.layers else None
     if (not isinstance(last, keras.layers.Dense) or last.activation is not keras.activations.linear
@@ -174,8 +177,7 @@ def floored_logits(classifier: keras.Model, calibration_images: np.ndarray) -> t
     inputs = keras.Input(shape=classifier.inputs[0].shape[1:], name="image")
     shifted = floored_dense(features(inputs))
     floored_dense.set_weights([kernel, bias - floor])
-    outputs = keras.layers.Rescaling(1.0, offset=floor, name="logit_floor")(shifted)
-    return keras.Model(inputs, outputs, name=classifier.name), floor
+    return keras.Model(inputs, shifted, name=classifier.name), floor
 
 
 def with_batch_of_one(model: keras.Model) -> keras.Model:

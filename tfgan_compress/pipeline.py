@@ -281,7 +281,8 @@ def run_stages(config: RunConfig, out_dir, names, progress=print, safe_mode: boo
     if config.student_budget_kb and makes_student and ctx.data_loaded():  # and a budget nothing fits
         spec = ctx.dataset.spec
         student_choice.check_budget_reachable(spec.image_shape, spec.num_classes, config.distill.network,
-                                              round(config.student_budget_kb * student_choice.KB))
+                                              round(config.student_budget_kb * student_choice.KB),
+                                              **stages.described_data(ctx.dataset))
     if config.strategy != "default":
         ctx.strategy  # noqa: B018 - a strategy that cannot be made (no TF_CONFIG, no TPU) fails before writing too
     with folder.claimed():  # the marker, and the lock a second process on this folder is refused by

@@ -159,7 +159,7 @@ def student_network(ctx, teacher_model) -> tuple:
         if config.student_budget_kb:
             network = student_choice.widest_within_budget(image_shape, num_classes, network,
                                                           round(config.student_budget_kb * student_choice.KB),
-                                                          ctx.progress)[0]
+                                                          ctx.progress, **described_data(ctx.dataset))[0]
         trained = networks.build_classifier(image_shape, num_classes, network, name="student")
         return trained, taking_convention(trained, convention)
 
@@ -320,6 +320,11 @@ def export_tflite(ctx) -> dict:
     return {}
 
 
+def described_data(dataset) -> dict:
+    """What a student file's metadata says of the data (its size counts in a budget)."""
+    return {"class_names": list(dataset.class_names), "source": dataset.source, "frontend": dataset.frontend}
+
+
 def micro_rows(kits: dict, folder, x, y, teacher_predictions, params: int) -> list[dict]:
     """Each microcontroller file run in the TFLite-Micro interpreter on the test split."""
     from . import micro
@@ -333,6 +338,7 @@ def micro_rows(kits: dict, folder, x, y, teacher_predictions, params: int) -> li
         rows.append({"name": f"student_{variant} (TFLite-Micro)", "format": "tflite-micro",
                      **evaluate.classification_metrics(probabilities, y, teacher_predictions), "params": int(params),
                      "bytes": path.stat().st_size, "arena_bytes": kit["arena_bytes_measured"],
+                     "latency_ms": None, "latency_p90_ms": None, "throughput_images_per_s": None,
                      "file": f"tflite/{path.name}"})
     return rows
 

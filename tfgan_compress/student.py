@@ -33,36 +33,42 @@ def scaled(config: ClassifierConfig, width: float) -> ClassifierConfig:
     return dataclasses.replace(config, conv_filters=grow(config.conv_filters), dense_units=grow(config.dense_units))
 
 
-def int8_bytes(image_shape, num_classes: int, config: ClassifierConfig) -> int:
-    """Size of the full-integer int8 TFLite file of a classifier of ``config``."""
+def int8_bytes(image_shape, num_classes: int, config: ClassifierConfig, **described) -> int:
+    """Size of the full-integer int8 TFLite file of a classifier of ``config``, as the export
+    writes it: with its metadata (``described``: ``class_names``, ``source`` and ``frontend``
+    of the data, which the metadata holds; class numbers when not given)."""
     model = networks.build_classifier(image_shape, num_classes, config, name="student")
     rng = np.random.default_rng(0)
     # weights as after training: no two constants alike (the converter stores equal ones, such
     # as freshly zeroed biases, once, which would understate the size of the trained file)
     model.set_weights([rng.normal(0.0, 0.1, w.shape).astype(w.dtype) for w in model.get_weights()])
     calibration = rng.random((8, *image_shape)).astype(np.float32)
-    return len(export.convert(export.probability_model(model), "int8", calibration))
+    content = export.convert(export.probability_model(model), "int8", calibration)
+    return len(export.with_metadata("int8", content, described.get("class_names") or
+                                    [str(c) for c in range(num_classes)], {"scale": 1.0, "offset": 0.0},
+                                    described.get("source", ""), described.get("frontend")))
 
 
-def check_budget_reachable(image_shape, num_classes: int, base: ClassifierConfig, budget_bytes: int) -> None:
+def check_budget_reachable(image_shape, num_classes: int, base: ClassifierConfig, budget_bytes: int,
+                           **described) -> None:
     """Raise :class:`UsageError` when even the narrowest family member's int8 file is over budget."""
-    narrowest = int8_bytes(image_shape, num_classes, scaled(base, WIDTHS[0]))
+    narrowest = int8_bytes(image_shape, num_classes, scaled(base, WIDTHS[0]), **described)
     if narrowest > budget_bytes:
         raise UsageError(f"--student-budget-kb: the narrowest student of the preset's family (width x{WIDTHS[0]:g}) "
                          f"has an int8 file of {narrowest:,} bytes, over the budget of {budget_bytes:,} bytes")
 
 
 def widest_within_budget(image_shape, num_classes: int, base: ClassifierConfig, budget_bytes: int,
-                         progress=print) -> tuple[ClassifierConfig, float, int]:
+                         progress=print, **described) -> tuple[ClassifierConfig, float, int]:
     """(network, width factor, int8 bytes) of the widest family member that fits."""
     sizes = {}
 
     def size(index: int) -> int:
         if index not in sizes:
-            sizes[index] = int8_bytes(image_shape, num_classes, scaled(base, WIDTHS[index]))
+            sizes[index] = int8_bytes(image_shape, num_classes, scaled(base, WIDTHS[index]), **described)
         return sizes[index]
 
-    check_budget_reachable(image_shape, num_classes, base, budget_bytes)
+    check_budget_reachable(image_shape, num_classes, base, budget_bytes, **described)
     low, high = 0, len(WIDTHS) - 1  # size(low) fits; find the last index that fits
     if size(high) <= budget_bytes:
         low = high
