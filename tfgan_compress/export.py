@@ -158,10 +158,9 @@ def floored_logits(classifier: keras.Model, calibration_images: np.ndarray) -> t
     ``relu(W x + b - floor)`` is the same ``Dense`` with a ReLU, which the converter
     fuses: the calibrated range starts at the floor and the step is finer, so fewer
     near-ties flip. The model returned gives ``max(logits, floor) - floor``: the softmax
-    after it does not change under a constant shift, and adding the floor back would be an
-    int8 ADD, which TFLite-Micro and LiteRT round differently (2 of FSDD's 300 test clips
-    changed class). The top-1 class changes only for an image whose every logit is below
-    the floor; each file is checked against the classifier as it was.
+    after it does not change under a constant shift, so the floor is not added back. The
+    top-1 class changes only for an image whose every logit is below the floor; each file
+    is checked against the classifier as it was.
     """
     last = classifier.layers[-1] if classifier.layers else None
     if (not isinstance(last, keras.layers.Dense) or last.activation is not keras.activations.linear
