@@ -135,3 +135,6 @@ def test_bad_front_end_settings_are_refused():
         FrontEnd({"clip_seconds": 0.01})
     with pytest.raises(AudioError, match="unknown front-end setting"):
         FrontEnd({"rate": 8000})
+    for value in ("1", None, True, float("nan")):  # as an edited model card may hold
+        with pytest.raises(AudioError, match="clip_seconds must be a finite number"):
+            FrontEnd({"clip_seconds": value})

@@ -224,3 +224,13 @@ def test_tfds_spoken_digit_goes_through_the_same_front_end(monkeypatch):
     ds = data.load("tfds:spoken_digit", audio=SMALL_SETTINGS)
     assert ds.x_train.shape[1:] == (12, 16, 1) and len(ds.x_train) + len(ds.x_test) == 30
     assert np.bincount(ds.y_test).tolist() == [2, 2, 2] and ds.frontend["sample_rate"] == 8000
+
+
+def test_compress_takes_a_runconfig_of_another_preset_for_recordings(tones, tmp_path):
+    import tfgan_compress
+
+    run = config.merge(config.preset("tiny"), {"audio": SMALL_SETTINGS})
+    result = tfgan_compress.compress(None, f"audio:{tones}", tmp_path / "api", config=run, verbose=0,
+                                     progress=lambda line: None)
+    assert result.student.inputs[0].shape[1:] == (12, 16, 1)
+    assert json.loads((tmp_path / "api" / "config.json").read_text())["preset"] == "tiny"

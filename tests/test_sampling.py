@@ -40,6 +40,7 @@ def test_tflite_generator_to_npz_matches_keras(tiny_run, tmp_path):
     ("student.keras", ["--per-class", 2], "not a generator"),
     ("report.md", ["--per-class", 2], "not a generator file"),
     ("generator.keras", ["--per-class", 0], "--per-class must be at least 1"),
+    ("generator.keras", ["--per-class", 1, "--seed", -1], "--seed must be at least 0"),
     ("generator.keras", ["--per-class", 2, "--wav"], "--wav writes recordings"),
 ])
 def test_bad_arguments_are_one_line_and_write_nothing(tiny_run, tmp_path, capsys, target, args, message):

@@ -72,3 +72,11 @@ def test_audio_metadata_carries_the_front_end():
     metadata = tflite_metadata.read(tflite_metadata.attach(export.convert(model, "float32"), built, "yes\nno\n"))
     assert metadata["frontend"] == DEFAULTS and metadata["input"]["name"] == "features"
     assert tflite_metadata.input_scaling(metadata) == pytest.approx((1.0, 0.0))
+
+
+def test_metadata_without_one_normalisation_gives_no_scaling():
+    # files of other tools: no normalisation, or one per channel; predict then says it assumes pixels / 255
+    assert tflite_metadata.input_scaling({"input": {}}) is None
+    assert tflite_metadata.input_scaling({"input": {"normalization": {"mean": [1.0, 2.0, 3.0],
+                                                                      "std": [1.0, 1.0, 1.0]}}}) is None
+    assert tflite_metadata.input_scaling({"input": {"normalization": {"mean": [0.0], "std": [0.0]}}}) is None

@@ -69,11 +69,12 @@ def compress(teacher=None, data="digits", out=None, *, mode: Optional[str] = Non
     Bad input raises :class:`errors.InputError` (nothing written).
     """
     if isinstance(data, str) and data_sources.is_audio(data):  # the front end's settings come from the config
-        run_config = _resolve_config(None, preset or "speech", config)
+        run_config = _resolve_config(preset, config, default=lambda: "speech")
         dataset = data_sources.load(data, audio=dataclasses.asdict(run_config.audio))
     else:
         dataset = _as_dataset(data)
-        run_config = _resolve_config(dataset, preset, config)
+        run_config = _resolve_config(preset, config, default=lambda: configs.preset_for(
+            dataset.spec, audio=dataset.frontend is not None))
     run_config.data = dataset.source
     if mode is not None:
         run_config.mode = mode
@@ -104,12 +105,14 @@ def compress(teacher=None, data="digits", out=None, *, mode: Optional[str] = Non
                           folder.load("report"))
 
 
-def _resolve_config(dataset, preset: Optional[str], config) -> configs.RunConfig:
+def _resolve_config(preset: Optional[str], config, default) -> configs.RunConfig:
+    """``config`` as a RunConfig: itself, or its settings over ``preset`` (``default()`` names
+    the preset when neither says)."""
     if isinstance(config, configs.RunConfig):
         if preset is not None and preset != config.preset:
             raise UsageError(f"preset {preset!r} and a config of preset {config.preset!r}: give one")
         return dataclasses.replace(config)
-    base = configs.preset(preset or configs.preset_for(dataset.spec, audio=dataset.frontend is not None))
+    base = configs.preset(preset or default())
     if config is None:
         return base
     if not isinstance(config, dict):

@@ -68,6 +68,9 @@ class FrontEnd:
         if unknown:
             raise AudioError(f"unknown front-end setting(s): {', '.join(unknown)}")
         values.update(settings or {})
+        for key, value in values.items():  # a model card is a file anyone can edit
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise AudioError(f"front-end setting {key} must be a finite number, got {value!r}")
         self.settings = values
         rate = values["sample_rate"]
         if rate not in SUPPORTED_RATES:

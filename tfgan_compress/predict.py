@@ -194,8 +194,12 @@ def card_from_metadata(model_path) -> dict:
         raise BadInput(f"{model_path}: {err}") from None
     if metadata is None:
         return {}
-    scale, offset = module.input_scaling(metadata)
-    card = {"input": {"scale": scale, "offset": offset}, "labels": metadata.get("labels")}
+    card = {"labels": metadata.get("labels")}
+    scaling = module.input_scaling(metadata)
+    if scaling is None:  # metadata of another tool, without one normalisation for the input
+        card["assumed"] = True
+    else:
+        card["input"] = {"scale": scaling[0], "offset": scaling[1]}
     if "frontend" in metadata:
         card["frontend"] = {"settings": metadata["frontend"]}
     return card
@@ -374,7 +378,7 @@ def run(args) -> int:
         check_against_card(args.model, card)  # before LiteRT parses a possibly corrupted file
     interpreter, inp, out = open_classifier(args.model)
     if not card:  # a file copied on its own: its metadata says how it takes its input
-        card = card_from_metadata(args.model) or {"assumed": True}
+        card = card_from_metadata(args.model) or {"assumed": True}  # "assumed": pixels / 255, said below
     shape = tuple(int(d) for d in inp["shape"][1:])
     limit = args.limit
     labels = None
@@ -386,8 +390,8 @@ def run(args) -> int:
         labels = load_idx_labels(args.idx_labels) if args.idx_labels else None
     elif "frontend" in card or any(is_recording(path) for path in args.images):
         if "frontend" not in card:
-            raise BadInput(f"{args.images[0]}: a recording, but {args.model} has no model_card.json beside it "
-                           f"with the audio front end's settings (an image model?)")
+            raise BadInput(f"{args.images[0]}: a recording, but {args.model} has no audio front end in a "
+                           f"model_card.json beside it or in its metadata (an image model?)")
         pictures = [path for path in args.images if not is_recording(path)]
         if pictures:
             raise BadInput(f"{pictures[0]}: {args.model} takes WAV recordings (it is an audio model)")
@@ -419,8 +423,8 @@ def run(args) -> int:
             raise BadInput("--labels-from-folders is for image files")
         labels = folder_labels(names, class_names)
     if card.get("assumed"):  # said once the input is known to be usable, so that an error stays one line
-        print(f"note: no model_card.json beside {args.model} and no metadata in it: taking pixels / 255 as its "
-              f"input", file=sys.stderr)
+        print(f"note: no model_card.json beside {args.model} and no input normalisation in its metadata: taking "
+              f"pixels / 255 as its input", file=sys.stderr)
     probs = classify(interpreter, inp, out, images * scale + offset)  # [0, 1] -> the model's input convention
     predicted = np.argmax(probs, axis=-1)
     if labels is not None:

@@ -152,6 +152,8 @@ def write_samples(generator_path, out, per_class: int | None = None, total: int 
                   labels_file: str | None = None, wav: bool = False, progress=print) -> dict:
     """Write the samples (module docstring); return what was written."""
     generator_path, out = Path(generator_path), Path(out)
+    if seed < 0:
+        raise UsageError(f"--seed must be at least 0, got {seed}")
     as_npz = out.suffix.lower() == ".npz"
     if out.exists() and (out.is_file() or any(out.iterdir())):
         raise UsageError(f"{out}: already exists{' and is not empty' if out.is_dir() else ''}; choose a new --out")

@@ -240,7 +240,12 @@ def read(content: bytes) -> dict | None:
     result["labels"] = _associated_labels(content)
     description = result["input"].get("description") or ""
     if "frontend: " in description:
-        result["frontend"] = json.loads(description.split("frontend: ", 1)[1])
+        try:
+            result["frontend"] = json.loads(description.split("frontend: ", 1)[1])
+        except ValueError:
+            raise MetadataError("the input description's front end is not readable JSON") from None
+        if not isinstance(result["frontend"], dict):
+            raise MetadataError("the input description's front end is not a JSON object")
     return result
 
 
@@ -252,11 +257,16 @@ def _associated_labels(content: bytes):
         return None
 
 
-def input_scaling(metadata: dict) -> tuple:
+def input_scaling(metadata: dict) -> tuple | None:
     """(scale, offset) of ``x = value / 255 * scale + offset`` (images) or ``x = feature *
-    scale + offset`` (feature maps) from the normalisation ``x = (value - mean) / std``."""
-    normalization = metadata["input"]["normalization"]
-    mean, std = normalization["mean"][0], normalization["std"][0]
+    scale + offset`` (feature maps) from the normalisation ``x = (value - mean) / std``;
+    None when the metadata has no usable one-channel-alike normalisation (a file of other
+    tools may have none, or one per channel)."""
+    normalization = metadata["input"].get("normalization") or {}
+    means, stds = normalization.get("mean") or [], normalization.get("std") or []
+    if len(set(means)) != 1 or len(set(stds)) != 1 or not all(np.isfinite(means + stds)) or stds[0] == 0:
+        return None
+    mean, std = means[0], stds[0]
     if "frontend" in metadata:
         return 1.0 / std, -mean / std
     return 255.0 / std, -mean / std
