@@ -19,7 +19,6 @@ and the real training split as 8-bit pixels. Writes ``dataset_in_a_file.json`` /
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import subprocess
 import sys
@@ -79,8 +78,7 @@ def run_benchmark(run: Path, out: Path, per_class: int, epochs: int, seed: int, 
     if not folder.config_json.is_file() or not folder.report_json.is_file():
         raise UsageError(f"{run}: not a finished run folder (config.json and report.json)")
     config = configs.RunConfig.from_dict(json.loads(folder.config_json.read_text()))
-    audio = dataclasses.asdict(config.audio) if data.is_audio(config.data) else None
-    dataset = data.load(config.data, audio=audio)
+    dataset = data.load(config.data, audio=config.audio_settings())
     report = json.loads(folder.report_json.read_text())
     if report["teacher_input"]["convention"] != "0-1":
         raise UsageError(f"{run}: its student takes {report['teacher_input']['convention']} input; this benchmark "

@@ -14,7 +14,6 @@ too (it does not need their kit). Writes ``micro.json`` and ``micro.md``.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -45,8 +44,7 @@ def run_rows(run: Path, progress=print) -> list[dict]:
     if not folder.config_json.is_file():
         raise UsageError(f"{run}: not a run folder (no config.json)")
     config = configs.RunConfig.from_dict(json.loads(folder.config_json.read_text()))
-    audio = dataclasses.asdict(config.audio) if data.is_audio(config.data) else None
-    dataset = data.load(config.data, audio=audio)
+    dataset = data.load(config.data, audio=config.audio_settings())
     x = to_convention(dataset.x_test, folder.load("teacher_input"))
     rows = []
     for variant in ("int8", "int8_io"):

@@ -146,7 +146,7 @@ def run_benchmark(source: str, out: Path, splits, modes, protocol: dict | None, 
     if unknown or "gan" not in modes:
         raise UsageError("--modes: gan, optionally with data-free (it reuses the GAN run's teacher)")
     config = split_config(source, seed, protocol)
-    official = data.load(source, audio=dataclasses.asdict(config.audio))
+    official = data.load(source, audio=config.audio_settings())
     artifacts.check_writable_dir(out)
     rows = []
     for split in splits:

@@ -11,7 +11,6 @@ and 130 when interrupted (Ctrl-C).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -215,7 +214,7 @@ def execute(args) -> None:
     config = resolve_config(args, preset_for_data)
     from .timing import prefer_onednn_kernels, use_all_cores_per_op
 
-    audio = dataclasses.asdict(config.audio) if data.is_audio(config.data) else None
+    audio = config.audio_settings()
     if args.command == "run" or (config.data, repr(audio)) in loaded:
         image_shape = load(config.data, audio).spec.image_shape
     else:  # a stage on a run folder, data not read yet: the presets for small images say
@@ -236,9 +235,6 @@ def execute(args) -> None:
         pipeline.check_exports(result.folder)
         return
     stage = pipeline.STAGES[args.command]
-    if len(stage.modes) == 1 and not args.mode and not RunFolder(args.out).config_json.is_file():
-        config.mode = stage.modes[0]  # a new run folder takes the mode of the stage it starts with
-        config.validate()
     dataset = load(config.data, audio) if stage.needs_data else None
     ctx = pipeline.run_stages(config, args.out, [args.command], progress=progress, safe_mode=safe_mode,
                               dataset=dataset, verbose=verbose)

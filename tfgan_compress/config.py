@@ -25,6 +25,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
+from .audio_frontend import SUPPORTED_RATES
 from .errors import UsageError
 
 # The allowed values of each choice; CLI choices and export tables derive from these.
@@ -272,10 +273,6 @@ class EvaluateConfig:
     latency_warmup: int = setting(20, AT_LEAST_0)  # untimed invocations first
 
 
-#: sample rates the audio front end reads (audio_frontend.SUPPORTED_RATES)
-SAMPLE_RATES = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000)
-
-
 @dataclass
 class AudioConfig:
     """The audio front end (:mod:`tfgan_compress.audio_frontend`) for ``audio:`` sources:
@@ -316,8 +313,8 @@ class RunConfig:
     def validate(self) -> "RunConfig":
         """Raise :class:`UsageError` on a value outside its type's choices or its field's range."""
         _check_fields(self, "")
-        if self.audio.sample_rate not in SAMPLE_RATES:
-            raise UsageError(f"audio.sample_rate must be one of {', '.join(map(str, SAMPLE_RATES))}, got "
+        if self.audio.sample_rate not in SUPPORTED_RATES:
+            raise UsageError(f"audio.sample_rate must be one of {', '.join(map(str, SUPPORTED_RATES))}, got "
                              f"{self.audio.sample_rate}")
         if not self.audio.lower_hz < self.audio.upper_hz <= self.audio.sample_rate / 2:
             raise UsageError(f"audio: need lower_hz < upper_hz <= sample_rate / 2 ({self.audio.sample_rate / 2:g}), "
@@ -346,6 +343,12 @@ class RunConfig:
         if self.teacher_input != "auto" and not self.teacher_path:
             raise UsageError("--teacher-input describes a --teacher PATH; the built-in teacher takes 0-1")
         return self
+
+    def audio_settings(self) -> Optional[dict]:
+        """The ``audio`` section as the front end takes it, when ``data`` names recordings; else None."""
+        from .data import is_audio
+
+        return dataclasses.asdict(self.audio) if is_audio(self.data) else None
 
     def to_dict(self) -> dict:
         return _to_jsonable(dataclasses.asdict(self))
@@ -597,7 +600,7 @@ def check_overrides_are_read(overrides: dict, config: RunConfig) -> None:
         if section in DATA_FREE_READS and config.mode == "data-free":
             unread += [(f"{section}.{key}", f"--mode data-free reads only {', '.join(DATA_FREE_READS[section])} "
                                             f"of {section}") for key in values if key not in DATA_FREE_READS[section]]
-        if section == "audio" and not (config.data.startswith("audio:") or config.data == "tfds:spoken_digit"):
+        if section == "audio" and config.audio_settings() is None:
             unread += [(f"audio.{key}", f"the data ({config.data}) are not recordings") for key in values]
         if section == "teacher" and config.teacher_path:
             unread += [(f"teacher.{key}", "a teacher is given, so none is trained") for key in values]

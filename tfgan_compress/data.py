@@ -46,13 +46,13 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from .audio_frontend import MAX_WAV_BYTES
 from .errors import DataError, first_line
 
 MIN_SIZE, MAX_SIZE = 8, 64
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 AUDIO_SUFFIXES = (".wav",)
 AUDIO_TFDS = ("tfds:spoken_digit",)  # TFDS sets of recordings (the rest are image sets)
-MAX_WAV_BYTES = 64 * 2**20  # audio_frontend.MAX_WAV_BYTES
 IDX_FILES = {
     "x_train": "train-images-idx3-ubyte",
     "y_train": "train-labels-idx1-ubyte",
@@ -546,7 +546,7 @@ def _load_audio(arg: str, source: str, settings: Optional[dict] = None, test_fra
     ``test/<class>/*.wav``), each turned into its log-mel feature map by
     :class:`audio_frontend.FrontEnd` with ``settings`` (the ``audio`` config section; the
     defaults when ``None``). The feature maps are the "images" every later stage sees."""
-    from .audio_frontend import AudioError, FrontEnd
+    from .audio_frontend import AudioError
 
     frontend = _frontend(settings)
     tree = _ImageTree(Path(arg), suffixes=AUDIO_SUFFIXES, max_file_bytes=MAX_WAV_BYTES, what="recording")
@@ -600,20 +600,16 @@ def _load_tfds_audio(name: str, source: str, settings: Optional[dict] = None) ->
             raise DataError(f"{source}: recording {i}: {err}") from None
         labels.append(int(label))
     x, y = np.stack(features), np.asarray(labels, np.int32)
-    num_classes = int(y.max()) + 1
-    names = tuple(str(c) for c in range(num_classes))
-    rng = np.random.default_rng(0)
-    test = np.zeros(len(y), bool)
-    for c in range(num_classes):
-        members = np.flatnonzero(y == c)
-        test[rng.choice(members, max(1, round(0.2 * len(members))), replace=False)] = True
-    ds = make_dataset(x[~test], y[~test], x[test], y[test], source, source, names)
+    names = tuple(str(c) for c in range(int(y.max()) + 1))
+    splits = _split_per_class(x, y, names, 0.2, 0, lambda name, count: (
+        f"{source}: class {name} needs at least 2 recordings (one for test), found {count}"))
+    ds = make_dataset(*splits, source, source, names)
     return dataclasses.replace(ds, frontend=dict(frontend.settings))
 
 
 def _load_class_tree(tree: _ImageTree, source: str, read_class_files, test_fraction: float, seed: int) -> Dataset:
     """The two class-folder layouts of ``folder:`` (and ``audio:``) read by ``read_class_files``."""
-    what = f"{tree.what}s" if tree.what != "image" else "images"
+    what = f"{tree.what}s"
     try:
         files = tree.files
         if not files:
@@ -642,8 +638,8 @@ def _load_class_tree(tree: _ImageTree, source: str, read_class_files, test_fract
             if len(class_names) < 2:
                 raise DataError(f"{tree.root}: needs at least 2 class sub-folders, found {len(class_names)}")
             x, y = read_class_files(tree, "", files, class_names)
-            x_train, y_train, x_test, y_test = _split_per_class(x, y, len(class_names), tree, class_names,
-                                                                 test_fraction, seed)
+            x_train, y_train, x_test, y_test = _split_per_class(x, y, class_names, test_fraction, seed, lambda name, count: (
+                f"{tree.where(name)}: class folder needs at least 2 {tree.what}s (one for test), found {count}"))
         elif depths == {0} or 0 in depths:
             raise DataError(f"{tree.where(min(files, key=lambda p: p.count('/')))}: {what} must be inside class "
                             f"sub-folders (DIR/<class>/*{tree.suffixes[0]}, or DIR/train/<class>/* and "
@@ -660,8 +656,7 @@ def _load_class_tree(tree: _ImageTree, source: str, read_class_files, test_fract
 def _refuse_empty_classes(tree: _ImageTree, parent: str):
     empty = tree.empty_folders(parent)
     if empty:
-        what = "images" if tree.what == "image" else f"{tree.what}s"
-        raise DataError(f"{tree.where(empty[0])}: class folder holds no {what} ({', '.join(tree.suffixes)})")
+        raise DataError(f"{tree.where(empty[0])}: class folder holds no {tree.what}s ({', '.join(tree.suffixes)})")
 
 
 def _read_class_files(tree: _ImageTree, prefix: str, files, class_names):
@@ -686,14 +681,16 @@ def _read_class_files(tree: _ImageTree, prefix: str, files, class_names):
     return x, y
 
 
-def _split_per_class(x, y, num_classes, tree, class_names, test_fraction, seed):
+def _split_per_class(x, y, class_names, test_fraction, seed, too_few):
+    """(x_train, y_train, x_test, y_test): ``test_fraction`` of each class (at least one) drawn
+    for the test split with ``seed``; a class of fewer than 2 examples raises ``DataError``
+    with ``too_few(class name, count)``."""
     rng = np.random.default_rng(seed)
     test_mask = np.zeros(len(y), dtype=bool)
-    for label in range(num_classes):
+    for label in range(len(class_names)):
         idx = np.flatnonzero(y == label)
         if len(idx) < 2:
-            raise DataError(f"{tree.where(class_names[label])}: class folder needs at least 2 {tree.what}s "
-                            f"(one for test), found {len(idx)}")
+            raise DataError(too_few(class_names[label], len(idx)))
         n_test = max(1, int(round(len(idx) * test_fraction)))
         test_mask[rng.choice(idx, n_test, replace=False)] = True
     return x[~test_mask], y[~test_mask], x[test_mask], y[test_mask]

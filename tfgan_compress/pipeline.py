@@ -22,7 +22,6 @@ stage names (``tfgan-compress data-free`` exists because the stage does).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import json
 import sys
@@ -118,8 +117,7 @@ class StageContext:
         """``config.data``, loaded once."""
         if self.given_dataset is not None:
             return self.given_dataset
-        audio = dataclasses.asdict(self.config.audio) if data.is_audio(self.config.data) else None
-        return data.load(self.config.data, audio=audio)
+        return data.load(self.config.data, audio=self.config.audio_settings())
 
     @functools.cached_property
     def strategy(self):

@@ -369,13 +369,14 @@ def evaluate_all(ctx) -> dict:
         row = evaluate.evaluate_tflite(f"student_{variant}", path, student.count_params(), x_student, *settings)
         rows.append({**row, "below_agreement_bar": True} if below_bar else row)
     card = export.ModelCard(folder.model_card)
-    rows += micro_rows(card.read().get("microcontroller", {}), folder, x_student, y, teacher_predictions,
+    card_content = card.read()
+    rows += micro_rows(card_content.get("microcontroller", {}), folder, x_student, y, teacher_predictions,
                        student.count_params())
     if baseline is not None:
         for row in rows:
             if row["format"] == "tflite":
                 row["speedup_vs_teacher_float32"] = baseline["latency_ms"] / row["latency_ms"]
-    generator_files = card.read().get("generator", {}).get("files", [])
+    generator_files = card_content.get("generator", {}).get("files", [])
     info = {
         "data": dataset.source, "preset": ctx.config.preset, "seed": ctx.config.seed,
         "mode": ctx.config.mode, "train_images": len(dataset.x_train), "test_images": len(x),
@@ -386,7 +387,7 @@ def evaluate_all(ctx) -> dict:
         "num_classes": dataset.num_classes,
         "image_shape": list(dataset.spec.image_shape),
         "student_start": ctx.load("student_start") if ctx.has("student_start") else None,
-        "microcontroller": card.read().get("microcontroller"),
+        "microcontroller": card_content.get("microcontroller"),
         "student_teacher_param_ratio": student.count_params() / teacher_model.count_params(),
         "real_training_images_seen_by_student": 0,
         "generator_files": {f["file"]: f["bytes"] for f in generator_files},
