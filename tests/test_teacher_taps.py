@@ -43,6 +43,17 @@ def test_batchnorm_taps_with_the_output_give_the_teachers_own_output_in_the_same
     np.testing.assert_allclose(np.asarray(model(x)[0]), np.asarray(outer(x)), rtol=1e-5, atol=1e-5)
 
 
+def test_a_teacher_wrapped_twice_with_layers_of_one_name_is_tapped():
+    """A run folder's teacher.keras given as --teacher: the run wraps it once more."""
+    once = teacher.taking_unit_range(resnet(), SHAPE, {"scale": 2.0, "offset": -1.0})
+    twice = teacher.taking_unit_range(once, SHAPE, {"scale": 1.0, "offset": 0.0})
+    model, layers = batchnorm_taps(twice, with_output=True)
+    assert len(layers) == 8
+    x = np.random.default_rng(2).random((2, *SHAPE)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(model(x)[0]), np.asarray(twice(x)), rtol=1e-5, atol=1e-5)
+    assert len(feature_taps(twice, 2).outputs) == 2
+
+
 def test_a_teacher_without_batch_norm_or_graph_has_no_taps():
     plain = networks.build_classifier((8, 8, 1), 3, ClassifierConfig((2, 4), (8,)), "plain")
     assert batchnorm_taps(plain) == (None, [])

@@ -58,6 +58,14 @@ def _chain_around(classifier: keras.Model) -> tuple[list, keras.Model, list]:
     return front, inner, back
 
 
+def _on_its_own(layer, x, name: str):
+    """``layer(x)``, the layer inside a one-layer model of its own: a chain may hold two layers
+    of one name (a teacher saved from a run folder, wrapped again by the next run, has two
+    ``to_teacher_input``), which one functional model refuses."""
+    inputs = keras.Input(shape=x.shape[1:], name=f"{name}_input")
+    return keras.Model(inputs, layer(inputs), name=name)(x)
+
+
 def tap_model(classifier: keras.Model, select: Callable[[keras.Model], list], name: str,
               with_output: bool = False) -> keras.Model:
     """A model from the classifier's input to the outputs of ``select(inner)``, a list of
@@ -71,13 +79,13 @@ def tap_model(classifier: keras.Model, select: Callable[[keras.Model], list], na
         tensors = [inner.outputs[0], *tensors]
     inner_taps = keras.Model(inner.inputs, tensors, name=f"{inner.name}_{name}")
     x = inputs = keras.Input(shape=classifier.inputs[0].shape[1:], name="image")
-    for layer in front:
-        x = layer(x)
+    for i, layer in enumerate(front):
+        x = _on_its_own(layer, x, f"{name}_front_{i}")
     outputs = inner_taps(x)
     outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
     if with_output:
-        for layer in back:
-            outputs[0] = layer(outputs[0])
+        for i, layer in enumerate(back):
+            outputs[0] = _on_its_own(layer, outputs[0], f"{name}_back_{i}")
     model = keras.Model(inputs, outputs, name=f"{classifier.name}_{name}")
     model.trainable = False
     return model
