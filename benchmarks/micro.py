@@ -7,8 +7,10 @@ accuracy beside LiteRT's, on each run's real test split.
 
 For every ``student_int8*.tflite`` of each run (the files as the run wrote them): the arena
 measured by :func:`tfgan_compress.micro.measure_arena` (the smallest that loads and runs in
-the TFLite-Micro interpreter), the test accuracy in TFLite-Micro and in LiteRT, and their
-difference (the issue's bar: at most 0.1 points). Works on run folders of earlier versions
+the TFLite-Micro interpreter), the test accuracy in TFLite-Micro and in LiteRT (its default
+XNNPACK path, as on a phone), and their difference (the issue's bar: at most 0.1 points);
+beside them LiteRT's built-in kernels (no delegate), whose arithmetic TFLite-Micro
+follows, and the share of examples to which TFLite-Micro gives the class of each LiteRT path. Works on run folders of earlier versions
 too (it does not need their kit). Writes ``micro.json`` and ``micro.md``.
 """
 
@@ -18,8 +20,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -28,7 +28,6 @@ from benchmarks import common  # noqa: E402
 
 from tfgan_compress import config as configs, data, micro, pipeline  # noqa: E402,F401  (pipeline first: the import order)
 from tfgan_compress.errors import UsageError  # noqa: E402
-from tfgan_compress.litert import TFLiteClassifier  # noqa: E402
 from tfgan_compress.report import markdown_table  # noqa: E402
 from tfgan_compress.run_folder import RunFolder  # noqa: E402
 from tfgan_compress.teacher import to_convention  # noqa: E402
@@ -36,6 +35,9 @@ from tfgan_compress.teacher import to_convention  # noqa: E402
 COLUMNS = [("run", "run", "{}"), ("file", "file", "{}"), ("bytes", "bytes", "{:,}"),
            ("arena_bytes", "arena bytes (measured)", "{:,}"), ("litert_accuracy", "LiteRT int8", "{:.2%}"),
            ("micro_accuracy", "TFLite-Micro", "{:.2%}"), ("difference_points", "difference (points)", "{:+.2f}"),
+           ("litert_builtin_accuracy", "LiteRT int8, built-in kernels", "{:.2%}"),
+           ("same_class_as_litert_builtin", "TFLite-Micro class = built-in kernels' class", "{:.2%}"),
+           ("same_class_as_litert", "TFLite-Micro class = XNNPACK's class", "{:.2%}"),
            ("test_examples", "test examples", "{:,}")]
 
 
@@ -54,12 +56,11 @@ def run_rows(run: Path, progress=print) -> list[dict]:
         content = path.read_bytes()
         arena = micro.measure_arena(content)
         progress(f"{run}: {path.name}, arena {arena:,} bytes; {len(x):,} test examples in TFLite-Micro")
-        micro_accuracy = float(np.mean(micro.micro_probabilities(content, x, micro.recommended_arena(arena))
-                                       .argmax(-1) == dataset.y_test))
-        litert_accuracy = float(np.mean(TFLiteClassifier(model_path=path).predict(x).argmax(-1) == dataset.y_test))
-        rows.append({"run": str(run), "file": path.name, "bytes": len(content), "arena_bytes": arena,
-                     "litert_accuracy": litert_accuracy, "micro_accuracy": micro_accuracy,
-                     "difference_points": 100 * (micro_accuracy - litert_accuracy), "test_examples": len(x)})
+        compared = micro.compare_with_litert(content, x, dataset.y_test, micro.recommended_arena(arena))
+        compared.pop("probabilities")
+        rows.append({"run": str(run), "file": path.name, "bytes": len(content), "arena_bytes": arena, **compared,
+                     "difference_points": 100 * (compared["micro_accuracy"] - compared["litert_accuracy"]),
+                     "test_examples": len(x)})
     return rows
 
 

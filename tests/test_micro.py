@@ -64,7 +64,10 @@ def test_report_sets_tflite_micro_beside_litert(tiny_run):
     for variant in ("int8", "int8_io"):
         micro_row, litert_row = rows[f"student_{variant} (TFLite-Micro)"], rows[f"student_{variant}"]
         assert abs(micro_row["accuracy"] - litert_row["accuracy"]) <= 0.001
-    assert "## Microcontrollers (TFLite-Micro)" in (tiny_run / "report.md").read_text()
+        # TFLite-Micro's int8 kernels follow LiteRT's built-in kernels (XNNPACK requantises its own way)
+        assert micro_row["same_class_as_litert_builtin"] >= 0.99 and micro_row["identical_to_litert_builtin"] >= 0.95
+    text = (tiny_run / "report.md").read_text()
+    assert "## Microcontrollers (TFLite-Micro)" in text and "class that LiteRT's built-in kernels give on" in text
 
 
 def test_micro_and_litert_give_the_same_scores(tiny_run):
@@ -88,4 +91,7 @@ def test_keyword_student_runs_identically_in_tflite_micro_and_litert(tmp_path):
     (tmp_path / "kws.tflite").write_bytes(content)
     assert "MUL" not in micro.op_names(content)  # no centring layer: its int8 MUL/ADD round apart in the two
     ours = micro.micro_probabilities(content, images, 64 * 1024)
-    np.testing.assert_array_equal(ours, TFLiteClassifier(model_path=tmp_path / "kws.tflite").predict(images))
+    np.testing.assert_array_equal(ours, TFLiteClassifier(model_content=content, builtin_kernels=True).predict(images))
+    compared = micro.compare_with_litert(content, images, np.zeros(len(images), int), 64 * 1024)
+    assert compared["identical_to_litert_builtin"] == compared["same_class_as_litert_builtin"] == 1.0
+    np.testing.assert_array_equal(compared["probabilities"], ours)

@@ -4,6 +4,11 @@
 wrapper takes float images in [0, 1] and returns float probabilities whatever the file's
 input/output types are, (de)quantising int8/uint8 tensors with the scale and zero point
 stored in the file: ``q = round(x / scale) + zero_point``, ``x = (q - zero_point) * scale``.
+
+By default LiteRT hands the ops it can to its XNNPACK delegate, as it does on a phone's CPU;
+XNNPACK requantises int8 results in its own way, so an int8 file's outputs may differ from
+the built-in kernels' by one step here and there. ``builtin_kernels=True`` runs the built-in
+kernels only: the arithmetic TFLite-Micro's kernels reproduce bit for bit.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from ai_edge_litert.interpreter import Interpreter
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from . import timing
 
@@ -37,8 +42,11 @@ def dequantize(q: np.ndarray, detail: dict) -> np.ndarray:
 class TFLiteClassifier:
     """A ``.tflite`` image classifier: ``predict(images) -> probabilities``."""
 
-    def __init__(self, model_path=None, model_content: bytes | None = None, num_threads: int = 1):
+    def __init__(self, model_path=None, model_content: bytes | None = None, num_threads: int = 1,
+                 builtin_kernels: bool = False):
         kwargs = {"model_path": str(model_path)} if model_path is not None else {"model_content": model_content}
+        if builtin_kernels:
+            kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         self.interpreter = Interpreter(num_threads=num_threads, **kwargs)
         self.interpreter.allocate_tensors()
         self._batch = 1

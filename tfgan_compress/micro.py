@@ -145,6 +145,31 @@ def micro_probabilities(content: bytes, images: np.ndarray, arena: int) -> np.nd
     return np.stack(scores)
 
 
+def compare_with_litert(content: bytes, images: np.ndarray, labels: np.ndarray, arena: int) -> dict:
+    """The file on ``images`` in TFLite-Micro beside LiteRT: the accuracies under TFLite-Micro,
+    LiteRT's built-in kernels and LiteRT's default CPU path (the XNNPACK delegate, as on a
+    phone); the share of images TFLite-Micro gives the class the built-in kernels give, and
+    XNNPACK gives, and the share with bit-identical outputs. TFLite-Micro's int8 kernels follow
+    the built-in kernels' arithmetic (a fully connected layer may round one step apart);
+    XNNPACK requantises its own way, so an image near a class boundary may change class
+    between a phone and a microcontroller."""
+    from .litert import TFLiteClassifier
+
+    on_micro = micro_probabilities(content, images, arena)
+    builtin = TFLiteClassifier(model_content=content, builtin_kernels=True).predict(images)
+    default = TFLiteClassifier(model_content=content).predict(images)
+
+    def share(mask) -> float:
+        return float(np.mean(mask))
+
+    return {"probabilities": on_micro, "micro_accuracy": share(on_micro.argmax(-1) == labels),
+            "litert_builtin_accuracy": share(builtin.argmax(-1) == labels),
+            "litert_accuracy": share(default.argmax(-1) == labels),
+            "same_class_as_litert_builtin": share(on_micro.argmax(-1) == builtin.argmax(-1)),
+            "same_class_as_litert": share(on_micro.argmax(-1) == default.argmax(-1)),
+            "identical_to_litert_builtin": share(np.all(on_micro == builtin, axis=-1))}
+
+
 def write_kit(tflite_path: Path, folder: Path) -> dict:
     """The kit of one int8 file into ``folder``: C source pair, op resolver, arena figures."""
     content = Path(tflite_path).read_bytes()

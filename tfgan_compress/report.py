@@ -21,16 +21,30 @@ COLUMNS = [
 ]
 
 
-def microcontroller_lines(kits) -> list[str]:
-    """The microcontroller kit of each int8 file: its ops, the measured tensor arena, where it is."""
+def microcontroller_lines(kits, rows=()) -> list[str]:
+    """The microcontroller kit of each int8 file: its ops, the measured tensor arena, where it
+    is; and how its TFLite-Micro outputs compare with LiteRT's built-in kernels."""
     if not kits:
         return []
+    micro_rows = {row["name"]: row for row in rows if row.get("format") == "tflite-micro"}
     lines = ["## Microcontrollers (TFLite-Micro)", ""]
     for variant, kit in kits.items():
-        lines.append(f"- `{kit['file']}`: tensor arena {kit['arena_bytes_measured']:,} bytes measured in the "
-                     f"TFLite-Micro interpreter, {kit['arena_bytes_recommended']:,} recommended "
-                     f"({kit['arena_margin']}); `{kit['resolver']}` with {', '.join(kit['ops'])}; C source and op "
-                     f"resolver in `tflite/micro/`.")
+        line = (f"- `{kit['file']}`: tensor arena {kit['arena_bytes_measured']:,} bytes measured in the "
+                f"TFLite-Micro interpreter, {kit['arena_bytes_recommended']:,} recommended "
+                f"({kit['arena_margin']}); `{kit['resolver']}` with {', '.join(kit['ops'])}; C source and op "
+                f"resolver in `tflite/micro/`.")
+        row = micro_rows.get(f"student_{variant} (TFLite-Micro)", {})
+        if "same_class_as_litert_builtin" in row:
+            line += (f" In TFLite-Micro it gives the class that LiteRT's built-in kernels give on "
+                     f"{row['same_class_as_litert_builtin']:.2%} of the test examples (identical outputs on "
+                     f"{row['identical_to_litert_builtin']:.2%}; their accuracy {row['litert_builtin_accuracy']:.2%}), "
+                     f"and the class of LiteRT's default path on {row['same_class_as_litert']:.2%}.")
+        lines.append(line)
+    if any("same_class_as_litert_builtin" in row for row in micro_rows.values()):
+        lines += ["", "LiteRT's rows above run its default CPU path, the XNNPACK delegate, which requantises int8 "
+                  "results its own way, so an example near a class boundary may change class between a phone and "
+                  "a microcontroller; TFLite-Micro follows the arithmetic of LiteRT's built-in kernels "
+                  "(`OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES`)."]
     return [*lines, ""]
 
 
@@ -244,7 +258,7 @@ def write_report(folder, rows: list[dict], info: dict) -> dict:
         generator_line,
         "",
         *generator_quality_lines(info.get("generator_quality"), info.get("class_names")),
-        *microcontroller_lines(info.get("microcontroller")),
+        *microcontroller_lines(info.get("microcontroller"), rows),
         f"![accuracy against size]({folder.frontier_png.name})",
         "",
         "## Stage timings (seconds)",

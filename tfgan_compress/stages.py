@@ -325,6 +325,11 @@ def described_data(dataset) -> dict:
     return {"class_names": list(dataset.class_names), "source": dataset.source, "frontend": dataset.frontend}
 
 
+#: what a TFLite-Micro row adds of :func:`micro.compare_with_litert`
+MICRO_COMPARISONS = ("litert_builtin_accuracy", "same_class_as_litert_builtin", "same_class_as_litert",
+                     "identical_to_litert_builtin")
+
+
 def micro_rows(kits: dict, folder, x, y, teacher_predictions, params: int) -> list[dict]:
     """Each microcontroller file run in the TFLite-Micro interpreter on the test split."""
     from . import micro
@@ -334,9 +339,10 @@ def micro_rows(kits: dict, folder, x, y, teacher_predictions, params: int) -> li
         path = folder.tflite("student", variant)
         if not path.is_file():
             continue
-        probabilities = micro.micro_probabilities(path.read_bytes(), x, kit["arena_bytes_recommended"])
+        compared = micro.compare_with_litert(path.read_bytes(), x, y, kit["arena_bytes_recommended"])
         rows.append({"name": f"student_{variant} (TFLite-Micro)", "format": "tflite-micro",
-                     **evaluate.classification_metrics(probabilities, y, teacher_predictions), "params": int(params),
+                     **evaluate.classification_metrics(compared["probabilities"], y, teacher_predictions),
+                     **{key: compared[key] for key in MICRO_COMPARISONS}, "params": int(params),
                      "bytes": path.stat().st_size, "arena_bytes": kit["arena_bytes_measured"],
                      "latency_ms": None, "latency_p90_ms": None, "throughput_images_per_s": None,
                      "file": f"tflite/{path.name}"})
