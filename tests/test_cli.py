@@ -310,3 +310,14 @@ def test_a_run_interrupted_inside_every_stage_gives_the_uninterrupted_result(tin
         resumed = keras.models.load_model(out / f"{name}.keras", compile=False).get_weights()
         straight = keras.models.load_model(tiny_run / f"{name}.keras", compile=False).get_weights()
         assert all(np.array_equal(a, b) for a, b in zip(resumed, straight)), name
+
+
+def test_sigterm_inside_a_command_is_an_interrupt_and_the_handler_is_restored_after():
+    import os
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        with cli.interrupt_on_sigterm():
+            os.kill(os.getpid(), signal.SIGTERM)
+    assert signal.getsignal(signal.SIGTERM) is before

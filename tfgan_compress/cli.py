@@ -5,12 +5,14 @@ Sub-commands: ``run``, one per declared stage (:data:`pipeline.STAGES`), and ``p
 on success; otherwise the status on the error's class (:mod:`tfgan_compress.errors`: 2 for
 bad input, one line, no traceback unless ``--debug``; 1 for a run that stopped; 3 for a run
 that finished with an exported file below its agreement bar), 1 for anything unexpected,
-and 130 when interrupted (Ctrl-C).
+and 130 when interrupted (Ctrl-C, or SIGTERM as a job scheduler or ``timeout`` sends: it is
+turned into the same interrupt, so that scratch files are removed on the way out).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -248,6 +250,26 @@ def report_failure(prog: str, err: TfganCompressError) -> int:
     return err.exit_status
 
 
+@contextlib.contextmanager
+def interrupt_on_sigterm():
+    """Within the block, SIGTERM raises KeyboardInterrupt, as Ctrl-C does: ``finally`` blocks
+    remove scratch files (Python's default for SIGTERM is to die at once, leaving them)."""
+    import signal
+    import threading
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -257,7 +279,7 @@ def main(argv=None) -> int:
         args.command = "predict"
     else:
         args = parser.parse_args(argv)  # exits with status 2 on usage errors; TensorFlow not imported yet
-    with console.filtered_stderr(enabled=not args.debug):
+    with console.filtered_stderr(enabled=not args.debug), interrupt_on_sigterm():
         if args.command == "predict":
             from . import predict
 
@@ -284,7 +306,9 @@ def run_command(args) -> int:
             raise
         return report_failure("tfgan-compress", err)
     except KeyboardInterrupt:
-        print("tfgan-compress: interrupted; run the same command again to continue", file=sys.stderr)
+        again = ("nothing was written; run the same command again" if args.command == "sample"
+                 else "run the same command again to continue")
+        print(f"tfgan-compress: interrupted; {again}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as err:  # noqa: BLE001 - the CLI's last line of defence
         if args.debug:
