@@ -1,7 +1,9 @@
-"""Divergence is caught with a message that names the setting to change."""
+"""Divergence is caught with a message that names the setting to change; sample grids."""
 
+import numpy as np
 import pytest
 
+from tfgan_compress import callbacks
 from tfgan_compress.callbacks import DivergenceMonitor
 from tfgan_compress.errors import TrainingDiverged
 
@@ -42,3 +44,13 @@ def test_a_divergence_in_the_first_epoch_promises_no_checkpoint():
     with pytest.raises(TrainingDiverged, match="no epoch had finished, so nothing was kept") as info:
         monitor.on_train_batch_end(0, {"loss": float("nan")})
     assert "checkpoints/" not in str(info.value)
+
+
+def test_spectrogram_grids_run_time_to_the_right_and_low_pitch_at_the_bottom():
+    maps = np.zeros((2, 6, 4, 1), np.float32)  # (clips, frames, mel bins, 1)
+    maps[:, 0, 0] = 1.0  # the first frame's lowest bin
+    picture = callbacks.as_spectrogram_picture(maps)
+    assert picture.shape == (2, 4, 6, 1) and picture[0, -1, 0, 0] == 1.0 and picture.sum() == 2
+    grid = callbacks.image_grid(maps, rows=1, min_cell_px=6, spectrograms=True)
+    assert grid.shape == (4, 2 * 6 + 1, 1)  # two cells of 4 mel rows by 6 frames, a 1-px gap between
+    assert grid[-1, 0, 0] == 255 and grid[0, 0, 0] == 0

@@ -35,9 +35,18 @@ from . import artifacts, quality
 from .errors import TrainingDiverged
 
 
-def image_grid(images: np.ndarray, rows: int, min_cell_px: int = 32) -> np.ndarray:
+def as_spectrogram_picture(maps: np.ndarray) -> np.ndarray:
+    """Feature maps (N, frames, mel bins, 1) turned as spectrograms are drawn: time to the
+    right, the lowest mel bin at the bottom -> (N, mel bins, frames, 1)."""
+    return np.flip(np.transpose(maps, (0, 2, 1, 3)), axis=1)
+
+
+def image_grid(images: np.ndarray, rows: int, min_cell_px: int = 32, spectrograms: bool = False) -> np.ndarray:
     """(rows * cols, H, W, C) in [0, 1] -> one uint8 image (rows * H', cols * W', C), upscaled
-    by an integer factor so each cell is at least ``min_cell_px`` pixels, with 1-px gaps."""
+    by an integer factor so each cell is at least ``min_cell_px`` pixels, with 1-px gaps;
+    ``spectrograms``: log-mel maps, each drawn by :func:`as_spectrogram_picture`."""
+    if spectrograms:
+        images = as_spectrogram_picture(images)
     n, h, w, c = images.shape
     cols = n // rows
     scale = max(1, -(-min_cell_px // max(h, w)))
@@ -69,10 +78,13 @@ def class_grid_inputs(num_classes: int, per_class: int, noise_dim: int, seed: in
 class SampleGrid(keras.callbacks.Callback):
     """Per-epoch grid of EMA-generator samples: ``samples_dir/epoch_NNN.png`` and, when
     ``log_dir`` is given, a TensorBoard image there (step: the epoch index, as Keras' epoch
-    scalars; give the stage's ``train`` run to see them side by side)."""
+    scalars; give the stage's ``train`` run to see them side by side). ``spectrograms``:
+    the samples are log-mel maps, drawn with time to the right and low pitch at the bottom."""
 
-    def __init__(self, samples_dir, log_dir, num_classes: int, per_class: int, seed: int = 1234):
+    def __init__(self, samples_dir, log_dir, num_classes: int, per_class: int, seed: int = 1234,
+                 spectrograms: bool = False):
         super().__init__()
+        self.spectrograms = spectrograms
         self.samples_dir = Path(samples_dir)
         self.num_classes = num_classes
         self.per_class = per_class
@@ -84,7 +96,7 @@ class SampleGrid(keras.callbacks.Callback):
         generator = getattr(self.model, "ema_generator", None) or self.model.generator
         noise, labels = class_grid_inputs(self.num_classes, self.per_class, self.model.noise_dim, self.seed)
         images = np.asarray(generator([noise, labels], training=False))
-        return image_grid(images, rows=self.num_classes)
+        return image_grid(images, rows=self.num_classes, spectrograms=self.spectrograms)
 
     def on_epoch_end(self, epoch, logs=None):
         grid = self.grid()

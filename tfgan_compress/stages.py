@@ -85,7 +85,8 @@ def gan(ctx) -> dict:
         extra.append(callbacks.TeacherScore(teacher_model, spec.num_classes,
                                             per_class=max(10, scored // spec.num_classes),
                                             real_images=real, log_dir=run_logs, class_names=dataset.class_names))
-    grid = callbacks.SampleGrid(folder.samples_dir, run_logs, spec.num_classes, cfg.samples_per_class)
+    grid = callbacks.SampleGrid(folder.samples_dir, run_logs, spec.num_classes, cfg.samples_per_class,
+                                spectrograms=dataset.frontend is not None)
     start = time.time()
     model.fit(data.training_pipeline(dataset.x_train, dataset.y_train, batch_size, ctx.seed,
                                      skip_batches=ctx.epochs_done() * steps),
@@ -216,7 +217,7 @@ def data_free(ctx) -> dict:
     start = student_start(ctx, teacher_model, student)
     teacher_logits = distribute.replicate(as_logits(teacher_model), ctx.strategy)
     grid = callbacks.SampleGrid(folder.samples_dir, folder.logs("data-free") / "train", num_classes,
-                                gan_cfg.samples_per_class)
+                                gan_cfg.samples_per_class, spectrograms=ctx.config.audio_settings() is not None)
     with ctx.strategy.scope():
         history = datafree.distill_data_free(teacher_logits, generator, student, cfg, seed=ctx.seed,
                                              callbacks=ctx.fit_callbacks(grid, update_freq=50), verbose=ctx.verbose,
