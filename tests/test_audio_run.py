@@ -128,6 +128,12 @@ def test_run_records_the_front_end_in_the_model_card(audio_run):
     assert "log-mel" in card["input"]["normalisation"]
 
 
+def test_report_speaks_of_recordings(audio_run):
+    text = (audio_run / "report.md").read_text()
+    assert "real test recordings" in text and "trained here on log-mel feature maps" in text
+    assert "bytes of log-mel feature maps of the training recordings" in text and "test images" not in text
+
+
 def test_generator_samples_are_written_as_sound(audio_run):
     recordings = sorted((audio_run / "samples").glob("*.wav"))
     assert [p.name for p in recordings if p.name.endswith("_0.wav")] == ["high_0.wav", "low_0.wav", "mid_0.wav"]

@@ -101,12 +101,13 @@ def describe_convention(record: dict) -> str:
             f"the test split's mean and deviation)")
 
 
-def teacher_input_line(record: dict | None) -> str:
+def teacher_input_line(record: dict | None, recordings: bool = False) -> str:
     """How the teacher takes its images, and how that was found."""
     if not record:
         return ""
     if not record.get("test_accuracy_by_convention"):
-        return "The teacher was trained here on images in [0, 1]; the student takes the same."
+        examples = "log-mel feature maps" if recordings else "images"
+        return f"The teacher was trained here on {examples} in [0, 1]; the student takes the same."
     measured = ", ".join(f"{name} {accuracy:.2%}" for name, accuracy in record["test_accuracy_by_convention"].items())
     how = "as given by --teacher-input" if record.get("requested") not in (None, "auto") else "found on the test split"
     return (f"The teacher takes {describe_convention(record)} input ({how}; test accuracy by input convention: "
@@ -197,8 +198,10 @@ def table_cell(value) -> str:
     return str(value).replace("\\", "\\\\").replace("|", "\\|")
 
 
-def generator_quality_lines(measured: dict | None, class_names=None) -> list[str]:
+def generator_quality_lines(measured: dict | None, class_names=None, recordings: bool = False) -> list[str]:
     """The report's section on the generator's samples (:func:`quality.generator_quality`)."""
+    real = "feature maps of real test recordings" if recordings else "real test images"
+    halves = "the real recordings' maps" if recordings else "the real images"
     if not measured:
         return []
     names = class_names or list(range(len(measured["per_class"])))
@@ -208,8 +211,8 @@ def generator_quality_lines(measured: dict | None, class_names=None) -> list[str
              f"{measured['teacher_accuracy_on_samples']:.2%} for the class they were drawn for.",
              ""]
     if distance is not None:
-        lines += [f"Fréchet distance between real test images and samples in the teacher's penultimate features: "
-                  f"{distance:.3g} (between two halves of the real images: {measured['frechet_distance_real_vs_real']:.3g}, "
+        lines += [f"Fréchet distance between {real} and samples in the teacher's penultimate features: "
+                  f"{distance:.3g} (between two halves of {halves}: {measured['frechet_distance_real_vs_real']:.3g}, "
                   f"a reference for the noise at half this sample size; distances compare runs with the same "
                   f"teacher only).", ""]
     lines += ["| class | " + " | ".join(table_cell(n) for n in names) + " |",
@@ -229,6 +232,7 @@ def write_report(folder, rows: list[dict], info: dict) -> dict:
         folder.frontier_png, f"Compression frontier on {info.get('data', 'the test split')}",
         budget_bytes=(info.get("student_network") or {}).get("budget_bytes"))
     generator_files = ", ".join(f"`{name}` {size:,} bytes" for name, size in info.get("generator_files", {}).items())
+    recordings = bool(info.get("recordings"))
     if info.get("mode") == "data-free":
         provenance = ("Data-free mode: the student and generator were trained from the teacher alone (no real "
                       "training image); every figure below is measured on the real test split.")
@@ -236,15 +240,16 @@ def write_report(folder, rows: list[dict], info: dict) -> dict:
     else:
         provenance = ("The student was trained on generator samples only; every figure below is measured on the "
                       "real test split.")
+        training = "log-mel feature maps of the training recordings" if recordings else "training images"
         generator_line = (f"The dataset in a file: the generator as TFLite {generator_files}, against "
-                          f"{info.get('training_set_bytes', 0):,} bytes of training images and labels (8-bit).")
+                          f"{info.get('training_set_bytes', 0):,} bytes of {training} and labels (8-bit).")
     lines = [
         f"# tfgan_compress report: {folder.root.name}",
         "",
-        f"Data: `{info.get('data')}` ({info.get('test_images')} real test images, "
+        f"Data: `{info.get('data')}` ({info.get('test_images')} real test {'recordings' if recordings else 'images'}, "
         f"{info.get('num_classes')} classes). Preset `{info.get('preset')}`, seed {info.get('seed')}.",
         provenance,
-        teacher_input_line(info.get("teacher_input")),
+        teacher_input_line(info.get("teacher_input"), recordings),
         environment_line(info.get("environment")),
         student_line(info.get("student_network"), rows),
         student_start_line(info.get("student_start")),
@@ -257,7 +262,7 @@ def write_report(folder, rows: list[dict], info: dict) -> dict:
         "",
         generator_line,
         "",
-        *generator_quality_lines(info.get("generator_quality"), info.get("class_names")),
+        *generator_quality_lines(info.get("generator_quality"), info.get("class_names"), recordings),
         *microcontroller_lines(info.get("microcontroller"), rows),
         f"![accuracy against size]({folder.frontier_png.name})",
         "",

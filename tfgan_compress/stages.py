@@ -400,6 +400,7 @@ def evaluate_all(ctx) -> dict:
         "generator_files": {f["file"]: f["bytes"] for f in generator_files},
         # uint8 pixels + one label byte per image: what the generator file stands in for
         "training_set_bytes": int(dataset.x_train[0].size + 1) * len(dataset.x_train),
+        "recordings": dataset.frontend is not None,
         "class_names": list(dataset.class_names),
         "generator_quality": quality.generator_quality(teacher_model, ctx.load("generator"), x, dataset.num_classes,
                                                        samples=ctx.config.evaluate.frechet_samples,
