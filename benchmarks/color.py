@@ -38,7 +38,7 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
 
 from benchmarks import common  # noqa: E402  (first: it chooses the CPU kernels before TensorFlow loads)
 
-from tfgan_compress import artifacts, config as configs, data, distill, evaluate, pipeline  # noqa: E402
+from tfgan_compress import artifacts, config as configs, data, distill, evaluate, pipeline, quality  # noqa: E402
 from tfgan_compress.errors import UsageError  # noqa: E402
 from tfgan_compress.report import markdown_table  # noqa: E402
 from tfgan_compress.run_folder import RunFolder  # noqa: E402
@@ -92,16 +92,7 @@ def variant_config(name: str, protocol: dict | None, source: str, teacher: str, 
 
 def frechet_by_epoch(folder: RunFolder) -> list[float]:
     """The GAN's per-epoch Fréchet distance, as its TensorBoard run logged it."""
-    import tensorflow as tf
-
-    values = {}
-    for path in sorted((folder.logs("gan") / "train").glob("events.out.tfevents.*")):
-        for event in tf.compat.v1.train.summary_iterator(str(path)):
-            for value in event.summary.value:
-                if value.tag == "epoch_frechet_distance":
-                    values[event.step] = float(tf.make_ndarray(value.tensor)) if value.HasField("tensor") \
-                        else value.simple_value
-    return [values[step] for step in sorted(values)]
+    return quality.logged_by_epoch(folder.logs("gan") / "train", ["frechet_distance"]).get("frechet_distance", [])
 
 
 def run_variant(name: str, config: configs.RunConfig, dataset: data.Dataset, out: Path, progress=print) -> dict:

@@ -1,4 +1,4 @@
-"""The report's Markdown: class names that would break a table are escaped."""
+"""The report's Markdown: class names that would break a table are escaped; the GAN's figures by epoch."""
 
 from tfgan_compress import report
 
@@ -9,3 +9,21 @@ def test_a_bar_in_a_class_name_does_not_split_the_report_table():
     header = next(line for line in lines if line.startswith("| class |"))
     cells = [cell.strip() for cell in header.replace("\\|", "").split("|") if cell.strip()]
     assert cells == ["class", "catdog", "bird"] and "cat\\|dog" in header
+
+
+def test_report_shows_the_gans_figures_by_epoch_from_its_tensorboard_run(tiny_run):
+    import json
+
+    from tfgan_compress import config
+
+    info = json.loads((tiny_run / "report.json").read_text())
+    epochs = config.RunConfig.from_dict(json.loads((tiny_run / "config.json").read_text())).gan.epochs
+    by_epoch = info["generator_by_epoch"]
+    assert len(by_epoch["teacher_label_accuracy"]) == len(by_epoch["frechet_distance"]) == epochs
+    assert all(0 <= v <= 1 for v in by_epoch["teacher_label_accuracy"])
+    line = next(line for line in (tiny_run / "report.md").read_text().splitlines() if "Over the GAN's epochs" in line)
+    assert ", ".join(f"{v:.3g}" for v in by_epoch["frechet_distance"]) in line
+
+
+def test_by_epoch_lines_are_left_out_when_nothing_was_logged():
+    assert report.by_epoch_lines({}) == [] and report.by_epoch_lines(None) == []

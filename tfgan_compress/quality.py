@@ -9,7 +9,9 @@
   Nash Equilibrium"; their FID uses Inception-v3 features, here the teacher's, so figures
   compare runs on the same teacher only, not with published FIDs).
 * :class:`FrechetDistance`: the same distance as a streaming ``keras.metrics.Metric``
-  (running sums of features and their outer products), for ``evaluate()`` and per-epoch logs.
+  (running sums of features and their outer products), for ``evaluate()`` and per-epoch logs;
+* :func:`logged_by_epoch`: those per-epoch figures read back from the stage's TensorBoard
+  run, so that the report shows whether the distance fell over training.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import tensorflow as tf
 
 from .compat import producer_and_inputs
 
-__all__ = ["batched", "penultimate_features", "frechet_distance", "FrechetDistance", "class_faithfulness", "generate", "generator_quality"]
+__all__ = ["batched", "penultimate_features", "frechet_distance", "FrechetDistance", "class_faithfulness", "generate",
+           "generator_quality", "logged_by_epoch"]
 
 
 def penultimate_features(classifier: keras.Model) -> keras.Model:
@@ -198,3 +201,23 @@ def generator_quality(teacher_logits: keras.Model, generator: keras.Model, real_
     measured["frechet_distance_teacher_features"] = frechet_distance(real_f, fake_f)
     measured["frechet_distance_real_vs_real"] = frechet_distance(real_f[:half], real_f[half:2 * half])
     return measured
+
+
+def logged_by_epoch(log_dir, tags) -> dict:
+    """``{tag: [value of epoch 1, epoch 2, ...]}`` of the epoch scalars (``epoch_<tag>``) in the
+    TensorBoard event files under ``log_dir``; a resumed run's files together, the last value
+    of an epoch winning; a tag never logged is left out."""
+    from pathlib import Path
+
+    values: dict = {tag: {} for tag in tags}
+    for path in sorted(Path(log_dir).glob("events.out.tfevents.*")):
+        try:
+            for event in tf.compat.v1.train.summary_iterator(str(path)):
+                for value in event.summary.value:
+                    tag = value.tag[len("epoch_"):] if value.tag.startswith("epoch_") else None
+                    if tag in values:
+                        values[tag][event.step] = (float(tf.make_ndarray(value.tensor)) if value.HasField("tensor")
+                                                   else float(value.simple_value))
+        except tf.errors.DataLossError:  # a file cut short by an interrupted run: what was read stands
+            continue
+    return {tag: [by_step[step] for step in sorted(by_step)] for tag, by_step in values.items() if by_step}

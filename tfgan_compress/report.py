@@ -198,8 +198,24 @@ def table_cell(value) -> str:
     return str(value).replace("\\", "\\\\").replace("|", "\\|")
 
 
-def generator_quality_lines(measured: dict | None, class_names=None, recordings: bool = False) -> list[str]:
-    """The report's section on the generator's samples (:func:`quality.generator_quality`)."""
+def by_epoch_lines(by_epoch: dict | None) -> list[str]:
+    """The GAN's per-epoch figures (its TensorBoard scalars): did the samples get better?"""
+    by_epoch = by_epoch or {}
+    parts = []
+    if by_epoch.get("teacher_label_accuracy"):
+        parts.append("samples taken for their class " + ", ".join(f"{v:.1%}" for v in by_epoch["teacher_label_accuracy"]))
+    if by_epoch.get("frechet_distance"):
+        parts.append("Fréchet distance to training images " + ", ".join(f"{v:.3g}" for v in by_epoch["frechet_distance"]))
+    if not parts:
+        return []
+    return ["Over the GAN's epochs, first to last (the stage's own measure on fixed noise; TensorBoard `logs/gan`, "
+            "`epoch_teacher_label_accuracy` and `epoch_frechet_distance`): " + "; ".join(parts) + ".", ""]
+
+
+def generator_quality_lines(measured: dict | None, class_names=None, recordings: bool = False,
+                            by_epoch: dict | None = None) -> list[str]:
+    """The report's section on the generator's samples (:func:`quality.generator_quality`),
+    with the figures of each GAN epoch (:func:`by_epoch_lines`)."""
     real = "feature maps of real test recordings" if recordings else "real test images"
     halves = "the real recordings' maps" if recordings else "the real images"
     if not measured:
@@ -218,7 +234,7 @@ def generator_quality_lines(measured: dict | None, class_names=None, recordings:
     lines += ["| class | " + " | ".join(table_cell(n) for n in names) + " |",
               "|---|" + "---|" * len(names),
               "| teacher accuracy on samples | " + " | ".join(f"{v:.0%}" for v in measured["per_class"]) + " |", ""]
-    return lines
+    return lines + by_epoch_lines(by_epoch)
 
 
 def write_report(folder, rows: list[dict], info: dict) -> dict:
@@ -262,7 +278,8 @@ def write_report(folder, rows: list[dict], info: dict) -> dict:
         "",
         generator_line,
         "",
-        *generator_quality_lines(info.get("generator_quality"), info.get("class_names"), recordings),
+        *generator_quality_lines(info.get("generator_quality"), info.get("class_names"), recordings,
+                                 info.get("generator_by_epoch")),
         *microcontroller_lines(info.get("microcontroller"), rows),
         f"![accuracy against size]({folder.frontier_png.name})",
         "",

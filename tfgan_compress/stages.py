@@ -331,6 +331,10 @@ MICRO_COMPARISONS = ("litert_builtin_accuracy", "same_class_as_litert_builtin", 
                      "identical_to_litert_builtin")
 
 
+#: the GAN's per-epoch sample figures (callbacks.TeacherScore) that the report shows
+EPOCH_QUALITY = ("teacher_label_accuracy", "frechet_distance")
+
+
 def micro_rows(kits: dict, folder, x, y, teacher_predictions, params: int) -> list[dict]:
     """Each microcontroller file run in the TFLite-Micro interpreter on the test split."""
     from . import micro
@@ -401,6 +405,8 @@ def evaluate_all(ctx) -> dict:
         # uint8 pixels + one label byte per image: what the generator file stands in for
         "training_set_bytes": int(dataset.x_train[0].size + 1) * len(dataset.x_train),
         "recordings": dataset.frontend is not None,
+        "generator_by_epoch": quality.logged_by_epoch(folder.logs("gan") / "train", EPOCH_QUALITY)
+        if ctx.config.mode == "gan" else {},
         "class_names": list(dataset.class_names),
         "generator_quality": quality.generator_quality(teacher_model, ctx.load("generator"), x, dataset.num_classes,
                                                        samples=ctx.config.evaluate.frechet_samples,
