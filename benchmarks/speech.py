@@ -13,7 +13,9 @@ recipe (the target of the GAN mode: within 2 points), and trained on the real la
 Splits: ``official`` keeps the data's ``train/`` and ``test/`` (FSDD: recordings 0-4 of every
 speaker and digit are the test set); ``speaker:NAME`` trains on every other speaker and tests
 on NAME (recordings named ``<digit>_<speaker>_<index>.wav``, as FSDD's), so no voice of the
-test set is heard in training. Writes ``speech.json`` and ``speech.md`` into ``--out``.
+test set is heard in training. ``--teachers-from OUT`` takes each split's teacher from an
+earlier run of this benchmark (``OUT/<split>/gan/teacher.keras``: the same preset teacher,
+same seed) instead of training it again. Writes ``speech.json`` and ``speech.md`` into ``--out``.
 """
 
 from __future__ import annotations
@@ -140,8 +142,18 @@ def accuracy(model, dataset: data.Dataset) -> float:
     return float(np.mean(np.argmax(evaluate.keras_probabilities(model, dataset.x_test), -1) == dataset.y_test))
 
 
+def earlier_teacher(config: configs.RunConfig, teachers_from: Path | None, folder_name: str) -> configs.RunConfig:
+    """``config`` with the split's teacher of an earlier run of this benchmark, when asked for."""
+    if teachers_from is None:
+        return config
+    teacher = Path(teachers_from) / folder_name / "gan" / "teacher.keras"
+    if not teacher.is_file():
+        raise UsageError(f"--teachers-from: {teacher} not found")
+    return dataclasses.replace(config, teacher_path=str(teacher), teacher_input="0-1").validate()
+
+
 def run_benchmark(source: str, out: Path, splits, modes, protocol: dict | None, seed: int = 0,
-                  progress=print) -> dict:
+                  progress=print, teachers_from: Path | None = None) -> dict:
     unknown = [m for m in modes if m not in ("gan", "data-free")]
     if unknown or "gan" not in modes:
         raise UsageError("--modes: gan, optionally with data-free (it reuses the GAN run's teacher)")
@@ -157,7 +169,8 @@ def run_benchmark(source: str, out: Path, splits, modes, protocol: dict | None, 
         else:
             raise UsageError(f"--splits: official or speaker:NAME, got {split!r}")
         folder_name = split.replace(":", "-")
-        gan_rows, folder = pipeline_rows(split, "gan", config, dataset, out / folder_name / "gan", progress)
+        gan_rows, folder = pipeline_rows(split, "gan", earlier_teacher(config, teachers_from, folder_name), dataset,
+                                         out / folder_name / "gan", progress)
         rows += gan_rows
         if "data-free" in modes:
             free = dataclasses.replace(config, mode="data-free", teacher_path=str(folder.path("teacher")),
@@ -177,10 +190,11 @@ def main(argv=None) -> int:
     parser.add_argument("--splits", default="official", help="comma-separated: official, speaker:NAME")
     parser.add_argument("--modes", default="gan", help="comma-separated: gan, data-free")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--teachers-from", type=Path, help="an earlier --out of this benchmark: reuse its teachers")
     args = parser.parse_args(argv)
     return common.run_main("speech.py", lambda: run_benchmark(
         args.data, Path(args.out), [s for s in args.splits.split(",") if s], [m for m in args.modes.split(",") if m],
-        common.overrides(args), args.seed))
+        common.overrides(args), args.seed, teachers_from=args.teachers_from))
 
 
 if __name__ == "__main__":
