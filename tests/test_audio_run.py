@@ -131,7 +131,8 @@ def test_run_records_the_front_end_in_the_model_card(audio_run):
 def test_report_speaks_of_recordings(audio_run):
     text = (audio_run / "report.md").read_text()
     assert "real test recordings" in text and "trained here on log-mel feature maps" in text
-    assert "bytes of log-mel feature maps of the training recordings" in text and "test images" not in text
+    assert "bytes of log-mel feature maps of the training recordings" in text
+    assert "images" not in text.replace("images/s", "")  # the throughput column's name is shared
 
 
 def test_generator_samples_are_written_as_sound(audio_run):

@@ -198,14 +198,15 @@ def table_cell(value) -> str:
     return str(value).replace("\\", "\\\\").replace("|", "\\|")
 
 
-def by_epoch_lines(by_epoch: dict | None) -> list[str]:
+def by_epoch_lines(by_epoch: dict | None, recordings: bool = False) -> list[str]:
     """The GAN's per-epoch figures (its TensorBoard scalars): did the samples get better?"""
     by_epoch = by_epoch or {}
     parts = []
     if by_epoch.get("teacher_label_accuracy"):
         parts.append("samples taken for their class " + ", ".join(f"{v:.1%}" for v in by_epoch["teacher_label_accuracy"]))
     if by_epoch.get("frechet_distance"):
-        parts.append("Fréchet distance to training images " + ", ".join(f"{v:.3g}" for v in by_epoch["frechet_distance"]))
+        real = "the training recordings' maps" if recordings else "training images"
+        parts.append(f"Fréchet distance to {real} " + ", ".join(f"{v:.3g}" for v in by_epoch["frechet_distance"]))
     if not parts:
         return []
     return ["Over the GAN's epochs, first to last (the stage's own measure on fixed noise; TensorBoard `logs/gan`, "
@@ -234,7 +235,7 @@ def generator_quality_lines(measured: dict | None, class_names=None, recordings:
     lines += ["| class | " + " | ".join(table_cell(n) for n in names) + " |",
               "|---|" + "---|" * len(names),
               "| teacher accuracy on samples | " + " | ".join(f"{v:.0%}" for v in measured["per_class"]) + " |", ""]
-    return lines + by_epoch_lines(by_epoch)
+    return lines + by_epoch_lines(by_epoch, recordings)
 
 
 def write_report(folder, rows: list[dict], info: dict) -> dict:
