@@ -117,10 +117,9 @@ def build_dscnn(image_shape, num_classes: int, config: ClassifierConfig, name: s
     conv 10x4 (``conv_filters[0]``, stride 2) - BN - ReLU, then per further filter count f:
     depthwise 3x3 - BN - ReLU - pointwise 1x1(f) - BN - ReLU; global average pool;
     ``dropout``; dense logits. The 10x4 stem spans 200 ms of 20 ms frames and 4 mel bins.
-    The feature map in [0, 1] goes straight into the stem (no centring layer: in int8 its
-    MUL and ADD round differently in TFLite-Micro and LiteRT, measured as 5 of FSDD's 300
-    test clips changing class; without them the two runtimes agree exactly). Every op is in
-    TFLite-Micro's int8 kernel set.
+    The feature map in [0, 1] goes straight into the stem: no centring layer, whose MUL and
+    ADD would be two more int8 ops for a microcontroller, for a shift the stem's BN absorbs.
+    Every op is in TFLite-Micro's int8 kernel set.
     """
     filters = config.conv_filters
     inputs = keras.Input(shape=tuple(image_shape), name="image")
