@@ -118,7 +118,8 @@ def build_dscnn(image_shape, num_classes: int, config: ClassifierConfig, name: s
     depthwise 3x3 - BN - ReLU - pointwise 1x1(f) - BN - ReLU; global average pool;
     ``dropout``; dense logits. The 10x4 stem spans 200 ms of 20 ms frames and 4 mel bins.
     The feature map in [0, 1] goes straight into the stem: no centring layer, whose MUL and
-    ADD would be two more int8 ops for a microcontroller, for a shift the stem's BN absorbs.
+    ADD would be two more int8 ops for a microcontroller, for a rescaling the stem's batch
+    norm takes up (all but at the zero-padded borders).
     Every op is in TFLite-Micro's int8 kernel set.
     """
     filters = config.conv_filters
