@@ -329,7 +329,7 @@ class RunConfig:
                              "and non_saturating losses, not wasserstein_gp (its penalty takes one critic output)")
         if self.gan.teacher_margin is not None and self.gan.teacher_weight == 0:
             raise UsageError("gan.teacher_margin shapes the teacher term, which gan.teacher_weight = 0 turns off; "
-                             "set a weight > 0 or leave the margin unset")
+                             "set a weight > 0, or unset the margin (gan.teacher_margin=null; the speech preset sets one)")
         if self.preset not in PRESETS:
             raise UsageError(f"preset {self.preset!r} is not one of {', '.join(PRESETS)}"
                              f"{closest_hint(self.preset, PRESETS)}")
