@@ -777,11 +777,15 @@ def fingerprint(ds: Dataset) -> dict:
     return record
 
 
+def examples_noun(ds: Dataset) -> str:
+    """What the data's examples are, for messages: "recordings" or "images"."""
+    return "recordings" if ds.frontend is not None else "images"
+
+
 def describe(ds: Dataset) -> str:
     h, w, c = ds.spec.image_shape
+    counts = f"{ds.source}: {len(ds.x_train)} train / {len(ds.x_test)} test {examples_noun(ds)}"
     if ds.frontend is not None:
-        return (f"{ds.source}: {len(ds.x_train)} train / {len(ds.x_test)} test recordings, log-mel feature maps of "
-                f"{h} frames x {w} mel bins, {ds.num_classes} classes")
-    return (f"{ds.source}: {len(ds.x_train)} train / {len(ds.x_test)} test images, "
-            f"{h}x{w}x{c}, {ds.num_classes} classes")
+        return f"{counts}, log-mel feature maps of {h} frames x {w} mel bins, {ds.num_classes} classes"
+    return f"{counts}, {h}x{w}x{c}, {ds.num_classes} classes"
 

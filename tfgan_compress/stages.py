@@ -44,7 +44,7 @@ def teacher(ctx) -> dict:
         ctx.announce(f"using {ctx.folder.path('teacher')}, trained here on images in [0, 1]")
         return {"teacher": ctx.load("teacher"), "teacher_input": BUILT_IN_INPUT}
     dataset, cfg = ctx.dataset, ctx.config.teacher
-    ctx.announce(f"training on {len(dataset.x_train)} real images, {cfg.epochs} epochs")
+    ctx.announce(f"training on {len(dataset.x_train)} real {data.examples_noun(dataset)}, {cfg.epochs} epochs")
     with ctx.strategy.scope():
         model = train_teacher(dataset, cfg, seed=ctx.seed, callbacks=ctx.fit_callbacks(), verbose=ctx.verbose,
                               epochs_done=ctx.epochs_done())
@@ -358,8 +358,8 @@ def evaluate_all(ctx) -> dict:
     """Every model and export on the real test split -> ``report.json`` / ``report.md`` /
     ``frontier.png``; the test figures are also added to the model card."""
     cfg, folder, dataset = ctx.config.evaluate, ctx.folder, ctx.dataset
-    ctx.announce(f"{len(dataset.x_test)} real test images; latency over {cfg.latency_runs} single-image runs, "
-                 f"1 thread")
+    ctx.announce(f"{len(dataset.x_test)} real test {data.examples_noun(dataset)}; latency over {cfg.latency_runs} "
+                 f"single-example runs, 1 thread")
     teacher_model = as_logits(ctx.load("teacher"))
     student = as_logits(as_functional(ctx.load("student"), dataset.spec.image_shape))
     x, y = dataset.x_test, dataset.y_test
