@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -207,8 +208,6 @@ def logged_by_epoch(log_dir, tags) -> dict:
     """``{tag: [value of epoch 1, epoch 2, ...]}`` of the epoch scalars (``epoch_<tag>``) in the
     TensorBoard event files under ``log_dir``; a resumed run's files together, the last value
     of an epoch winning; a tag never logged is left out."""
-    from pathlib import Path
-
     values: dict = {tag: {} for tag in tags}
     for path in sorted(Path(log_dir).glob("events.out.tfevents.*")):
         try:
