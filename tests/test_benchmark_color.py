@@ -46,5 +46,16 @@ def test_variants_share_the_committed_teacher_and_give_one_row_each(tmp_path):
     assert names == ["all", "real labels (reference)", "distilled on real images (reference)"]
     for row in result["rows"][:1]:
         assert 0 <= row["student"] <= 1 and row["frechet_by_epoch"] and row["samples_teacher_accuracy"] is not None
+    # the distillation screen reuses the run's generator; "run" repeats the run's own distillation
+    screen_spec = importlib.util.spec_from_file_location("distill_screen", SCRIPT.parent / "distill_screen.py")
+    screen = importlib.util.module_from_spec(screen_spec)
+    screen_spec.loader.exec_module(screen)
+    assert screen.main(["--run", str(out / "all"), "--variants", "run,twice_as_long", "--out", str(out / "s")]) == 0
+    screened = json.loads((out / "s" / "distill_screen.json").read_text())
+    assert [row["variant"] for row in screened["rows"]] == ["run", "twice_as_long"]
+    assert [row["steps"] for row in screened["rows"]] == [2, 4]
+    assert screened["rows"][0]["student"] == pytest.approx(screened["run_student"])
+    assert screen.main(["--run", str(out / "all"), "--variants", "bogus", "--out", str(out / "s2")]) == 2
+    assert screen.main(["--run", str(tmp_path), "--out", str(out / "s3")]) == 2
     assert color.main(["--teacher", str(tmp_path / "teacher.keras"), "--variants", "bogus",
                        "--data", f"npz:{tmp_path / 'rgb.npz'}", "--out", str(tmp_path / "x")]) == 2

@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""Distillation recipes screened on one trained generator: the GAN is trained once, each
+recipe only distils.
+
+    python benchmarks/distill_screen.py --run benchmarks/results/color-screen/bn_prior_margin \\
+        --variants run,cutmix,hard_latent --out benchmarks/results/distill-screen
+
+A finished GAN-mode run folder gives the teacher, the generator, the student network and the
+``distill`` settings; each variant (:data:`VARIANTS`) changes some of those settings, and
+``--config`` (a JSON ``{"distill": {...}}``) changes them for every variant (a shorter or
+longer schedule). A fresh student is distilled on generator samples exactly as the
+pipeline's distill stage does (:func:`tfgan_compress.distill.distill_on_generator`, same seed),
+then measured in float32 on the real test split. ``run`` repeats the run's own settings, so
+its row checks the protocol against the run's report. Writes ``distill_screen.json`` / ``.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import common  # noqa: E402  (first: it chooses the CPU kernels before TensorFlow loads)
+
+from tfgan_compress import config as configs, data, distill, evaluate, networks, pipeline  # noqa: E402
+from tfgan_compress.errors import UsageError  # noqa: E402
+from tfgan_compress.report import markdown_table  # noqa: E402
+from tfgan_compress.run_folder import RunFolder  # noqa: E402
+from tfgan_compress.teacher import as_logits  # noqa: E402
+
+#: distill settings each variant changes, over the run's own
+VARIANTS = {
+    "run": {},
+    "cutmix": {"cutmix": True},
+    "no_mixup": {"mixup": False},
+    "hard_latent": {"hard_latent_steps": 1},
+    "temperature_1": {"temperature": 1.0},
+    "student_ema": {"student_ema": 0.999},
+    "twice_as_long": {"epochs_factor": 2},
+}
+
+COLUMNS = [("variant", "variant", "{}"), ("student", "student float32", "{:.2%}"),
+           ("agreement", "agrees with the teacher", "{:.2%}"), ("steps", "steps", "{:,}"),
+           ("seconds", "distill s", "{:.0f}")]
+
+
+def variant_distill_config(base: configs.DistillConfig, name: str, protocol: dict | None) -> configs.DistillConfig:
+    if name not in VARIANTS:
+        raise UsageError(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)}")
+    settings = dict((protocol or {}).get("distill", {}))
+    changes = dict(VARIANTS[name])
+    factor = changes.pop("epochs_factor", 1)
+    merged = configs.merge(configs.RunConfig(distill=base), {"distill": {**settings, **changes}}).distill
+    return dataclasses.replace(merged, epochs=merged.epochs * factor)
+
+
+def run_benchmark(run: Path, out: Path, variants, protocol: dict | None, progress=print) -> dict:
+    import keras
+
+    folder = RunFolder(run)
+    if not folder.config_json.is_file() or not folder.report_json.is_file():
+        raise UsageError(f"{run}: not a finished run folder (config.json and report.json)")
+    if not folder.path("generator").is_file():
+        raise UsageError(f"{run}: no generator.keras (a GAN-mode run)")
+    config = configs.RunConfig.from_dict(json.loads(folder.config_json.read_text()))
+    report = json.loads(folder.report_json.read_text())
+    if report["teacher_input"]["convention"] != "0-1":
+        raise UsageError(f"{run}: its teacher takes {report['teacher_input']['convention']} input; this benchmark "
+                         f"distils on the generator's [0, 1] output as it is")
+    distill_configs = {name: variant_distill_config(config.distill, name, protocol) for name in variants}
+    dataset = data.load(config.data, audio=config.audio_settings())
+    teacher = as_logits(folder.load("teacher"))
+    generator = folder.load("generator")
+    teacher_test = np.argmax(evaluate.keras_probabilities(teacher, dataset.x_test), -1)
+    shape, classes = dataset.spec.image_shape, dataset.num_classes
+    seed = config.seed * 100 + [stage.name for stage in pipeline.stages_of(config.mode)].index("distill")
+    rows = []
+    for name, cfg in distill_configs.items():
+        progress(f"== {name}: {cfg.epochs} x {cfg.steps_per_epoch} steps ==")
+        keras.utils.set_random_seed(seed)  # as the pipeline seeds the stage
+        student = networks.build_classifier(shape, classes, config.distill.network, "student")
+        start = time.time()
+        distill.distill_on_generator(teacher, generator, student, cfg, seed=seed,
+                                     verbose=pipeline.fit_verbosity())
+        predicted = np.argmax(evaluate.keras_probabilities(student, dataset.x_test), -1)
+        rows.append({"variant": name, "student": float(np.mean(predicted == dataset.y_test)),
+                     "agreement": float(np.mean(predicted == teacher_test)),
+                     "steps": cfg.epochs * cfg.steps_per_epoch, "seconds": time.time() - start,
+                     "settings": dataclasses.asdict(cfg)})
+    models = {row["name"]: row for row in report["models"]}
+    result = {"run": str(run), "data": config.data, "run_student": models["student"]["accuracy"],
+              "protocol": protocol or {}, "rows": rows}
+    text = "\n".join([f"# Distillation recipes on the generator of `{run}` (its own student: "
+                      f"{models['student']['accuracy']:.2%})", "", markdown_table(rows, COLUMNS)])
+    common.write_results(out, "distill_screen", result, text, progress)
+    return result
+
+
+def main(argv=None) -> int:
+    parser = common.argument_parser(__doc__, "benchmarks/results/distill-screen", data_options=False)
+    parser.add_argument("--run", required=True, help="a finished GAN-mode run folder")
+    parser.add_argument("--variants", default="run", help=f"comma-separated: {', '.join(VARIANTS)}")
+    args = parser.parse_args(argv)
+    return common.run_main("distill_screen.py", lambda: run_benchmark(
+        Path(args.run), Path(args.out), [v for v in args.variants.split(",") if v], common.overrides(args)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
