@@ -95,6 +95,7 @@ def run_benchmark(run: Path, out: Path, variants, protocol: dict | None, progres
                      "agreement": float(np.mean(predicted == teacher_test)),
                      "steps": cfg.epochs * cfg.steps_per_epoch, "seconds": time.time() - start,
                      "settings": dataclasses.asdict(cfg)})
+        progress(f"  {name}: {rows[-1]['student']:.2%} on the test split, {rows[-1]['seconds']:.0f} s")
     models = {row["name"]: row for row in report["models"]}
     result = {"run": str(run), "data": config.data, "run_student": models["student"]["accuracy"],
               "protocol": protocol or {}, "rows": rows}
