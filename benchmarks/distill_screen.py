@@ -68,9 +68,9 @@ def run_benchmark(run: Path, out: Path, variants, protocol: dict | None, progres
     folder = RunFolder(run)
     if not folder.config_json.is_file() or not folder.report_json.is_file():
         raise UsageError(f"{run}: not a finished run folder (config.json and report.json)")
-    if not folder.path("generator").is_file():
-        raise UsageError(f"{run}: no generator.keras (a GAN-mode run)")
     config = configs.RunConfig.from_dict(json.loads(folder.config_json.read_text()))
+    if config.mode != "gan" or not folder.path("generator").is_file():
+        raise UsageError(f"{run}: not a GAN-mode run with its generator.keras")
     report = json.loads(folder.report_json.read_text())
     if report["teacher_input"]["convention"] != "0-1":
         raise UsageError(f"{run}: its teacher takes {report['teacher_input']['convention']} input; this benchmark "
