@@ -85,8 +85,12 @@ def run_benchmark(run: Path, out: Path, per_class: int, epochs: int, seed: int, 
                          f"trains on [0, 1] pixels")
     written = out / "set"
     start = time.time()
-    subprocess.run(["tfgan-compress", "sample", str(folder.path("generator")), "--out", str(written),
-                    "--per-class", str(per_class), "--seed", str(seed), "--quiet"], check=True)
+    if written.exists() and any(written.iterdir()):
+        raise UsageError(f"{written}: already holds a written set; choose a new --out")
+    sampled = subprocess.run(["tfgan-compress", "sample", str(folder.path("generator")), "--out", str(written),
+                              "--per-class", str(per_class), "--seed", str(seed), "--quiet"])
+    if sampled.returncode:
+        raise UsageError(f"tfgan-compress sample stopped with exit status {sampled.returncode} (its message is above)")
     sample_seconds = time.time() - start
     x_set, y_set = read_png_set(written, dataset.spec.image_shape)
     architecture = keras.models.load_model(folder.path("student"), compile=False)

@@ -1,0 +1,34 @@
+"""benchmarks/dataset_in_a_file.py on the shared tiny run: the sampled set, the plain Keras
+fits and their rows; a second run into the same folder and a folder that is no run refused."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "dataset_in_a_file.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("dataset_in_a_file", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_rows_from_a_sampled_set_and_refusals(tiny_run, tmp_path, capsys):
+    benchmark = load_script()
+    out = tmp_path / "out"
+    args = ["--run", str(tiny_run), "--per-class", "2", "--epochs", "1", "--out", str(out)]
+    assert benchmark.main(args) == 0
+    result = json.loads((out / "dataset_in_a_file.json").read_text())
+    rows = result["rows"]
+    assert len(rows) == 3 and all(0.0 <= row["accuracy"] <= 1.0 for row in rows)
+    assert rows[1]["examples"] == 2 * len((out / "set" / "labels.txt").read_text().split())
+    assert len(list((out / "set").rglob("*.png"))) == rows[1]["examples"]
+    capsys.readouterr()
+    assert benchmark.main(args) == 2  # the written set is there: nothing overwritten
+    assert "already holds a written set" in capsys.readouterr().err
+    assert benchmark.main(["--run", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
