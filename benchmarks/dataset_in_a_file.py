@@ -96,7 +96,10 @@ def run_benchmark(run: Path, out: Path, per_class: int, epochs: int, seed: int, 
     architecture = keras.models.load_model(folder.path("student"), compile=False)
     rows = []
     models = {row["name"]: row for row in report["models"]}
-    smallest = min(report.get("generator_files", {}).items(), key=lambda item: item[1], default=(None, None))
+    # the smallest generator file the run exported; generator.keras where it exported none
+    keras_file = folder.path("generator")
+    smallest = min(report.get("generator_files", {}).items(), key=lambda item: item[1],
+                   default=(keras_file.name, keras_file.stat().st_size))
     rows.append({"row": f"pipeline's student (distilled on generator samples; generator file {smallest[0]})",
                  "accuracy": models["student"]["accuracy"], "bytes": smallest[1],
                  "seconds": report["stage_seconds"].get("distill")})
