@@ -1,14 +1,11 @@
 """benchmarks/color.py on a tiny colour fixture: each variant's row, with the teacher reused."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "color.py"
 TINY = {"gan": {"epochs": 1, "steps_per_epoch": 2, "batch_size": 8, "generator_width": 4, "discriminator_width": 4,
                 "noise_dim": 8, "samples_per_class": 2, "teacher_ramp_steps": 0},
         "distill": {"epochs": 1, "steps_per_epoch": 2, "batch_size": 8,
@@ -18,9 +15,7 @@ TINY = {"gan": {"epochs": 1, "steps_per_epoch": 2, "batch_size": 8, "generator_w
 
 @pytest.mark.slow
 def test_variants_share_the_committed_teacher_and_give_one_row_each(tmp_path):
-    spec = importlib.util.spec_from_file_location("color", SCRIPT)
-    color = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(color)
+    from benchmarks import color, distill_screen as screen
     from tfgan_compress import networks
     from tfgan_compress.config import ClassifierConfig
 
@@ -47,9 +42,6 @@ def test_variants_share_the_committed_teacher_and_give_one_row_each(tmp_path):
     for row in result["rows"][:1]:
         assert 0 <= row["student"] <= 1 and row["frechet_by_epoch"] and row["samples_teacher_accuracy"] is not None
     # the distillation screen reuses the run's generator; "run" repeats the run's own distillation
-    screen_spec = importlib.util.spec_from_file_location("distill_screen", SCRIPT.parent / "distill_screen.py")
-    screen = importlib.util.module_from_spec(screen_spec)
-    screen_spec.loader.exec_module(screen)
     assert screen.main(["--run", str(out / "all"), "--variants", "run,twice_as_long", "--out", str(out / "s")]) == 0
     screened = json.loads((out / "s" / "distill_screen.json").read_text())
     assert [row["variant"] for row in screened["rows"]] == ["run", "twice_as_long"]

@@ -1,26 +1,16 @@
 """The data-free benchmark on the tiny preset and a fixture (not on the shared data)."""
 
-import importlib.util
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "datafree.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("datafree_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.mark.slow
 def test_two_seeds_give_rows_and_spread(tmp_path, tiny_arrays, lean_export_config):
-    benchmark = load_script()
+    from benchmarks import datafree as benchmark
+
     x_train, y_train, x_test, y_test = tiny_arrays
     np.savez(tmp_path / "tiny.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
     out = tmp_path / "df"
@@ -40,19 +30,11 @@ def test_two_seeds_give_rows_and_spread(tmp_path, tiny_arrays, lean_export_confi
     assert "+-" in (out / "datafree.md").read_text()
 
 
-def load_variants_script():
-    path = SCRIPT.parent / "datafree_variants.py"
-    spec = importlib.util.spec_from_file_location("datafree_variants_benchmark", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_variants_track_the_test_accuracy_of_each_setting(tmp_path, tiny_arrays, capsys):
     import keras
 
     from tfgan_compress import config as configs, networks
-    variants = load_variants_script()
+    from benchmarks import datafree_variants as variants
     x_train, y_train, x_test, y_test = tiny_arrays
     np.savez(tmp_path / "tiny.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
     teacher = networks.build_classifier((8, 8, 1), 3, configs.preset("tiny").teacher.network, "teacher")

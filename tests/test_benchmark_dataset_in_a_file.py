@@ -1,25 +1,14 @@
 """benchmarks/dataset_in_a_file.py on the shared tiny run: the sampled set, the plain Keras
 fits and their rows; a second run into the same folder and a folder that is no run refused."""
 
-import importlib.util
 import json
-from pathlib import Path
-
 import pytest
-
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "dataset_in_a_file.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("dataset_in_a_file", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.slow
 def test_rows_from_a_sampled_set_and_refusals(tiny_run, tmp_path, capsys):
-    benchmark = load_script()
+    from benchmarks import dataset_in_a_file as benchmark
+
     out = tmp_path / "out"
     args = ["--run", str(tiny_run), "--per-class", "2", "--epochs", "1", "--out", str(out)]
     assert benchmark.main(args) == 0

@@ -1,21 +1,17 @@
 """The frontier benchmark's --quick smoke run on a tiny fixture (not on the shared data)."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "frontier.py"
 KEYS = {"name", "accuracy", "bits_per_example", "params", "int8_bytes", "latency_ms", "train_seconds"}
 
 
 @pytest.mark.slow
 def test_quick_frontier_writes_all_rows(tmp_path, tiny_arrays):
-    spec = importlib.util.spec_from_file_location("frontier", SCRIPT)
-    frontier = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(frontier)
+    from benchmarks import frontier
+
     x_train, y_train, x_test, y_test = tiny_arrays
     np.savez(tmp_path / "tiny.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
     out = tmp_path / "frontier"

@@ -1,26 +1,17 @@
 """The user-teacher and budget benchmarks, as smoke runs on the tiny preset (not figures)."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
-
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-
-
-def load(name):
-    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.slow
 def test_user_teacher_benchmark_finds_the_0_255_convention(tmp_path, lean_export_config):
+    from benchmarks import user_teacher
+
     out = tmp_path / "user"
-    assert load("user_teacher").main(["--data", "digits", "--preset", "tiny",
-                                      "--config", lean_export_config(teacher={"epochs": 15}), "--out", str(out)]) == 0
+    assert user_teacher.main(["--data", "digits", "--preset", "tiny",
+                             "--config", lean_export_config(teacher={"epochs": 15}), "--out", str(out)]) == 0
     result = json.loads((out / "user_teacher.json").read_text())
     assert [row["run"] for row in result["rows"]] == ["builtin", "user_wrapped", "user_trained"]
     assert [row["teacher_input"] for row in result["rows"]] == ["0-1", "0-255", "0-255"]
@@ -31,9 +22,11 @@ def test_user_teacher_benchmark_finds_the_0_255_convention(tmp_path, lean_export
 
 @pytest.mark.slow
 def test_budget_benchmark_shares_one_teacher_and_generator(tmp_path, lean_export_config):
+    from benchmarks import budget
+
     out = tmp_path / "budget"
-    assert load("budget").main(["--data", "digits", "--preset", "tiny", "--budgets", "6", "8",
-                                "--config", lean_export_config(), "--out", str(out)]) == 0
+    assert budget.main(["--data", "digits", "--preset", "tiny", "--budgets", "6", "8",
+                        "--config", lean_export_config(), "--out", str(out)]) == 0
     result = json.loads((out / "budget.json").read_text())
     assert [row["budget_kb"] for row in result["rows"]] == [6, 8]
     assert all(row["fits"] and row["int8_bytes"] <= row["budget_kb"] * 1024 for row in result["rows"])
@@ -49,7 +42,7 @@ def test_keras_applications_benchmark_reads_the_zip_and_refuses_an_untrained_tea
     import numpy as np
     from PIL import Image
 
-    benchmark = load("keras_applications")
+    from benchmarks import keras_applications as benchmark
     rng = np.random.default_rng(0)
     with zipfile.ZipFile(tmp_path / "cifar.zip", "w") as archive:
         for split in ("train", "test"):
