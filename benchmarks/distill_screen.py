@@ -5,8 +5,8 @@ recipe only distils.
     python benchmarks/distill_screen.py --run benchmarks/results/color-screen/bn_prior_margin \\
         --variants run,cutmix,hard_latent --out benchmarks/results/distill-screen
 
-A finished GAN-mode run folder gives the teacher, the generator, the student network and the
-``distill`` settings; each variant (:data:`VARIANTS`) changes some of those settings, and
+A finished GAN-mode run folder gives the teacher, the generator, the student network (a fresh
+copy of ``student.keras``'s architecture) and the ``distill`` settings; each variant (:data:`VARIANTS`) changes some of those settings, and
 ``--config`` (a JSON ``{"distill": {...}}``) changes them for every variant (a shorter or
 longer schedule). A fresh student is distilled on generator samples exactly as the
 pipeline's distill stage does (:func:`tfgan_compress.distill.distill_on_generator`, same seed),
@@ -30,7 +30,7 @@ if str(ROOT) not in sys.path:
 
 from benchmarks import common  # noqa: E402  (first: it chooses the CPU kernels before TensorFlow loads)
 
-from tfgan_compress import config as configs, data, distill, evaluate, networks, pipeline  # noqa: E402
+from tfgan_compress import config as configs, data, distill, evaluate, pipeline  # noqa: E402
 from tfgan_compress.errors import UsageError  # noqa: E402
 from tfgan_compress.report import markdown_table  # noqa: E402
 from tfgan_compress.run_folder import RunFolder  # noqa: E402
@@ -55,11 +55,15 @@ COLUMNS = [("variant", "variant", "{}"), ("student", "student float32", "{:.2%}"
 def variant_distill_config(base: configs.DistillConfig, name: str, protocol: dict | None) -> configs.DistillConfig:
     if name not in VARIANTS:
         raise UsageError(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)}")
-    settings = dict((protocol or {}).get("distill", {}))
+    run_settings = configs.merge(configs.RunConfig(distill=base), protocol or {})  # a non-object, unknown keys: refused
+    others = sorted(section for section in protocol or {} if section != "distill")
+    if others:  # the GAN is the run's: a setting of another section would be silently ignored
+        raise UsageError(f"--config: this benchmark changes the distill section only, not {', '.join(others)}")
     changes = dict(VARIANTS[name])
     factor = changes.pop("epochs_factor", 1)
-    merged = configs.merge(configs.RunConfig(distill=base), {"distill": {**settings, **changes}}).distill
-    return dataclasses.replace(merged, epochs=merged.epochs * factor)
+    merged = configs.merge(run_settings, {"distill": changes})
+    merged.validate()
+    return dataclasses.replace(merged.distill, epochs=merged.distill.epochs * factor)
 
 
 def run_benchmark(run: Path, out: Path, variants, protocol: dict | None, progress=print) -> dict:
@@ -80,13 +84,13 @@ def run_benchmark(run: Path, out: Path, variants, protocol: dict | None, progres
     teacher = as_logits(folder.load("teacher"))
     generator = folder.load("generator")
     teacher_test = np.argmax(evaluate.keras_probabilities(teacher, dataset.x_test), -1)
-    shape, classes = dataset.spec.image_shape, dataset.num_classes
-    seed = config.seed * 100 + [stage.name for stage in pipeline.stages_of(config.mode)].index("distill")
+    seed = pipeline.stage_seed(config, "distill")
+    architecture = folder.load("student")  # the run's own network: the preset's, a budget's or the user's
     rows = []
     for name, cfg in distill_configs.items():
         progress(f"== {name}: {cfg.epochs} x {cfg.steps_per_epoch} steps ==")
-        keras.utils.set_random_seed(seed)  # as the pipeline seeds the stage
-        student = networks.build_classifier(shape, classes, config.distill.network, "student")
+        keras.utils.set_random_seed(seed)  # as the pipeline seeds the stage: the same first weights
+        student = keras.models.clone_model(architecture)
         start = time.time()
         distill.distill_on_generator(teacher, generator, student, cfg, seed=seed,
                                      verbose=pipeline.fit_verbosity())

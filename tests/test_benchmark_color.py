@@ -49,5 +49,7 @@ def test_variants_share_the_committed_teacher_and_give_one_row_each(tmp_path):
     assert screened["rows"][0]["student"] == pytest.approx(screened["run_student"])
     assert screen.main(["--run", str(out / "all"), "--variants", "bogus", "--out", str(out / "s2")]) == 2
     assert screen.main(["--run", str(tmp_path), "--out", str(out / "s3")]) == 2
+    (tmp_path / "gan.json").write_text(json.dumps({"gan": {"epochs": 2}}))  # the GAN is the run's: refused
+    assert screen.main(["--run", str(out / "all"), "--config", str(tmp_path / "gan.json"), "--out", str(out / "s4")]) == 2
     assert color.main(["--teacher", str(tmp_path / "teacher.keras"), "--variants", "bogus",
                        "--data", f"npz:{tmp_path / 'rgb.npz'}", "--out", str(tmp_path / "x")]) == 2

@@ -206,6 +206,11 @@ class StageContext:
                 callbacks.TensorBoard(str(self.folder.logs(name)), update_freq=update_freq, write_graph=False)]
 
 
+def stage_seed(config, stage_name: str) -> int:
+    """The seed of one stage: ``config.seed * 100 + i``, ``i`` its place in the mode's stages."""
+    return config.seed * 100 + [s.name for s in stages_of(config.mode)].index(stage_name)
+
+
 def run_stage(stage: Stage, ctx: StageContext) -> None:
     """Skip, or seed, run, save and time one stage (its needs were checked by :func:`run_stages`)."""
     ctx.stage = stage
@@ -217,8 +222,7 @@ def run_stage(stage: Stage, ctx: StageContext) -> None:
     for artifact in stage.needs + stage.uses:  # loading a model draws random initial weights: before the seed
         if ctx.has(artifact):
             ctx.load(artifact)
-    index = [s.name for s in stages_of(ctx.config.mode)].index(stage.name)
-    ctx.seed = ctx.config.seed * 100 + index
+    ctx.seed = stage_seed(ctx.config, stage.name)
     keras.utils.set_random_seed(ctx.seed)
     ctx.started = time.time() - folder.seconds_so_far(stage.name)  # an interrupted stage's time counts too
     for artifact, value in (stage.produce(ctx) or {}).items():
