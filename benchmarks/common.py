@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Callable
 
 from tfgan_compress import artifacts
-from tfgan_compress.cli import report_failure
+from tfgan_compress.cli import read_config_file, report_failure
 from tfgan_compress.errors import TfganCompressError
 from tfgan_compress.timing import prefer_onednn_kernels
 
@@ -33,8 +32,8 @@ def argument_parser(doc: str, default_out: str, default_preset: str | None = "mn
 
 
 def overrides(args) -> dict | None:
-    """The ``--config`` file's settings, or None."""
-    return json.loads(Path(args.config).read_text()) if args.config else None
+    """The ``--config`` file's settings, or None; read as ``tfgan-compress --config`` reads it."""
+    return read_config_file(Path(args.config)) if args.config else None
 
 
 def write_results(out: Path, name: str, result: dict, markdown: str, progress=print) -> None:

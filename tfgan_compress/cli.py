@@ -104,6 +104,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def read_config_file(path: Path):
+    """The JSON value of a ``--config`` file; a missing, unreadable or malformed file is a
+    :class:`UsageError` naming it (whether the value is a settings object, :func:`config.merge` checks)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path}: is a folder; --config takes a JSON file") from None
+    except UnicodeDecodeError as err:
+        raise UsageError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); --config takes a JSON "
+                         f"file") from None
+    except OSError as err:
+        raise UsageError(f"{path}: cannot read ({err.strerror})") from None
+    except json.JSONDecodeError as err:
+        raise UsageError(f"{path}: not valid JSON ({err})") from None
+
+
 def resolve_config(args, default_preset: Callable[[], str]):
     """Preset (or the run directory's config.json), then --config, then the flags.
 
@@ -122,19 +140,7 @@ def resolve_config(args, default_preset: Callable[[], str]):
     given: dict = {}  # the settings given over the preset, to refuse those this run never reads
     if args.config:
         path = Path(args.config)
-        try:
-            overrides = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise UsageError(f"{path}: file not found") from None
-        except IsADirectoryError:
-            raise UsageError(f"{path}: is a folder; --config takes a JSON file") from None
-        except UnicodeDecodeError as err:
-            raise UsageError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); --config takes a JSON "
-                             f"file") from None
-        except OSError as err:
-            raise UsageError(f"{path}: cannot read ({err.strerror})") from None
-        except json.JSONDecodeError as err:
-            raise UsageError(f"{path}: not valid JSON ({err})") from None
+        overrides = read_config_file(path)
         try:
             config = cfg.merge(config, overrides)
         except UsageError as err:
