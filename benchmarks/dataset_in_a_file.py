@@ -85,8 +85,6 @@ def run_benchmark(run: Path, out: Path, per_class: int, epochs: int, seed: int, 
                          f"trains on [0, 1] pixels")
     written = out / "set"
     start = time.time()
-    if written.exists() and any(written.iterdir()):
-        raise UsageError(f"{written}: already holds a written set; choose a new --out")
     sampled = subprocess.run(["tfgan-compress", "sample", str(folder.path("generator")), "--out", str(written),
                               "--per-class", str(per_class), "--seed", str(seed), "--quiet"])
     if sampled.returncode:

@@ -6,7 +6,7 @@ import pytest
 
 
 @pytest.mark.slow
-def test_rows_from_a_sampled_set_and_refusals(tiny_run, tmp_path, capsys):
+def test_rows_from_a_sampled_set_and_refusals(tiny_run, tmp_path, capfd):
     from benchmarks import dataset_in_a_file as benchmark
 
     out = tmp_path / "out"
@@ -17,7 +17,10 @@ def test_rows_from_a_sampled_set_and_refusals(tiny_run, tmp_path, capsys):
     assert len(rows) == 3 and all(0.0 <= row["accuracy"] <= 1.0 for row in rows)
     assert rows[1]["examples"] == 2 * len((out / "set" / "labels.txt").read_text().split())
     assert len(list((out / "set").rglob("*.png"))) == rows[1]["examples"]
-    capsys.readouterr()
-    assert benchmark.main(args) == 2  # the written set is there: nothing overwritten
-    assert "already holds a written set" in capsys.readouterr().err
+    before = sorted((out / "set").rglob("*"))
+    capfd.readouterr()
+    assert benchmark.main(args) == 2  # the written set is there: `sample` refuses it, nothing overwritten
+    err = capfd.readouterr().err
+    assert "already exists and is not empty" in err and "tfgan-compress sample stopped with exit status 2" in err
+    assert sorted((out / "set").rglob("*")) == before
     assert benchmark.main(["--run", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
