@@ -56,28 +56,65 @@ def _register_keras_classes() -> None:
 
 
 class _RegisterAfterKeras(_importlib_abc.MetaPathFinder):
-    """Registers the package's Keras classes once ``keras`` has finished importing."""
+    """Registers the package's Keras classes once ``keras`` has finished importing, and not
+    before the import of this package's module that imported Keras has finished: importing
+    ``tfgan_compress.networks`` first must not re-enter that half-run module."""
+
+    def __init__(self):
+        self.keras_loaded = False
+        self.package_imports_running = 0
 
     def find_spec(self, name, path=None, target=None):
-        if name != "keras":
+        if name == "keras" and not self.keras_loaded:
+            after = self.keras_ready
+        elif name.startswith(f"{__name__}."):
+            self.package_imports_running += 1  # undone in exec_then, or below when there is nothing to run
+            after = None
+        else:
             return None
-        _sys.meta_path.remove(self)  # find the real module, once
-        spec = _importlib.util.find_spec(name)
-        if spec is None or spec.loader is None:
+        spec = self.find_elsewhere(name, path, target)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            if after is None:
+                self.package_imports_running -= 1
             return spec
         exec_module = spec.loader.exec_module
 
-        def exec_then_register(module):
-            exec_module(module)
-            _register_keras_classes()
+        def exec_then(module):
+            try:
+                exec_module(module)
+            finally:
+                if after is None:
+                    self.package_imports_running -= 1
+            if after is not None:
+                after()
+            elif self.keras_loaded and not self.package_imports_running:
+                self.register()
 
-        spec.loader.exec_module = exec_then_register
+        spec.loader.exec_module = exec_then
         return spec
+
+    def find_elsewhere(self, name, path, target):
+        """The spec the finders after this one give (this one only wraps their loader)."""
+        for finder in list(_sys.meta_path):
+            find_spec = getattr(finder, "find_spec", None)
+            if finder is not self and find_spec is not None:
+                spec = find_spec(name, path, target)
+                if spec is not None:
+                    return spec
+        return None
+
+    def keras_ready(self):
+        self.keras_loaded = True
+        if not self.package_imports_running:
+            self.register()
+
+    def register(self):
+        if self in _sys.meta_path:
+            _sys.meta_path.remove(self)
+            _register_keras_classes()
 
 
 if "keras" in _sys.modules:
     _register_keras_classes()
 elif not any(isinstance(finder, _RegisterAfterKeras) for finder in _sys.meta_path):
-    import importlib.util  # noqa: F401 - _importlib.util, for the finder
-
     _sys.meta_path.insert(0, _RegisterAfterKeras())
