@@ -45,6 +45,7 @@ VARIANTS = {
     "temperature_1": {"temperature": 1.0},
     "student_ema": {"student_ema": 0.999},
     "twice_as_long": {"epochs_factor": 2},
+    "zoom_color": {"augment_zoom": 0.2, "augment_color": 0.4},
 }
 
 COLUMNS = [("variant", "variant", "{}"), ("student", "student float32", "{:.2%}"),

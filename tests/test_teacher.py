@@ -52,3 +52,17 @@ def test_a_sigmoid_multi_label_teacher_is_refused(head):
         check_classifier(model, spec, "t.keras")
     softmax = keras.Sequential(layers + [keras.layers.Dense(3, activation="softmax")])
     check_classifier(softmax, spec, "t.keras")  # a softmax classifier passes
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_zoom_and_colour_augmentation_change_images_within_the_unit_range(channels):
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0.2, 0.8, (64, 8, 8, channels)).astype(np.float32)
+    assert teacher.image_augmenter(images.shape[1:], 0, False, seed=0) is None
+    for zoom, color in ((0.3, 0.0), (0.0, 0.6)):
+        augment = teacher.image_augmenter(images.shape[1:], 0, False, seed=0, zoom=zoom, color=color)
+        out = np.asarray(augment(images, training=True))
+        assert out.shape == images.shape and out.min() >= 0.0 and out.max() <= 1.0
+        changed = np.abs(out - images).mean(axis=(1, 2, 3)) > 1e-3
+        assert changed.mean() > 0.5, (zoom, color)  # most images changed, each by its own draw
+        assert np.array_equal(np.asarray(augment(images, training=False)), images)

@@ -50,7 +50,7 @@ class GeneratorDistiller(SerializableDistiller):
         self.generator.trainable = False
         self.noise_dim = int(generator.inputs[0].shape[-1])
         self.augmenter = image_augmenter(generator.outputs[0].shape[1:], config.augment_shift, config.augment_flip,
-                                         seed)
+                                         seed, config.augment_zoom, config.augment_color)
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.loss_tracker = directed_mean("distill_loss", "down")
         self.agreement_tracker = TeacherAgreement()
@@ -83,8 +83,9 @@ class GeneratorDistiller(SerializableDistiller):
         ``z <- z + eta * g / ||g||``, ``g = grad_z KL(T(G(z)) || S(G(z)))``, so that the
         samples move, along the generator's manifold, to where the student is still wrong.
         With ``augment_shift``, each image is translated by up to that many pixels, and with
-        ``augment_flip`` flipped left-right at random (the teacher labels the augmented
-        image, so any input is a valid training point).
+        ``augment_flip`` flipped left-right at random, with ``augment_zoom`` zoomed in or out
+        and with ``augment_color`` changed in brightness, contrast and saturation (the teacher
+        labels the augmented image, so any input is a valid training point).
         With ``mixup``, about half the images are mixed with a random partner from the batch
         (:func:`mix_pairs`: a convex mix, or with ``cutmix`` a pasted box).
         """
@@ -190,7 +191,8 @@ def distill_on_images(teacher: keras.Model, student: keras.Model, images, config
                       loss="sparse_categorical_crossentropy")  # required by Distiller, weighted 0
     pipeline = tf.data.Dataset.from_tensor_slices(images).shuffle(len(images), seed=seed).repeat()
     pipeline = pipeline.batch(config.batch_size, drop_remainder=True)
-    augment = image_augmenter(images.shape[1:], config.augment_shift, config.augment_flip, seed)
+    augment = image_augmenter(images.shape[1:], config.augment_shift, config.augment_flip, seed,
+                              config.augment_zoom, config.augment_color)
     if augment is not None:  # the same augmentation as on generator samples
         pipeline = pipeline.map(lambda x: augment(x, training=True))
     if config.mixup:  # and the same mixing: teacher and student see the same mixed view

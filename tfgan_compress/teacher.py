@@ -55,17 +55,28 @@ def train_teacher(dataset: Dataset, config: TeacherConfig, seed: int = 0, callba
     return without_training_state(model)
 
 
-def image_augmenter(image_shape, shift: int, flip: bool, seed: int):
+def image_augmenter(image_shape, shift: int, flip: bool, seed: int, zoom: float = 0.0, color: float = 0.0):
     """A Keras preprocessing pipeline: random translation by up to ``shift`` pixels (zero
-    fill, nearest: the same as padding and random cropping) and random left-right flips;
-    ``None`` when both are off."""
+    fill, nearest: the same as padding and random cropping), random left-right flips, a
+    random zoom in or out by up to the fraction ``zoom`` (zero fill), and random brightness
+    and contrast changes by up to the fraction ``color`` (with saturation, between grey and
+    twice as saturated at most, on 3-channel images; each clips to [0, 1]); ``None`` when all
+    are off."""
     height, width = image_shape[:2]
     steps = []
+    if zoom:
+        steps.append(keras.layers.RandomZoom((-zoom, zoom), fill_mode="constant", seed=seed + 2))
     if shift:
         steps.append(keras.layers.RandomTranslation(shift / height, shift / width, fill_mode="constant",
                                                     interpolation="nearest", seed=seed))
     if flip:
         steps.append(keras.layers.RandomFlip("horizontal", seed=seed + 1))
+    if color:
+        steps.append(keras.layers.RandomBrightness(color, value_range=(0.0, 1.0), seed=seed + 3))
+        steps.append(keras.layers.RandomContrast(color, value_range=(0.0, 1.0), seed=seed + 4))
+        if image_shape[-1] == 3:
+            steps.append(keras.layers.RandomSaturation((0.5 - color / 2, 0.5 + color / 2),
+                                                       value_range=(0.0, 1.0), seed=seed + 5))
     return keras.Sequential(steps, name="augment") if steps else None
 
 
