@@ -46,6 +46,7 @@ VARIANTS = {
     "student_ema": {"student_ema": 0.999},
     "twice_as_long": {"epochs_factor": 2},
     "zoom_color": {"augment_zoom": 0.2, "augment_color": 0.4},
+    "wide_noise": {"noise_scale": 1.5},
 }
 
 COLUMNS = [("variant", "variant", "{}"), ("student", "student float32", "{:.2%}"),

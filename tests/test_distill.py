@@ -133,3 +133,17 @@ def test_real_image_distillation_mixes_as_the_generator_path_does():
     config = DistillConfig(epochs=1, steps_per_epoch=2, batch_size=8, mixup=True, cutmix=True)
     history = distill.distill_on_images(teacher, student, images, config, verbose=0)
     assert np.isfinite(history.history["loss"][-1])
+
+
+def test_noise_scale_sets_the_spread_of_the_generator_noise():
+    # a "generator" that shows its noise as the image: the samples' spread is the noise's
+    teacher, _, student = parts()
+    noise, labels = keras.Input((64,)), keras.Input((), dtype="int32")
+    generator = keras.Model([noise, labels], keras.layers.Reshape(SHAPE)(noise))
+    spreads = []
+    for scale in (1.0, 2.0):
+        distiller = distill.GeneratorDistiller(teacher, generator, student,
+                                               DistillConfig(network=SMALL, mixup=False, noise_scale=scale))
+        images, _ = distiller.synthesize(tf.zeros([256], tf.int32))
+        spreads.append(float(tf.math.reduce_std(images)))
+    assert spreads[0] == pytest.approx(1.0, abs=0.05) and spreads[1] == pytest.approx(2.0, abs=0.1)

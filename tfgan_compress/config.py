@@ -209,6 +209,7 @@ class DistillConfig:
     augment_flip: bool = False  # random horizontal flips of generator samples
     augment_zoom: float = setting(0.0, FRACTION)  # random zoom in or out of generator samples, up to this fraction
     augment_color: float = setting(0.0, FRACTION)  # random brightness, contrast (and saturation) changes, up to this fraction
+    noise_scale: float = setting(1.0, POSITIVE)  # standard deviation of the generator noise (above 1: wider, rarer samples)
     hard_latent_steps: int = setting(0, AT_LEAST_0)  # gradient steps moving the noise to teacher-student disagreement
     hard_latent_step_size: float = setting(1.0, POSITIVE)  # length of each step in noise space
     student_ema: float = setting(0.0, FRACTION)  # momentum of an average of the student's weights, kept as the result; 0: off

@@ -79,6 +79,9 @@ class GeneratorDistiller(SerializableDistiller):
     def synthesize(self, labels):
         """Generator images for ``labels`` and a 0/1 mask of those left unmixed.
 
+        The noise is ``z ~ N(0, noise_scale^2 I)``: a scale above 1 draws the tails of the
+        generator's distribution more often (the reverse of BigGAN's truncation trick, Brock
+        et al., 2019), where its samples are rarer.
         With ``hard_latent_steps``, the noise first climbs the teacher-student divergence:
         ``z <- z + eta * g / ||g||``, ``g = grad_z KL(T(G(z)) || S(G(z)))``, so that the
         samples move, along the generator's manifold, to where the student is still wrong.
@@ -91,7 +94,7 @@ class GeneratorDistiller(SerializableDistiller):
         """
         batch = tf.shape(labels)[0]
         seed = per_replica_seed(self.seed_generator)
-        noise = tf.random.stateless_normal((batch, self.noise_dim), seed=seed)
+        noise = tf.random.stateless_normal((batch, self.noise_dim), seed=seed, stddev=self.config.noise_scale)
         for _ in range(self.config.hard_latent_steps):
             noise = self.harder_noise(noise, labels)
         images = self.generator([noise, labels], training=False)
