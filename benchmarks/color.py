@@ -8,8 +8,9 @@
 
 Each variant is the ``color`` preset, then ``--config`` (the protocol: ``color_screen.json``
 shortens every stage for ablations, none for the full protocol), then the variant's own
-settings (:data:`VARIANTS`: ``baseline`` is the preset, whose teacher-eyed mechanisms are
-off, each other variant turns one on, ``all`` turns them all on); every variant reuses the ``--teacher`` file, so that no run
+settings (:data:`VARIANTS`: ``baseline`` turns every teacher-eyed mechanism off, each other
+variant turns one on, ``all`` turns them all on, ``bn_prior_margin`` is the preset's pair:
+the batch-norm prior and the class margin); every variant reuses the ``--teacher`` file, so that no run
 retrains it, and runs the stages gan, distill, export (int8 only) and evaluate in
 ``<out>/<variant>``. ``--train-subset N`` cuts the training split the GAN learns from (and
 the reference rows train on) to N images, class shares kept; the test split stays whole.
@@ -43,7 +44,7 @@ from tfgan_compress.errors import UsageError  # noqa: E402
 from tfgan_compress.report import markdown_table  # noqa: E402
 from tfgan_compress.run_folder import RunFolder  # noqa: E402
 
-#: the mechanisms of the teacher-eyed colour design, each on (the ``color`` preset has them off)
+#: the mechanisms of the teacher-eyed colour design, each on
 PROJECTED = {"gan": {"discriminator_taps": 2}}
 BN_PRIOR = {"gan": {"bn_weight": 0.02}}
 CLASS_MARGIN = {"gan": {"teacher_weight": 0.1, "teacher_margin": 2.0, "teacher_ramp_steps": 1000}}
@@ -59,16 +60,21 @@ def combined(*parts: dict) -> dict:
     return merged
 
 
-#: the ablation: the preset (every mechanism off), each alone, all together, and one pair
+#: every mechanism off (the preset has the batch-norm prior and the class margin on)
+BASELINE = {"gan": {"discriminator_taps": 0, "bn_weight": 0.0, "teacher_weight": 0.0, "teacher_margin": None,
+                    "diversity_weight": 0.0},
+            "distill": {"cutmix": False}}
+
+#: the ablation: every mechanism off, each alone, all together, and the preset's pair
 VARIANTS = {
-    "baseline": {},
-    "projected": PROJECTED,
-    "bn_prior": BN_PRIOR,
-    "class_diversity": CLASS_DIVERSITY,
-    "recipe": RECIPE,
+    "baseline": BASELINE,
+    "projected": combined(BASELINE, PROJECTED),
+    "bn_prior": combined(BASELINE, BN_PRIOR),
+    "class_diversity": combined(BASELINE, CLASS_DIVERSITY),
+    "recipe": combined(BASELINE, RECIPE),
     "all": combined(PROJECTED, BN_PRIOR, CLASS_DIVERSITY, RECIPE),
-    # the pair that made the speech GAN's samples class-faithful and close to the recordings
-    "bn_prior_margin": combined(BN_PRIOR, CLASS_MARGIN),
+    # the pair that made the speech GAN's samples class-faithful and close to the recordings: the preset's
+    "bn_prior_margin": combined(BASELINE, BN_PRIOR, CLASS_MARGIN),
 }
 
 COLUMNS = [("variant", "variant", "{}"), ("student", "student float32", "{:.2%}"),

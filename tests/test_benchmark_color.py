@@ -53,3 +53,17 @@ def test_variants_share_the_committed_teacher_and_give_one_row_each(tmp_path):
     assert screen.main(["--run", str(out / "all"), "--config", str(tmp_path / "gan.json"), "--out", str(out / "s4")]) == 2
     assert color.main(["--teacher", str(tmp_path / "teacher.keras"), "--variants", "bogus",
                        "--data", f"npz:{tmp_path / 'rgb.npz'}", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_baseline_turns_every_mechanism_off_and_the_preset_is_the_bn_prior_margin_pair():
+    from benchmarks import color
+    from tfgan_compress import config as configs
+
+    def settings(name):
+        return color.variant_config(name, None, "digits", "teacher.keras", 0)
+
+    baseline, pair, preset = settings("baseline"), settings("bn_prior_margin"), configs.preset("color")
+    assert baseline.gan.bn_weight == baseline.gan.teacher_weight == baseline.gan.diversity_weight == 0.0
+    assert baseline.gan.discriminator_taps == 0 and not baseline.distill.cutmix
+    assert settings("projected").gan.bn_weight == 0.0 and settings("projected").gan.discriminator_taps > 0
+    assert (pair.gan, pair.distill) == (preset.gan, preset.distill)
