@@ -211,7 +211,8 @@ def logged_by_epoch(log_dir, tags) -> dict:
     values: dict = {tag: {} for tag in tags}
     for path in sorted(Path(log_dir).glob("events.out.tfevents.*")):
         try:
-            for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for record in tf.data.TFRecordDataset(str(path)):  # the event file's records, as TensorBoard reads them
+                event = tf.compat.v1.Event.FromString(record.numpy())
                 for value in event.summary.value:
                     tag = value.tag[len("epoch_"):] if value.tag.startswith("epoch_") else None
                     if tag in values:
