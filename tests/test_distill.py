@@ -147,3 +147,20 @@ def test_noise_scale_sets_the_spread_of_the_generator_noise():
         images, _ = distiller.synthesize(tf.zeros([256], tf.int32))
         spreads.append(float(tf.math.reduce_std(images)))
     assert spreads[0] == pytest.approx(1.0, abs=0.05) and spreads[1] == pytest.approx(2.0, abs=0.1)
+
+
+def test_student_ema_on_a_loaded_resnet_generator_averages_the_student_only(tmp_path):
+    # A saved generator with class-conditional batch norm comes back with trainable = False; the
+    # layer's inner parts, made later, must be frozen too, or fit's final EMA write would pair the
+    # student's averages with the generator's variables.
+    keras.utils.set_random_seed(0)
+    generator = networks.build_resnet_generator((8, 8, 3), CLASSES, NOISE, width=4)
+    generator.trainable = False
+    generator.save(tmp_path / "generator.keras")
+    generator = keras.models.load_model(tmp_path / "generator.keras")
+    teacher = networks.build_classifier((8, 8, 3), CLASSES, SMALL, "teacher")
+    student = networks.build_classifier((8, 8, 3), CLASSES, SMALL, "student")
+    config = DistillConfig(network=SMALL, epochs=1, steps_per_epoch=2, batch_size=8, student_ema=0.5)
+    distiller = distill.GeneratorDistiller(teacher, generator, student, config)
+    assert [v.path for v in distiller.trainable_weights] == [v.path for v in student.trainable_weights]
+    distill.distill_on_generator(teacher, generator, student, config, verbose=0)  # the EMA write succeeds

@@ -318,6 +318,8 @@ class ConditionalBatchNorm(layers.Layer):
         self.gamma.build(code_shape)
         self.beta = layers.Dense(channels, kernel_initializer="zeros", name="beta")
         self.beta.build(code_shape)
+        for part in (self.norm, self.gamma, self.beta):  # made after a loaded file set trainable = False
+            part.trainable = self.trainable
 
     def call(self, inputs, training=False):
         features, code = inputs
