@@ -14,8 +14,9 @@ TINY = {"gan": {"epochs": 1, "steps_per_epoch": 2, "batch_size": 8, "generator_w
 
 
 @pytest.mark.slow
-def test_variants_share_the_committed_teacher_and_give_one_row_each(tmp_path):
+def test_variants_share_the_committed_teacher_and_give_one_row_each(tmp_path, monkeypatch):
     from benchmarks import color, distill_screen as screen
+    from tfgan_compress import distill
     from tfgan_compress import networks
     from tfgan_compress.config import ClassifierConfig
 
@@ -41,11 +42,18 @@ def test_variants_share_the_committed_teacher_and_give_one_row_each(tmp_path):
     assert names == ["all", "real labels (reference)", "distilled on real images (reference)"]
     for row in result["rows"][:1]:
         assert 0 <= row["student"] <= 1 and row["frechet_by_epoch"] and row["samples_teacher_accuracy"] is not None
-    # the distillation screen reuses the run's generator; "run" repeats the run's own distillation
-    assert screen.main(["--run", str(out / "all"), "--variants", "run,twice_as_long", "--out", str(out / "s")]) == 0
+    # the distillation screen reuses the run's generator; "run" repeats the run's own distillation;
+    # "real_images" distils on the run's real training images (the reference)
+    on_images, real_distill = [], distill.distill_on_images
+    monkeypatch.setattr(distill, "distill_on_images",
+                        lambda teacher, student, images, *a, **k: on_images.append(images.shape)
+                        or real_distill(teacher, student, images, *a, **k))
+    assert screen.main(["--run", str(out / "all"), "--variants", "run,twice_as_long,real_images",
+                        "--out", str(out / "s")]) == 0
     screened = json.loads((out / "s" / "distill_screen.json").read_text())
-    assert [row["variant"] for row in screened["rows"]] == ["run", "twice_as_long"]
-    assert [row["steps"] for row in screened["rows"]] == [2, 4]
+    assert [row["variant"] for row in screened["rows"]] == ["run", "twice_as_long", "real_images"]
+    assert [row["steps"] for row in screened["rows"]] == [2, 4, 2]
+    assert on_images == [(24, 16, 16, 3)]
     assert screened["rows"][0]["student"] == pytest.approx(screened["run_student"])
     assert screen.main(["--run", str(out / "all"), "--variants", "bogus", "--out", str(out / "s2")]) == 2
     assert screen.main(["--run", str(tmp_path), "--out", str(out / "s3")]) == 2
