@@ -164,3 +164,35 @@ def test_student_ema_on_a_loaded_resnet_generator_averages_the_student_only(tmp_
     distiller = distill.GeneratorDistiller(teacher, generator, student, config)
     assert [v.path for v in distiller.trainable_weights] == [v.path for v in student.trainable_weights]
     distill.distill_on_generator(teacher, generator, student, config, verbose=0)  # the EMA write succeeds
+
+
+def test_sample_bank_draws_once_and_gives_every_sample_once_per_pass():
+    teacher, generator, student = parts()
+    config = DistillConfig(network=SMALL, epochs=2, steps_per_epoch=2, batch_size=8, sample_bank=16)
+    drawn = distill.sample_bank_batches(generator, CLASSES, config, seed=3)
+    first_pass = list(drawn.take(2).as_numpy_iterator())
+    images = np.concatenate([b[0] for b in first_pass])
+    labels = np.concatenate([b[1] for b in first_pass])
+    assert images.shape == (16, *SHAPE) and sorted(labels) == sorted(np.arange(16) % CLASSES)
+    assert len({im.tobytes() for im in images}) == 16  # each bank sample once in a pass of 16 / 8 batches
+    again = list(distill.sample_bank_batches(generator, CLASSES, config, seed=3).take(2).as_numpy_iterator())
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(first_pass, again))  # same seed: same bank, same order
+    resumed = next(iter(distill.sample_bank_batches(generator, CLASSES, config, seed=3, skip_batches=1)))
+    assert np.array_equal(resumed[0].numpy(), first_pass[1][0])
+
+    frozen = [w.numpy().copy() for w in teacher.weights + generator.weights]
+    history = distill.distill_on_generator(teacher, generator, student, config, verbose=0)
+    assert len(history.history["distill_loss"]) == 2
+    assert all(np.allclose(a, w.numpy()) for a, w in zip(frozen, teacher.weights + generator.weights))
+    assert history.history["generator_label_accuracy"][-1] >= 0
+
+
+def test_sample_bank_settings_that_cannot_work_are_refused():
+    from tfgan_compress.config import RunConfig
+    from tfgan_compress.errors import UsageError
+
+    with pytest.raises(UsageError, match="hard_latent_steps"):
+        RunConfig(distill=DistillConfig(sample_bank=256, hard_latent_steps=1)).validate()
+    with pytest.raises(UsageError, match="at least one batch"):
+        RunConfig(distill=DistillConfig(sample_bank=10, batch_size=128)).validate()
+    RunConfig(distill=DistillConfig(sample_bank=256)).validate()

@@ -213,6 +213,7 @@ class DistillConfig:
     hard_latent_steps: int = setting(0, AT_LEAST_0)  # gradient steps moving the noise to teacher-student disagreement
     hard_latent_step_size: float = setting(1.0, POSITIVE)  # length of each step in noise space
     student_ema: float = setting(0.0, FRACTION)  # momentum of an average of the student's weights, kept as the result; 0: off
+    sample_bank: int = setting(0, AT_LEAST_0)  # generator samples drawn once and reused every epoch; 0: fresh ones every step
 
 
 @dataclass
@@ -333,6 +334,12 @@ class RunConfig:
         if self.gan.teacher_margin is not None and self.gan.teacher_weight == 0:
             raise UsageError("gan.teacher_margin shapes the teacher term, which gan.teacher_weight = 0 turns off; "
                              "set a weight > 0, or unset the margin (gan.teacher_margin=null; the speech preset sets one)")
+        if self.distill.sample_bank and self.distill.hard_latent_steps:
+            raise UsageError("distill.sample_bank reuses samples drawn once; distill.hard_latent_steps moves each "
+                             "step's fresh noise: choose one (set the other to 0)")
+        if 0 < self.distill.sample_bank < self.distill.batch_size:
+            raise UsageError(f"distill.sample_bank ({self.distill.sample_bank}) must hold at least one batch "
+                             f"(distill.batch_size {self.distill.batch_size}), or be 0 for fresh samples")
         if self.preset not in PRESETS:
             raise UsageError(f"preset {self.preset!r} is not one of {', '.join(PRESETS)}"
                              f"{closest_hint(self.preset, PRESETS)}")

@@ -12,6 +12,13 @@ student. Every batch is drawn fresh from the generator inside the ``train_step``
    student logits.
 
 The generator and teacher are frozen. Trained with ``fit``, so callbacks work.
+
+With ``sample_bank`` = N > 0, step 2's generator images are drawn once, N of them (class
+labels balanced, noise as above), and each step takes a shuffled batch of that bank instead
+(every epoch of N / batch steps sees each sample once); augmentation, mixing and the
+teacher's labels are still computed on every step's own view. A step then costs the teacher
+and the student only, not the generator; a bank is worth it only where it is measured at
+least as good as fresh samples in equal time (benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from .teacher import image_augmenter
 from .training import (DirectedMetrics, SerializableDistiller, TeacherAgreement, cosine_adam, directed_mean,
                        label_batches, per_replica_seed)
 
-__all__ = ["GeneratorDistiller", "mix_pairs", "distill_on_generator", "distill_on_images"]
+__all__ = ["GeneratorDistiller", "mix_pairs", "distill_on_generator", "sample_bank_batches", "distill_on_images"]
 
 
 @keras.saving.register_keras_serializable(package="tfgan_compress")
@@ -77,7 +84,7 @@ class GeneratorDistiller(SerializableDistiller):
         return self.student(images, training=training)
 
     def synthesize(self, labels):
-        """Generator images for ``labels`` and a 0/1 mask of those left unmixed.
+        """Generator images for ``labels``, as :meth:`views` of them.
 
         The noise is ``z ~ N(0, noise_scale^2 I)``: a scale above 1 draws the tails of the
         generator's distribution more often (the reverse of BigGAN's truncation trick, Brock
@@ -97,11 +104,15 @@ class GeneratorDistiller(SerializableDistiller):
         noise = tf.random.stateless_normal((batch, self.noise_dim), seed=seed, stddev=self.config.noise_scale)
         for _ in range(self.config.hard_latent_steps):
             noise = self.harder_noise(noise, labels)
-        images = self.generator([noise, labels], training=False)
+        return self.views(self.generator([noise, labels], training=False), seed)
+
+    def views(self, images, seed):
+        """The training views of generator ``images`` (augmented, mixed as :meth:`synthesize`
+        says) and a 0/1 mask of those left unmixed."""
         if self.augmenter is not None:
             images = self.augmenter(images, training=True)
         if not self.config.mixup:
-            return images, tf.ones([batch])
+            return images, tf.ones([tf.shape(images)[0]])
         return mix_pairs(images, seed, self.config.cutmix)
 
     def harder_noise(self, noise, labels):
@@ -116,9 +127,15 @@ class GeneratorDistiller(SerializableDistiller):
         return tf.stop_gradient(noise + self.config.hard_latent_step_size * grad)
 
     def train_step(self, data):
-        """Teacher logits of fresh samples -> student loss ``T^2 KL`` -> student update."""
-        labels = tf.cast(tf.reshape(data, [-1]), tf.int32)
-        images, unmixed = self.synthesize(labels)
+        """Teacher logits of fresh samples -> student loss ``T^2 KL`` -> student update.
+        ``data``: a batch of class labels, or ``(images, labels)`` of a sample bank."""
+        if isinstance(data, (tuple, list)):  # a batch of the sample bank
+            images, labels = data
+            labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
+            images, unmixed = self.views(images, per_replica_seed(self.seed_generator))
+        else:
+            labels = tf.cast(tf.reshape(data, [-1]), tf.int32)
+            images, unmixed = self.synthesize(labels)
         teacher_logits = self.teacher(images, training=False)
         with tf.GradientTape() as tape:
             student_logits = self.student(images, training=True)
@@ -164,17 +181,45 @@ def mix_pairs(images, seed, cutmix: bool = False):
 def distill_on_generator(teacher: keras.Model, generator: keras.Model, student: keras.Model,
                          config: DistillConfig, seed: int = 0, callbacks=(), verbose="auto",
                          epochs_done: int = 0) -> keras.callbacks.History:
-    """Train ``student`` in place on teacher soft labels of fresh generator samples.
+    """Train ``student`` in place on teacher soft labels of fresh generator samples (or, with
+    ``config.sample_bank``, of a bank of them drawn first: :func:`sample_bank_batches`).
 
     Returns the ``fit`` history.
     """
     distiller = GeneratorDistiller(teacher, generator, student, config, seed=seed)
     distiller.compile()
     num_classes = int(teacher.outputs[0].shape[-1])
-    labels = label_batches(num_classes, config.batch_size, seed, skip_batches=epochs_done * config.steps_per_epoch)
-    return distiller.fit(labels, epochs=config.epochs,
+    skip = epochs_done * config.steps_per_epoch
+    if config.sample_bank:
+        batches = sample_bank_batches(generator, num_classes, config, seed, skip_batches=skip)
+    else:
+        batches = label_batches(num_classes, config.batch_size, seed, skip_batches=skip)
+    return distiller.fit(batches, epochs=config.epochs,
                          steps_per_epoch=config.steps_per_epoch, callbacks=list(callbacks), verbose=verbose,
                          shuffle=False)
+
+
+def sample_bank_batches(generator: keras.Model, num_classes: int, config: DistillConfig, seed: int,
+                        skip_batches: int = 0, draw_batch: int = 256):
+    """``config.sample_bank`` generator images (float16, labels cycling over the classes,
+    noise ``N(0, noise_scale^2 I)`` from ``seed``), drawn once, as an endless ``tf.data``
+    stream of shuffled ``(images, labels)`` batches; ``skip_batches``: those a resumed run
+    already used. The same seed draws the same bank and the same order."""
+    size, noise_dim = config.sample_bank, int(generator.inputs[0].shape[-1])
+    labels = tf.range(size, dtype=tf.int32) % num_classes
+    draw = tf.function(lambda noise, part: tf.cast(generator([noise, part], training=False), tf.float16))
+    parts = []
+    for start in range(0, size, draw_batch):
+        part = labels[start:start + draw_batch]
+        noise = tf.random.stateless_normal((int(part.shape[0]), noise_dim), seed=[seed, start],
+                                           stddev=config.noise_scale)
+        parts.append(draw(noise, part))
+    images = tf.concat(parts, axis=0)
+    order = tf.data.Dataset.range(size).shuffle(size, seed=seed, reshuffle_each_iteration=True).repeat()
+    order = order.batch(config.batch_size, drop_remainder=True)
+    order = order.skip(skip_batches) if skip_batches else order
+    batches = order.map(lambda index: (tf.cast(tf.gather(images, index), tf.float32), tf.gather(labels, index)))
+    return batches.prefetch(tf.data.AUTOTUNE)
 
 
 def distill_on_images(teacher: keras.Model, student: keras.Model, images, config: DistillConfig, seed: int = 0,

@@ -186,7 +186,9 @@ def distill_student(ctx) -> dict:
     student, saved = student_network(ctx, teacher_model)
     ratio = student.count_params() / teacher_model.count_params()
     ctx.announce(f"student of {student.count_params():,} parameters ({ratio:.2f} of the teacher), "
-                 f"{cfg.epochs} epochs x {cfg.steps_per_epoch} steps on generator samples, T={cfg.temperature}")
+                 f"{cfg.epochs} epochs x {cfg.steps_per_epoch} steps on "
+                 + (f"a bank of {cfg.sample_bank:,} generator samples drawn first" if cfg.sample_bank
+                    else "generator samples") + f", T={cfg.temperature}")
     note_student_size(ctx, student, teacher_model)
     teacher_logits = distribute.replicate(as_logits(teacher_model), ctx.strategy)
     generator = distribute.replicate(generator, ctx.strategy)
