@@ -14,7 +14,7 @@ then measured in float32 on the real test split. ``run`` repeats the run's own s
 its row checks the protocol against the run's report. ``real_images`` is the reference, not a
 recipe: the same student and settings distilled on the run's real training images
 (:func:`tfgan_compress.distill.distill_on_images`), the other end of the gap a preset is judged
-by. Writes ``distill_screen.json`` / ``.md``.
+by; it needs only the run's teacher stage (a run still training its GAN will do). Writes ``distill_screen.json`` / ``.md``.
 """
 
 from __future__ import annotations
@@ -79,19 +79,21 @@ def run_benchmark(run: Path, out: Path, variants, protocol: dict | None, progres
     import keras
 
     folder = RunFolder(run)
-    if not folder.config_json.is_file() or not folder.report_json.is_file():
-        raise UsageError(f"{run}: not a finished run folder (config.json and report.json)")
+    on_generator = [name for name in variants if not VARIANTS.get(name, {}).get("on_real_images")]
+    teacher_input = folder.teacher_input_json
+    if not folder.config_json.is_file() or not teacher_input.is_file():
+        raise UsageError(f"{run}: not a run folder past its teacher stage (config.json and teacher_input.json)")
     config = configs.RunConfig.from_dict(json.loads(folder.config_json.read_text()))
-    if config.mode != "gan" or not folder.path("generator").is_file():
-        raise UsageError(f"{run}: not a GAN-mode run with its generator.keras")
-    report = json.loads(folder.report_json.read_text())
-    if report["teacher_input"]["convention"] != "0-1":
-        raise UsageError(f"{run}: its teacher takes {report['teacher_input']['convention']} input; this benchmark "
+    if config.mode != "gan" or (on_generator and not folder.path("generator").is_file()):
+        raise UsageError(f"{run}: not a GAN-mode run with its generator.keras (real_images alone needs its teacher)")
+    convention = json.loads(teacher_input.read_text())["convention"]
+    if convention != "0-1":
+        raise UsageError(f"{run}: its teacher takes {convention} input; this benchmark "
                          f"distils on the generator's [0, 1] output as it is")
     distill_configs = {name: variant_distill_config(config.distill, name, protocol) for name in variants}
     dataset = data.load(config.data, audio=config.audio_settings())
     teacher = as_logits(folder.load("teacher"))
-    generator = folder.load("generator")
+    generator = folder.load("generator") if on_generator else None
     teacher_test = np.argmax(evaluate.keras_probabilities(teacher, dataset.x_test), -1)
     seed = pipeline.stage_seed(config, "distill")
     architecture = folder.load("student")  # the run's own network: the preset's, a budget's or the user's
@@ -113,11 +115,15 @@ def run_benchmark(run: Path, out: Path, variants, protocol: dict | None, progres
                      "steps": cfg.epochs * cfg.steps_per_epoch, "seconds": time.time() - start,
                      "settings": dataclasses.asdict(cfg)})
         progress(f"  {name}: {rows[-1]['student']:.2%} on the test split, {rows[-1]['seconds']:.0f} s")
-    models = {row["name"]: row for row in report["models"]}
-    result = {"run": str(run), "data": config.data, "run_student": models["student"]["accuracy"],
+    run_student = None  # the run's own student, once the run has its report
+    if folder.report_json.is_file():
+        models = {row["name"]: row for row in json.loads(folder.report_json.read_text())["models"]}
+        run_student = models["student"]["accuracy"]
+    result = {"run": str(run), "data": config.data, "run_student": run_student,
               "protocol": protocol or {}, "rows": rows}
-    text = "\n".join([f"# Distillation recipes on the generator of `{run}` (its own student: "
-                      f"{models['student']['accuracy']:.2%})", "", markdown_table(rows, COLUMNS)])
+    own = f"its own student: {run_student:.2%}" if run_student is not None else "the run not finished"
+    text = "\n".join([f"# Distillation recipes on the generator of `{run}` ({own})", "",
+                      markdown_table(rows, COLUMNS)])
     common.write_results(out, "distill_screen", result, text, progress)
     return result
 
