@@ -75,6 +75,20 @@ def variant_distill_config(base: configs.DistillConfig, name: str, protocol: dic
     return dataclasses.replace(merged.distill, epochs=merged.distill.epochs * factor)
 
 
+def student_architecture(folder: RunFolder, config: configs.RunConfig, dataset) -> "keras.Model":
+    """The run's own student network (the preset's, a budget's or the user's), from its
+    ``student.keras``; before the run's distill stage, the configured network (refused where
+    a budget or the user's file would choose it)."""
+    if folder.path("student").is_file():
+        return folder.load("student")
+    if config.student_path or config.student_budget_kb:
+        raise UsageError(f"{folder.root}: no student.keras yet, and the run's student is chosen by "
+                         f"{'--student' if config.student_path else '--student-budget-kb'}: wait for its distill stage")
+    from tfgan_compress.networks import build_classifier
+
+    return build_classifier(dataset.spec.image_shape, dataset.num_classes, config.distill.network, "student")
+
+
 def run_benchmark(run: Path, out: Path, variants, protocol: dict | None, progress=print) -> dict:
     import keras
 
@@ -96,7 +110,7 @@ def run_benchmark(run: Path, out: Path, variants, protocol: dict | None, progres
     generator = folder.load("generator") if on_generator else None
     teacher_test = np.argmax(evaluate.keras_probabilities(teacher, dataset.x_test), -1)
     seed = pipeline.stage_seed(config, "distill")
-    architecture = folder.load("student")  # the run's own network: the preset's, a budget's or the user's
+    architecture = student_architecture(folder, config, dataset)
     rows = []
     for name, cfg in distill_configs.items():
         progress(f"== {name}: {cfg.epochs} x {cfg.steps_per_epoch} steps ==")

@@ -61,8 +61,9 @@ def test_variants_share_the_committed_teacher_and_give_one_row_each(tmp_path, mo
     assert screen.main(["--run", str(out / "all"), "--config", str(tmp_path / "gan.json"), "--out", str(out / "s4")]) == 2
     assert color.main(["--teacher", str(tmp_path / "teacher.keras"), "--variants", "bogus",
                        "--data", f"npz:{tmp_path / 'rgb.npz'}", "--out", str(tmp_path / "x")]) == 2
-    # the real-images reference needs the teacher stage only: the run's generator and report may be missing
+    # the real-images reference needs the teacher stage only: the run's generator, student and report may be missing
     (out / "all" / "generator.keras").rename(tmp_path / "generator.keras")
+    (out / "all" / "student.keras").rename(tmp_path / "student.keras")
     (out / "all" / "report.json").rename(tmp_path / "report.json")
     assert screen.main(["--run", str(out / "all"), "--variants", "real_images", "--out", str(out / "s5")]) == 0
     assert json.loads((out / "s5" / "distill_screen.json").read_text())["rows"][0]["student"] == pytest.approx(
