@@ -1,5 +1,7 @@
 """Shared fixtures: tiny image data written by the tests themselves (no downloads)."""
 
+import contextlib
+import io
 import json
 import os
 
@@ -55,5 +57,9 @@ def tiny_run(tmp_path_factory):
     from tfgan_compress import cli
 
     out = tmp_path_factory.mktemp("runs") / "tiny"
-    assert cli.main(["run", "--preset", "tiny", "--out", str(out), "--seed", "3"]) == 0
+    console = io.StringIO()
+    with contextlib.redirect_stdout(console):
+        code = cli.main(["run", "--preset", "tiny", "--out", str(out), "--seed", "3"])
+    (out.parent / "tiny_console.txt").write_text(console.getvalue())  # beside the run, not in it
+    assert code == 0, console.getvalue()[-2000:]
     return out

@@ -1,5 +1,7 @@
 """The report's Markdown: class names that would break a table are escaped; the GAN's figures by epoch."""
 
+import json
+
 from tfgan_compress import report
 
 
@@ -27,3 +29,12 @@ def test_report_shows_the_gans_figures_by_epoch_from_its_tensorboard_run(tiny_ru
 
 def test_by_epoch_lines_are_left_out_when_nothing_was_logged():
     assert report.by_epoch_lines({}) == [] and report.by_epoch_lines(None) == []
+
+
+def test_teacher_stage_says_its_test_accuracy_as_the_report_does(tiny_run):
+    console = (tiny_run.parent / "tiny_console.txt").read_text()
+    report = json.loads((tiny_run / "report.json").read_text())
+    teacher = next(row for row in report["models"] if row["name"] == "teacher")
+    line = next(line for line in console.splitlines() if line.startswith("  teacher: "))
+    assert line.startswith(f"  teacher: {teacher['accuracy']:.2%} on the ")
+    assert line.endswith("real test images") and console.index(line) < console.index("[2/5] gan")

@@ -48,6 +48,10 @@ def teacher(ctx) -> dict:
     with ctx.strategy.scope():
         model = train_teacher(dataset, cfg, seed=ctx.seed, callbacks=ctx.fit_callbacks(), verbose=ctx.verbose,
                               epochs_done=ctx.epochs_done())
+    # said now, not only in the report at the end: a weak teacher is worth knowing before the GAN's hours
+    predicted = np.argmax(evaluate.keras_probabilities(model, dataset.x_test), axis=-1)
+    ctx.progress(f"  teacher: {np.mean(predicted == dataset.y_test):.2%} on the {len(dataset.x_test):,} real test "
+                 f"{data.examples_noun(dataset)}")
     return {"teacher": model, "teacher_input": BUILT_IN_INPUT}
 
 
