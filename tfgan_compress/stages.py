@@ -189,10 +189,12 @@ def distill_student(ctx) -> dict:
     teacher_model, generator = ctx.load("teacher"), ctx.load("generator")
     student, saved = student_network(ctx, teacher_model)
     ratio = student.count_params() / teacher_model.count_params()
+    samples = "generator samples"
+    if cfg.sample_bank:  # float16 in memory: say how much, a large bank on large images is gigabytes
+        megabytes = cfg.sample_bank * int(np.prod(generator.outputs[0].shape[1:])) * 2 / 1e6
+        samples = f"a bank of {cfg.sample_bank:,} generator samples drawn first ({megabytes:,.{1 if megabytes < 10 else 0}f} MB in memory)"
     ctx.announce(f"student of {student.count_params():,} parameters ({ratio:.2f} of the teacher), "
-                 f"{cfg.epochs} epochs x {cfg.steps_per_epoch} steps on "
-                 + (f"a bank of {cfg.sample_bank:,} generator samples drawn first" if cfg.sample_bank
-                    else "generator samples") + f", T={cfg.temperature}")
+                 f"{cfg.epochs} epochs x {cfg.steps_per_epoch} steps on {samples}, T={cfg.temperature}")
     note_student_size(ctx, student, teacher_model)
     teacher_logits = distribute.replicate(as_logits(teacher_model), ctx.strategy)
     generator = distribute.replicate(generator, ctx.strategy)
