@@ -8,7 +8,7 @@ import pytest
 
 TINY = {"gan": {"epochs": 1, "steps_per_epoch": 2, "batch_size": 8, "generator_width": 4, "discriminator_width": 4,
                 "noise_dim": 8, "samples_per_class": 2, "teacher_ramp_steps": 0},
-        "distill": {"epochs": 1, "steps_per_epoch": 2, "batch_size": 8,
+        "distill": {"epochs": 1, "steps_per_epoch": 2, "batch_size": 8, "sample_bank": 16,
                     "network": {"conv_filters": [4, 8], "architecture": "mobilenet"}},
         "export": {"calibration_samples": 8}, "evaluate": {"latency_runs": 1, "latency_warmup": 0}}
 
@@ -48,12 +48,12 @@ def test_variants_share_the_committed_teacher_and_give_one_row_each(tmp_path, mo
     monkeypatch.setattr(distill, "distill_on_images",
                         lambda teacher, student, images, *a, **k: on_images.append(images.shape)
                         or real_distill(teacher, student, images, *a, **k))
-    assert screen.main(["--run", str(out / "all"), "--variants", "run,twice_as_long,real_images",
+    assert screen.main(["--run", str(out / "all"), "--variants", "run,twice_as_long",
                         "--out", str(out / "s")]) == 0
     screened = json.loads((out / "s" / "distill_screen.json").read_text())
-    assert [row["variant"] for row in screened["rows"]] == ["run", "twice_as_long", "real_images"]
-    assert [row["steps"] for row in screened["rows"]] == [2, 4, 2]
-    assert on_images == [(24, 16, 16, 3)]
+    assert [row["variant"] for row in screened["rows"]] == ["run", "twice_as_long"]
+    assert [row["steps"] for row in screened["rows"]] == [2, 4]
+    assert on_images == []
     assert screened["rows"][0]["student"] == pytest.approx(screened["run_student"])
     assert screen.main(["--run", str(out / "all"), "--variants", "bogus", "--out", str(out / "s2")]) == 2
     assert screen.main(["--run", str(tmp_path), "--out", str(out / "s3")]) == 2
@@ -66,8 +66,8 @@ def test_variants_share_the_committed_teacher_and_give_one_row_each(tmp_path, mo
     (out / "all" / "student.keras").rename(tmp_path / "student.keras")
     (out / "all" / "report.json").rename(tmp_path / "report.json")
     assert screen.main(["--run", str(out / "all"), "--variants", "real_images", "--out", str(out / "s5")]) == 0
-    assert json.loads((out / "s5" / "distill_screen.json").read_text())["rows"][0]["student"] == pytest.approx(
-        screened["rows"][2]["student"])
+    assert [row["steps"] for row in json.loads((out / "s5" / "distill_screen.json").read_text())["rows"]] == [2]
+    assert on_images == [(24, 16, 16, 3)]
     assert screen.main(["--run", str(out / "all"), "--variants", "run", "--out", str(out / "s6")]) == 2
 
 
