@@ -196,3 +196,14 @@ def test_sample_bank_settings_that_cannot_work_are_refused():
     with pytest.raises(UsageError, match="at least one batch"):
         RunConfig(distill=DistillConfig(sample_bank=10, batch_size=128)).validate()
     RunConfig(distill=DistillConfig(sample_bank=256)).validate()
+
+
+def test_a_sample_bank_over_half_the_memory_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    from tfgan_compress import cli
+
+    assert distill.sample_bank_bytes(DistillConfig(sample_bank=1000), (32, 32, 3)) == 1000 * 32 * 32 * 3 * 2
+    monkeypatch.setattr(distill.os, "sysconf", lambda name: 4096 if name == "SC_PAGE_SIZE" else 1000)  # 4 MB
+    distill.check_sample_bank_fits(DistillConfig(sample_bank=1000), (8, 8, 1))  # 128 KB: fits
+    out = tmp_path / "run"
+    assert cli.main(["run", "--preset", "tiny", "--out", str(out), "--set", "distill.sample_bank=100000"]) == 2
+    assert not out.exists()

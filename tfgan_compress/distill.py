@@ -23,16 +23,21 @@ least as good as fresh samples in equal time (benchmarks/README.md).
 
 from __future__ import annotations
 
+import os
+
 import keras
+import numpy as np
 import tensorflow as tf
 
 from . import losses
 from .config import DistillConfig
+from .errors import UsageError
 from .teacher import image_augmenter
 from .training import (DirectedMetrics, SerializableDistiller, TeacherAgreement, cosine_adam, directed_mean,
                        label_batches, per_replica_seed)
 
-__all__ = ["GeneratorDistiller", "mix_pairs", "distill_on_generator", "sample_bank_batches", "distill_on_images"]
+__all__ = ["GeneratorDistiller", "mix_pairs", "distill_on_generator", "sample_bank_bytes", "check_sample_bank_fits",
+           "sample_bank_batches", "distill_on_images"]
 
 
 @keras.saving.register_keras_serializable(package="tfgan_compress")
@@ -197,6 +202,25 @@ def distill_on_generator(teacher: keras.Model, generator: keras.Model, student: 
     return distiller.fit(batches, epochs=config.epochs,
                          steps_per_epoch=config.steps_per_epoch, callbacks=list(callbacks), verbose=verbose,
                          shuffle=False)
+
+
+def sample_bank_bytes(config: DistillConfig, image_shape) -> int:
+    """Memory the bank of :func:`sample_bank_batches` holds: ``sample_bank`` float16 images."""
+    return config.sample_bank * int(np.prod(image_shape)) * 2
+
+
+def check_sample_bank_fits(config: DistillConfig, image_shape) -> None:
+    """Refuse (``UsageError``) a bank over half of this machine's memory, before any stage runs:
+    drawn at the distill stage, it would fail there after the GAN's hours."""
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): not checked
+        return
+    needed = sample_bank_bytes(config, image_shape)
+    if needed > physical / 2:
+        raise UsageError(f"distill.sample_bank {config.sample_bank:,} holds {needed / 1e9:,.1f} GB of "
+                         f"{'x'.join(map(str, image_shape))} samples, over half of this machine's "
+                         f"{physical / 1e9:,.1f} GB; set a smaller bank, or 0 for fresh samples")
 
 
 def sample_bank_batches(generator: keras.Model, num_classes: int, config: DistillConfig, seed: int,

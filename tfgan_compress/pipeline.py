@@ -32,7 +32,7 @@ from typing import Callable, Optional
 
 import keras
 
-from . import callbacks, data, distribute, stages, teacher
+from . import callbacks, data, distill, distribute, stages, teacher
 from . import student as student_choice
 from .commands import STAGE_COMMANDS
 from .config import Mode, RunConfig, choices
@@ -285,6 +285,8 @@ def run_stages(config: RunConfig, out_dir, names, progress=print, safe_mode: boo
         student_choice.check_budget_reachable(spec.image_shape, spec.num_classes, config.distill.network,
                                               round(config.student_budget_kb * student_choice.KB),
                                               **stages.described_data(ctx.dataset))
+    if config.distill.sample_bank and STAGES["distill"] in plan and ctx.data_loaded():
+        distill.check_sample_bank_fits(config.distill, ctx.dataset.spec.image_shape)  # not after the GAN's hours
     if config.strategy != "default":
         ctx.strategy  # noqa: B018 - a strategy that cannot be made (no TF_CONFIG, no TPU) fails before writing too
     with folder.claimed():  # the marker, and the lock a second process on this folder is refused by

@@ -191,7 +191,8 @@ def distill_student(ctx) -> dict:
     ratio = student.count_params() / teacher_model.count_params()
     samples = "generator samples"
     if cfg.sample_bank:  # float16 in memory: say how much, a large bank on large images is gigabytes
-        megabytes = cfg.sample_bank * int(np.prod(generator.outputs[0].shape[1:])) * 2 / 1e6
+        distill.check_sample_bank_fits(cfg, generator.outputs[0].shape[1:])  # the stage run on its own
+        megabytes = distill.sample_bank_bytes(cfg, generator.outputs[0].shape[1:]) / 1e6
         samples = f"a bank of {cfg.sample_bank:,} generator samples drawn first ({megabytes:,.{1 if megabytes < 10 else 0}f} MB in memory)"
     ctx.announce(f"student of {student.count_params():,} parameters ({ratio:.2f} of the teacher), "
                  f"{cfg.epochs} epochs x {cfg.steps_per_epoch} steps on {samples}, T={cfg.temperature}")
