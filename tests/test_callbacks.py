@@ -54,3 +54,58 @@ def test_spectrogram_grids_run_time_to_the_right_and_low_pitch_at_the_bottom():
     grid = callbacks.image_grid(maps, rows=1, min_cell_px=6, spectrograms=True)
     assert grid.shape == (4, 2 * 6 + 1, 1)  # two cells of 4 mel rows by 6 frames, a 1-px gap between
     assert grid[-1, 0, 0] == 255 and grid[0, 0, 0] == 0
+
+
+class _GeneratorHolder:
+    """What KeepLowestFrechet reads of the GAN: its EMA generator."""
+
+    def __init__(self):
+        import keras
+
+        self.ema_generator = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+
+
+def _epochs(keeper, holder, distances):
+    keeper.set_model(holder)
+    keeper.on_train_begin()
+    for epoch, distance in enumerate(distances):
+        holder.ema_generator.set_weights([np.full((2, 1), float(epoch)), np.zeros(1)])  # the epoch's weights
+        keeper.on_epoch_end(epoch, {"frechet_distance": distance})
+    keeper.on_train_end()
+
+
+def test_the_generator_of_the_lowest_frechet_epoch_is_kept_when_the_last_is_clearly_worse(tmp_path):
+    said, holder = [], _GeneratorHolder()
+    keeper = callbacks.KeepLowestFrechet(tmp_path / "lowest.npz", tolerance=0.1, progress=said.append)
+    _epochs(keeper, holder, [120.0, 80.0, 76.0, 84.0, 107.0])
+    assert keeper.kept_epoch == 2
+    assert np.all(holder.ema_generator.get_weights()[0] == 2.0)
+    assert said == ["  keeping the generator of epoch 3 (Frechet distance 76.0; epoch 5, the last: 107.0)"]
+    assert callbacks.kept_epoch([120.0, 80.0, 76.0, 84.0, 107.0], 0.1) == 2
+
+
+def test_the_last_generator_is_kept_within_the_tolerance_or_without_a_distance(tmp_path):
+    said, holder = [], _GeneratorHolder()
+    keeper = callbacks.KeepLowestFrechet(tmp_path / "lowest.npz", tolerance=0.1, progress=said.append)
+    _epochs(keeper, holder, [130.0, 69.3, 70.6])  # 1.9% above the lowest: noise
+    assert keeper.kept_epoch == 2 and np.all(holder.ema_generator.get_weights()[0] == 2.0) and said == []
+    assert callbacks.kept_epoch([130.0, 69.3, 70.6], 0.1) == 2
+    assert callbacks.kept_epoch([130.0, 69.3, 90.0], None) == 2  # the setting off
+    assert callbacks.kept_epoch([], 0.1) is None
+    assert callbacks.kept_epoch([float("nan"), 50.0, float("nan")], 0.1) == 1  # a last epoch without a figure
+    keeper = callbacks.KeepLowestFrechet(tmp_path / "other.npz", progress=said.append)
+    _epochs(keeper, holder, [None, None])  # no teacher features: nothing kept, nothing said
+    assert keeper.kept_epoch is None and said == [] and not (tmp_path / "other.npz").exists()
+
+
+def test_a_resumed_gan_still_knows_the_lowest_epoch_before_the_interruption(tmp_path):
+    holder = _GeneratorHolder()
+    first = callbacks.KeepLowestFrechet(tmp_path / "lowest.npz", progress=lambda line: None)
+    _epochs(first, holder, [100.0, 60.0])  # interrupted after epoch 2 (its file written at the lowest)
+    resumed = callbacks.KeepLowestFrechet(tmp_path / "lowest.npz", progress=lambda line: None)
+    resumed.set_model(holder)
+    resumed.on_train_begin()
+    holder.ema_generator.set_weights([np.full((2, 1), 9.0), np.zeros(1)])
+    resumed.on_epoch_end(2, {"frechet_distance": 90.0})
+    resumed.on_train_end()
+    assert resumed.kept_epoch == 1 and np.all(holder.ema_generator.get_weights()[0] == 1.0)

@@ -173,6 +173,19 @@ def test_training_pipeline_batches(tiny_arrays):
     assert x.shape == (4, 8, 8, 1) and y.shape == (4,)
 
 
+def test_class_balanced_batches_draw_a_rare_class_as_often_as_a_common_one():
+    y = np.array([0] * 90 + [1] * 9 + [2] * 1)
+    x = np.arange(100, dtype="float32")[:, None]
+    seen = np.concatenate([b.numpy() for _, b in data.training_pipeline(x, y, 30, 0, class_balanced=True).take(60)])
+    assert np.all(np.abs(np.bincount(seen) / len(seen) - 1 / 3) < 0.04)  # 1% of the split, a third of the draws
+    first = np.concatenate([a.numpy()[:, 0] for a, _ in data.training_pipeline(x, y, 30, 0, class_balanced=True)
+                            .take(3)])
+    assert np.all(y[first.astype(int)] == np.concatenate([b.numpy() for _, b in data.training_pipeline(
+        x, y, 30, 0, class_balanced=True).take(3)]))  # each image keeps its own label
+    resumed = next(iter(data.training_pipeline(x, y, 30, 0, class_balanced=True, skip_batches=2)))[0].numpy()[:, 0]
+    assert np.array_equal(resumed, first[60:90])  # a resumed GAN sees the batches it would have
+
+
 # ------------------------------------------------------------------ malformed input
 
 

@@ -717,11 +717,17 @@ def _load_tfds(name: str, source: str) -> Dataset:
 
 
 def training_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int,
-                      drop_remainder: bool = True, augment=None, skip_batches: int = 0):
+                      drop_remainder: bool = True, augment=None, skip_batches: int = 0,
+                      class_balanced: bool = False):
     """Endless ``tf.data`` stream of (image, label) batches: a new shuffle every pass over
     the data, batched, prefetched; ``augment``, a callable on an image batch (a Keras
     preprocessing layer), is applied to every batch. Fit it with ``steps_per_epoch``
     (one pass: ``ceil(len(x) / batch_size)`` without ``drop_remainder``).
+
+    ``class_balanced``: each example is drawn from a class chosen uniformly at random, and
+    within the class from its own endless reshuffled stream (``sample_from_datasets``), so a
+    class of few examples is seen as often as the largest; the usual class-balanced sampling
+    of long-tailed learning (the classes repeat their examples in proportion to their rarity).
 
     ``skip_batches``: the number of batches an interrupted run already trained on; they are
     drawn (and augmented) again and discarded, so that a resumed run sees the very batches
@@ -729,9 +735,17 @@ def training_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int,
     """
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices((x, y))
-    ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder).repeat()
+    if class_balanced:
+        classes = np.unique(y)
+        streams = [tf.data.Dataset.from_tensor_slices((x[y == c], y[y == c]))
+                   .shuffle(int(np.sum(y == c)), seed=seed + i, reshuffle_each_iteration=True).repeat()
+                   for i, c in enumerate(classes)]
+        ds = tf.data.Dataset.sample_from_datasets(streams, weights=[1.0 / len(classes)] * len(classes), seed=seed)
+        ds = ds.batch(batch_size, drop_remainder=True)
+    else:
+        ds = tf.data.Dataset.from_tensor_slices((x, y))
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder).repeat()
     if augment is not None:  # in order: the layer's random state advances once per batch, reproducibly
         ds = ds.map(lambda images, labels: (augment(images, training=True), labels))
     if skip_batches:
