@@ -201,3 +201,15 @@ def test_a_fifo_or_two_image_sources_are_refused_not_waited_on(tmp_path, exporte
     np.savez(tmp_path / "x.npz", x_test=np.zeros((1, 8, 8), np.uint8))
     status, err = run_runner_failing(model, "--npz", tmp_path / "x.npz", "--idx", tmp_path / "x.npz")
     assert status == 2 and "give one of" in err
+
+
+def test_a_grey_image_for_a_colour_model_is_read_as_three_equal_channels_and_said_so(tmp_path, capsys):
+    from tfgan_compress import predict
+
+    Image.fromarray(np.full((4, 4), 51, np.uint8)).save(tmp_path / "grey.png")
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "colour.png")
+    images = predict.load_images([tmp_path / "grey.png", tmp_path / "colour.png"], (4, 4, 3))
+    assert images.shape == (2, 4, 4, 3) and np.allclose(images[0], 0.2)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "note: 1 grey image(s) read as colour (three equal channels)" in err
+    assert "grey.png" in err

@@ -34,7 +34,8 @@ When the model card lists the file, its sha256 is checked first (a corrupted cop
 refused rather than trusted). Bad input (a file that is not a classifier, unreadable images,
 NaN pixels, image files of another size than the model's unless ``--resize`` is given, a
 malformed model card) gives one line and exit status 2. A colour image given to a grey
-model is converted to grey, with a note on stderr.
+model is converted to grey, and a grey image given to a colour model is read as three equal
+channels, each with a note on stderr.
 """
 
 from __future__ import annotations
@@ -57,11 +58,13 @@ class BadInput(Exception):
 def load_images(paths, shape, resize: bool = False):
     """Image files as (N, H, W, C) pixels in [0, 1]. An image of another size than the
     model's is refused unless ``resize``; a colour image for a grey model is converted to
-    grey, and said so on stderr (once)."""
+    grey, a grey image for a colour model is read as three equal channels, each said so on
+    stderr (once)."""
     from PIL import Image, UnidentifiedImageError
 
     height, width, channels = shape
-    images, converted = [], []
+    images, converted, greyed = [], [], []
+    grey_modes = ("1", "L", "LA", "I;16", "I;16B", "I;16L", "I")
     for path in paths:
         if not Path(path).is_file():  # a folder, a FIFO or a device would hang or fail inside Pillow
             raise BadInput(f"{path}: " + ("file not found" if not Path(path).exists() else "not a regular file"))
@@ -70,10 +73,12 @@ def load_images(paths, shape, resize: bool = False):
                 if (img.width, img.height) != (width, height) and not resize:
                     raise BadInput(f"{path}: image is {img.width}x{img.height} but the model takes {width}x{height}; "
                                    f"give --resize to scale it")
+                if channels == 3 and img.mode in grey_modes:
+                    greyed.append(str(path))
                 if img.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grey: scale by 65535, not saturate
                     grey = np.asarray(img, np.float32) / 65535.0
                     img = Image.fromarray(np.clip(grey * 255.0 + 0.5, 0, 255).astype(np.uint8))
-                if channels == 1 and img.mode not in ("1", "L", "LA", "P", "I;16", "I;16B", "I;16L", "I"):
+                if channels == 1 and img.mode not in grey_modes + ("P",):
                     converted.append(str(path))
                 img = img.convert("L" if channels == 1 else "RGB")
                 if (img.width, img.height) != (width, height):
@@ -86,6 +91,9 @@ def load_images(paths, shape, resize: bool = False):
     if converted:
         print(f"note: {len(converted)} colour image(s) converted to grey for the grey model (first: {converted[0]})",
               file=sys.stderr)
+    if greyed:
+        print(f"note: {len(greyed)} grey image(s) read as colour (three equal channels) for the colour model "
+              f"(first: {greyed[0]})", file=sys.stderr)
     return np.stack(images)
 
 
