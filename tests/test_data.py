@@ -184,6 +184,10 @@ def test_class_balanced_batches_draw_a_rare_class_as_often_as_a_common_one():
         x, y, 30, 0, class_balanced=True).take(3)]))  # each image keeps its own label
     resumed = next(iter(data.training_pipeline(x, y, 30, 0, class_balanced=True, skip_batches=2)))[0].numpy()[:, 0]
     assert np.array_equal(resumed, first[60:90])  # a resumed GAN sees the batches it would have
+    even = np.repeat([0, 1], 50)  # already balanced: the plain stream, batch for batch
+    plain, balanced = (next(iter(data.training_pipeline(x, even, 30, 0, class_balanced=flag)))[0].numpy()
+                       for flag in (False, True))
+    assert np.array_equal(plain, balanced)
 
 
 # ------------------------------------------------------------------ malformed input

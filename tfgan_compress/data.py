@@ -716,6 +716,12 @@ def _load_tfds(name: str, source: str) -> Dataset:
 # ----------------------------------------------------------------------------- pipelines
 
 
+def classes_of_one_size(labels: np.ndarray) -> bool:
+    """Whether every class present in ``labels`` has as many examples as every other."""
+    counts = np.unique(np.asarray(labels), return_counts=True)[1]
+    return bool(np.all(counts == counts[0]))
+
+
 def training_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int,
                       drop_remainder: bool = True, augment=None, skip_batches: int = 0,
                       class_balanced: bool = False):
@@ -728,6 +734,7 @@ def training_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int,
     within the class from its own endless reshuffled stream (``sample_from_datasets``), so a
     class of few examples is seen as often as the largest; the usual class-balanced sampling
     of long-tailed learning (the classes repeat their examples in proportion to their rarity).
+    A split whose classes are all of one size is already balanced: it gets the plain stream.
 
     ``skip_batches``: the number of batches an interrupted run already trained on; they are
     drawn (and augmented) again and discarded, so that a resumed run sees the very batches
@@ -735,7 +742,7 @@ def training_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int,
     """
     import tensorflow as tf
 
-    if class_balanced:
+    if class_balanced and not classes_of_one_size(y):
         classes = np.unique(y)
         streams = [tf.data.Dataset.from_tensor_slices((x[y == c], y[y == c]))
                    .shuffle(int(np.sum(y == c)), seed=seed + i, reshuffle_each_iteration=True).repeat()

@@ -96,7 +96,7 @@ def gan(ctx) -> dict:
         ctx.progress("  no teacher to measure the Frechet distance: the last epoch's generator is kept")
     grid = callbacks.SampleGrid(folder.samples_dir, run_logs, spec.num_classes, cfg.samples_per_class,
                                 spectrograms=dataset.frontend is not None)
-    if cfg.class_balanced:
+    if cfg.class_balanced and not data.classes_of_one_size(dataset.y_train):
         ctx.progress(f"  class-balanced real batches: each of the {spec.num_classes} classes drawn equally often")
     start = time.time()
     model.fit(data.training_pipeline(dataset.x_train, dataset.y_train, batch_size, ctx.seed,
