@@ -56,7 +56,8 @@ def run_variants(source: str, preset: str | None, out: Path, seed: int, names, t
         if teacher_path is None:  # the first variant's teacher serves the others
             teacher_path = str(RunFolder(folder).path("teacher"))
         measured = quality.generator_quality(as_logits(ctx.load("teacher")), ctx.load("generator"), dataset.x_train,
-                                             dataset.num_classes, samples=5000, seed=seed)
+                                             dataset.num_classes, samples=5000, seed=seed,
+                                             real_labels=dataset.y_train)
         rows.append({"variant": name, "gan": VARIANTS[name], "seconds": round(seconds, 1), **measured})
         progress(f"   teacher accuracy on samples {measured['teacher_accuracy_on_samples']:.2%} (lowest class "
                  f"{min(measured['per_class']):.2%}), Frechet distance {measured['frechet_distance_teacher_features']:.2f}"

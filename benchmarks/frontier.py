@@ -233,7 +233,8 @@ def run_benchmark(source: str, preset: str | None, out: Path, seed: int, is_quic
     progress("== generator quality (teacher features) ==")
     generator = run.load("generator")
     gan_quality = quality.generator_quality(teacher, generator, dataset.x_train, num_classes,
-                                            samples=200 if is_quick else 5000, seed=seed)
+                                            samples=200 if is_quick else 5000, seed=seed,
+                                            real_labels=dataset.y_train)
     if run.samples_png.is_file():
         artifacts.write_bytes(out / "samples.png", run.samples_png.read_bytes())
     discriminator = pipeline_discriminator(config, dataset)

@@ -58,3 +58,52 @@ def test_the_streaming_frechet_metric_equals_the_batch_formula():
     np.testing.assert_allclose(float(metric.result()), quality.frechet_distance(real, fake), rtol=1e-5)
     metric.reset_state()
     assert float(metric.result()) == 0.0
+
+
+def test_class_balanced_indices_take_each_class_equally_or_all_of_a_small_one():
+    labels = np.array([0] * 90 + [1] * 9 + [2] * 1)
+    chosen = quality.class_balanced_indices(labels, 30, np.random.default_rng(0))
+    assert sorted(np.bincount(labels[chosen])) == [1, 9, 10] and len(set(chosen)) == len(chosen)
+    assert not np.array_equal(np.sort(chosen), chosen)  # random order: two halves hold every class
+
+
+def _class_centre_models(centres):
+    """A generator that draws each class around its centre, as the real data below, and a teacher."""
+    noise, label = keras.Input((2,)), keras.Input((), dtype="int32")
+    embedding = keras.layers.Embedding(len(centres), 2, embeddings_initializer=keras.initializers.Constant(centres))
+    generator = keras.Model([noise, label], keras.layers.Add()([embedding(label),
+                                                                keras.layers.Rescaling(0.3)(noise)]))
+    inputs = keras.Input((2,))
+    hidden = keras.layers.Dense(4, kernel_initializer=keras.initializers.Identity(), name="hidden")(inputs)
+    return generator, keras.Model(inputs, keras.layers.Dense(len(centres), name="logits")(hidden))
+
+
+def test_a_long_tailed_real_split_does_not_read_as_a_worse_generator():
+    centres = np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0]], np.float32)
+    generator, teacher = _class_centre_models(centres)
+    rng = np.random.default_rng(1)
+    labels = np.repeat([0, 1, 2], [900, 90, 30])  # long-tailed, as the generator is not
+    real = (centres[labels] + 0.3 * rng.standard_normal((len(labels), 2))).astype(np.float32)
+    fair = quality.generator_quality(teacher, generator, real, 3, samples=90, real_labels=labels)
+    mixed = quality.generator_quality(teacher, generator, real, 3, samples=90)
+    assert fair["samples"] == 90
+    assert fair["frechet_distance_teacher_features"] < 0.25 * mixed["frechet_distance_teacher_features"]
+
+
+def test_the_gans_epoch_score_compares_each_class_with_its_own_real_images():
+    from types import SimpleNamespace
+
+    from tfgan_compress import callbacks
+
+    centres = np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0]], np.float32)
+    generator, teacher = _class_centre_models(centres)
+    rng = np.random.default_rng(2)
+    labels = np.repeat([0, 1, 2], [900, 90, 3])  # the last class has fewer images than the score's 30 per class
+    real = (centres[labels] + 0.3 * rng.standard_normal((len(labels), 2))).astype(np.float32)
+    chosen = quality.class_balanced_indices(labels, 90, rng)
+    scores = {}
+    for name, given in (("fair", labels[chosen]), ("mixed", None)):
+        score = callbacks.TeacherScore(teacher, 3, per_class=30, real_images=real[chosen], real_labels=given)
+        score.set_model(SimpleNamespace(ema_generator=generator, noise_dim=2))
+        scores[name] = score.score()["frechet_distance"]
+    assert scores["fair"] < 0.25 * scores["mixed"]  # without the labels, 3 real images of class 2 against 30 samples

@@ -119,10 +119,14 @@ class TeacherScore(keras.callbacks.Callback):
     ``teacher_label_accuracy``, ``teacher_confidence`` and (with ``real_images``)
     ``frechet_distance``; to TensorBoard (``log_dir``) the per-class accuracies as
     ``sample_class_accuracy/<class>``. Fixed noise and a fixed real subset, so epochs compare.
+    Given ``real_labels``, the distance compares each class's samples with as many real images
+    of the class as ``real_images`` holds (drawn class-balanced: :func:`quality.class_balanced_indices`),
+    so that a long-tailed class mix does not read as a worse generator.
     """
 
     def __init__(self, teacher: keras.Model, num_classes: int, per_class: int = 50, seed: int = 4321,
-                 real_images: np.ndarray | None = None, log_dir=None, class_names=None):
+                 real_images: np.ndarray | None = None, log_dir=None, class_names=None,
+                 real_labels: np.ndarray | None = None):
         super().__init__()
         self.teacher = teacher
         self.num_classes = num_classes
@@ -139,6 +143,11 @@ class TeacherScore(keras.callbacks.Callback):
                 self.features = None
             else:
                 self.real_features = quality.batched(self.features, real_images)
+        self.compared = None  # which samples the distance takes: as many of each class as the real images
+        if real_labels is not None:
+            grid_labels = class_grid_inputs(num_classes, per_class, 1, seed)[1]
+            self.compared = np.concatenate([np.flatnonzero(grid_labels == c)[:int(np.sum(real_labels == c))]
+                                            for c in range(num_classes)])
 
     def score(self) -> dict:
         noise, labels = class_grid_inputs(self.num_classes, self.per_class, self.model.noise_dim, self.seed)
@@ -148,7 +157,9 @@ class TeacherScore(keras.callbacks.Callback):
         scores = {"teacher_label_accuracy": float(np.mean(correct)),
                   "teacher_confidence": float(np.mean(np.max(probs, -1)))}
         if self.real_features is not None:
-            scores["frechet_distance"] = quality.frechet_distance(self.real_features, quality.batched(self.features, images))
+            compared = images if self.compared is None else images[self.compared]
+            scores["frechet_distance"] = quality.frechet_distance(self.real_features,
+                                                                  quality.batched(self.features, compared))
         self.per_class_accuracy = [float(np.mean(correct[labels == c])) for c in range(self.num_classes)]
         return scores
 

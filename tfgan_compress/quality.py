@@ -176,18 +176,40 @@ def class_faithfulness(teacher_logits: keras.Model, images: np.ndarray, labels: 
                      for c in range(num_classes)])
 
 
+def class_balanced_indices(labels: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of up to ``count`` examples, ``count // K`` of each of the K classes present
+    (all of a class that has fewer), drawn without replacement, in random order. A distance
+    between real images and class-balanced samples must draw the real images so too: on a
+    long-tailed split, a random draw differs from the samples in its class mix alone, and the
+    more class-faithful the generator, the larger that difference reads."""
+    labels = np.asarray(labels)
+    classes = np.unique(labels)
+    per_class = max(1, count // len(classes))
+    chosen = [rng.choice(np.flatnonzero(labels == c), min(per_class, int(np.sum(labels == c))), replace=False)
+              for c in classes]
+    return rng.permutation(np.concatenate(chosen))
+
+
 def generator_quality(teacher_logits: keras.Model, generator: keras.Model, real_images: np.ndarray,
-                      num_classes: int, samples: int = 5000, seed: int = 0) -> dict:
+                      num_classes: int, samples: int = 5000, seed: int = 0,
+                      real_labels: np.ndarray | None = None) -> dict:
     """``{"samples", "teacher_accuracy_on_samples", "per_class", "frechet_distance_teacher_features",
     "frechet_distance_real_vs_real"}`` (the distances None for a teacher whose penultimate
-    features cannot be reached): class-balanced samples against as many real images
-    (the real-vs-real figure, two halves of the real images, is the floor a perfect
-    generator would reach with this sample size)."""
+    features cannot be reached): samples against as many real images, the samples of the
+    real images' classes; given ``real_labels``, the real images are drawn class-balanced
+    (:func:`class_balanced_indices`), else at random and the samples class-balanced. The
+    real-vs-real figure, two halves of the real images, is the floor a perfect generator
+    would reach with this sample size."""
     rng = np.random.default_rng(seed)
     count = min(samples, len(real_images))
-    labels = np.arange(count) % num_classes
+    if real_labels is None:
+        labels = np.arange(count) % num_classes
+        real = real_images[rng.choice(len(real_images), count, replace=False)]
+    else:
+        chosen = class_balanced_indices(real_labels, count, rng)
+        real, labels = real_images[chosen], np.asarray(real_labels)[chosen].astype(np.int32)
+        count = len(chosen)
     fake = generate(generator, labels, seed)
-    real = real_images[rng.choice(len(real_images), count, replace=False)]
     per_class = class_faithfulness(teacher_logits, fake, labels, num_classes)
     measured = {"samples": int(count),
                 "teacher_accuracy_on_samples": float(np.nanmean(per_class)),

@@ -83,12 +83,12 @@ def gan(ctx) -> dict:
         model.compile()
     extra, run_logs = [], folder.logs("gan") / "train"  # beside the epoch scalars of Keras' TensorBoard
     if teacher_model is not None:
-        scored = cfg.epoch_score_samples
-        real = dataset.x_train[np.random.default_rng(ctx.seed).choice(len(dataset.x_train),
-                                                                      min(scored, len(dataset.x_train)), replace=False)]
-        extra.append(callbacks.TeacherScore(teacher_model, spec.num_classes,
-                                            per_class=max(10, scored // spec.num_classes),
-                                            real_images=real, log_dir=run_logs, class_names=dataset.class_names))
+        per_class = max(10, cfg.epoch_score_samples // spec.num_classes)
+        real = quality.class_balanced_indices(dataset.y_train, per_class * spec.num_classes,
+                                              np.random.default_rng(ctx.seed))
+        extra.append(callbacks.TeacherScore(teacher_model, spec.num_classes, per_class=per_class,
+                                            real_images=dataset.x_train[real], real_labels=dataset.y_train[real],
+                                            log_dir=run_logs, class_names=dataset.class_names))
         if cfg.keep_lowest_frechet is not None:  # after the score: it reads the epoch's distance from the logs
             extra.append(callbacks.KeepLowestFrechet(folder.checkpoint("gan") / "lowest_frechet.npz",
                                                      cfg.keep_lowest_frechet, ctx.progress))
@@ -434,7 +434,7 @@ def evaluate_all(ctx) -> dict:
         "class_names": list(dataset.class_names),
         "generator_quality": quality.generator_quality(teacher_model, ctx.load("generator"), x, dataset.num_classes,
                                                        samples=ctx.config.evaluate.frechet_samples,
-                                                       seed=ctx.config.seed),
+                                                       seed=ctx.config.seed, real_labels=y),
         "stage_seconds": {**folder.stage_seconds(), "evaluate": round(ctx.elapsed(), 2)},
         "environment": timing.environment(),
     }
