@@ -27,25 +27,6 @@ def test_report_shows_the_gans_figures_by_epoch_from_its_tensorboard_run(tiny_ru
     assert ", ".join(f"{v:.3g}" for v in by_epoch["frechet_distance"]) in line
 
 
-def test_the_generator_kept_is_the_one_the_gan_stage_said_it_kept(tiny_run):
-    from tfgan_compress import callbacks
-
-    info = json.loads((tiny_run / "report.json").read_text())
-    distances, kept = info["generator_by_epoch"]["frechet_distance"], info["generator_by_epoch"]["kept_epoch"]
-    assert kept == callbacks.kept_epoch(distances, 0.0) == int(min(range(len(distances)), key=distances.__getitem__))
-    console = (tiny_run.parent / "tiny_console.txt").read_text()
-    said = f"  keeping the generator of epoch {kept + 1} (Frechet distance " in console
-    in_report = f"The generator kept is that of epoch {kept + 1} of {len(distances)}" in (tiny_run / "report.md").read_text()
-    assert said == in_report == (kept != len(distances) - 1)
-
-
-def test_by_epoch_lines_name_a_generator_kept_from_an_earlier_epoch():
-    lines = report.by_epoch_lines({"frechet_distance": [120.0, 76.0, 107.0], "kept_epoch": 1})
-    assert "The generator kept is that of epoch 2 of 3, the lowest Fréchet distance" in "\n".join(lines)
-    assert not any("kept" in line for line in report.by_epoch_lines({"frechet_distance": [9.0, 8.0],
-                                                                       "kept_epoch": 1}))
-
-
 def test_by_epoch_lines_are_left_out_when_nothing_was_logged():
     assert report.by_epoch_lines({}) == [] and report.by_epoch_lines(None) == []
 

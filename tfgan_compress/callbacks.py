@@ -14,9 +14,6 @@ epoch scalars (the epoch index, from 0).
   generated images in the teacher's penultimate features (``frechet_distance``; sees mode
   collapse, which the accuracy does not). The scalars go into the epoch ``logs``, so the
   TensorBoard callback placed after it records them.
-* :class:`KeepLowestFrechet` keeps the EMA generator of the epoch with the lowest
-  ``frechet_distance`` (as ``EarlyStopping(restore_best_weights=True)`` keeps weights),
-  unless the last epoch's distance is within a tolerance of it.
 * :class:`OnOptimizer` points a learning-rate callback at one optimizer of a model that has
   several (``ReduceLROnPlateau`` on the discriminator only, say).
 * :class:`TextSummary` writes a text (the resolved config) to TensorBoard once.
@@ -176,76 +173,6 @@ class TeacherScore(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self.writer is not None:
             self.writer.flush()  # not close: writers to one folder share one file in TensorFlow
-
-
-class KeepLowestFrechet(keras.callbacks.Callback):
-    """Keep the EMA generator of the epoch whose ``frechet_distance`` (put into the logs by
-    :class:`TeacherScore`, which must come before this callback) was lowest, as
-    ``keras.callbacks.EarlyStopping(restore_best_weights=True)`` keeps a model's best weights;
-    training runs all its epochs. The later generator is kept unless its distance is more than
-    ``tolerance`` (a fraction) above the lowest: the per-epoch distance, on a thousand samples,
-    moves by a few percent from sampling alone, and later epochs are the more class-faithful.
-
-    The lowest epoch's weights are also written to ``path`` at each new lowest, so that a
-    resumed stage (``BackupAndRestore``) still knows them. ``kept_epoch`` (from 0) and
-    ``lowest`` say what was kept; :func:`kept_epoch` gives the same choice from logged figures.
-    """
-
-    MONITOR = "frechet_distance"
-
-    def __init__(self, path, tolerance: float = 0.1, progress=print):
-        super().__init__()
-        self.path = Path(path)
-        self.tolerance = tolerance
-        self.progress = progress
-        self.lowest, self.lowest_epoch, self.lowest_weights = None, None, None
-        self.last, self.kept_epoch = None, None
-
-    def on_train_begin(self, logs=None):
-        if self.path.is_file():  # a resumed stage: the lowest epoch so far
-            with np.load(self.path) as saved:
-                self.lowest, self.lowest_epoch = float(saved["lowest"]), int(saved["epoch"])
-                self.lowest_weights = [saved[f"weight_{i}"] for i in range(len(saved.files) - 2)]
-
-    def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(self.MONITOR)
-        if value is None or not np.isfinite(value):
-            return
-        self.last = (epoch, float(value))
-        if self.lowest is None or value < self.lowest:
-            self.lowest, self.lowest_epoch = float(value), epoch
-            self.lowest_weights = [np.array(w) for w in self.model.ema_generator.get_weights()]
-            with artifacts.atomic_path(self.path, suffix=".npz") as tmp:
-                np.savez(tmp, lowest=self.lowest, epoch=epoch,
-                         **{f"weight_{i}": w for i, w in enumerate(self.lowest_weights)})
-
-    def on_train_end(self, logs=None):
-        if self.lowest is None or self.last is None:
-            return
-        last_epoch, last_value = self.last
-        if last_epoch == self.lowest_epoch or last_value <= self.lowest * (1 + self.tolerance):
-            self.kept_epoch = last_epoch
-            return
-        self.model.ema_generator.set_weights(self.lowest_weights)
-        self.kept_epoch = self.lowest_epoch
-        self.progress(f"  keeping the generator of epoch {self.lowest_epoch + 1} (Frechet distance {self.lowest:.1f}; "
-                      f"epoch {last_epoch + 1}, the last: {last_value:.1f})")
-
-
-def kept_epoch(frechet_by_epoch, tolerance: float | None) -> int | None:
-    """The epoch (from 0) whose generator :class:`KeepLowestFrechet` keeps, given the logged
-    per-epoch distances (``tolerance`` None: the last epoch, the callback off)."""
-    values = [float(v) for v in frechet_by_epoch or []]
-    if not values:
-        return None
-    last = len(values) - 1
-    finite = [i for i, v in enumerate(values) if np.isfinite(v)]
-    if tolerance is None or not finite:
-        return last
-    lowest = min(finite, key=lambda i: values[i])
-    if lowest == last or (np.isfinite(values[last]) and values[last] <= values[lowest] * (1 + tolerance)):
-        return last
-    return lowest
 
 
 class OnOptimizer(keras.callbacks.Callback):

@@ -184,9 +184,6 @@ class GANConfig:
     # real batches draw every class equally often (the generator's labels are theirs), for long-tailed data;
     # false: the training split's class shares
     class_balanced: bool = False
-    # None: keep the last epoch's generator; a fraction t: keep that of the epoch with the lowest per-epoch
-    # Frechet distance unless the last one's is within t of it (callbacks.KeepLowestFrechet; needs a teacher)
-    keep_lowest_frechet: Optional[float] = setting(None, AT_LEAST_0)
     log_every_steps: int = setting(10, AT_LEAST_1)  # TensorBoard scalars every N steps (and per epoch)
     samples_per_class: int = setting(10, AT_LEAST_1)  # columns of the per-epoch sample grid
     # per epoch, the teacher scores this many class-balanced samples, and the Frechet distance compares
@@ -467,7 +464,7 @@ def _tiny() -> RunConfig:
         gan=GANConfig(
             noise_dim=8, generator_width=8, discriminator_width=8, epochs=2, steps_per_epoch=3, batch_size=32,
             log_every_steps=2, samples_per_class=2,
-            class_balanced=True, keep_lowest_frechet=0.0,  # exercised by every tiny run (the tests')
+            class_balanced=True,  # exercised by every tiny run (the tests')
         ),
         distill=DistillConfig(
             network=ClassifierConfig(conv_filters=(2, 4), dense_units=(8, 8)),

@@ -209,14 +209,8 @@ def by_epoch_lines(by_epoch: dict | None, recordings: bool = False) -> list[str]
         parts.append(f"Fréchet distance to {real} " + ", ".join(f"{v:.3g}" for v in by_epoch["frechet_distance"]))
     if not parts:
         return []
-    kept, epochs = by_epoch.get("kept_epoch"), len(by_epoch.get("frechet_distance") or [])
-    kept_line = []
-    if kept is not None and kept != epochs - 1:
-        kept_line = [f"The generator kept is that of epoch {kept + 1} of {epochs}, the lowest Fréchet distance "
-                     f"(`gan.keep_lowest_frechet`).", ""]
     return ["Over the GAN's epochs, first to last (the stage's own measure on fixed noise; TensorBoard `logs/gan`, "
-            "`epoch_teacher_label_accuracy` and `epoch_frechet_distance`): " + "; ".join(parts) + ".", "",
-            *kept_line]
+            "`epoch_teacher_label_accuracy` and `epoch_frechet_distance`): " + "; ".join(parts) + ".", ""]
 
 
 def generator_quality_lines(measured: dict | None, class_names=None, recordings: bool = False,

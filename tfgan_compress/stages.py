@@ -89,11 +89,6 @@ def gan(ctx) -> dict:
         extra.append(callbacks.TeacherScore(teacher_model, spec.num_classes, per_class=per_class,
                                             real_images=dataset.x_train[real], real_labels=dataset.y_train[real],
                                             log_dir=run_logs, class_names=dataset.class_names))
-        if cfg.keep_lowest_frechet is not None:  # after the score: it reads the epoch's distance from the logs
-            extra.append(callbacks.KeepLowestFrechet(folder.checkpoint("gan") / "lowest_frechet.npz",
-                                                     cfg.keep_lowest_frechet, ctx.progress))
-    elif cfg.keep_lowest_frechet is not None:
-        ctx.progress("  no teacher to measure the Frechet distance: the last epoch's generator is kept")
     grid = callbacks.SampleGrid(folder.samples_dir, run_logs, spec.num_classes, cfg.samples_per_class,
                                 spectrograms=dataset.frontend is not None)
     if cfg.class_balanced and not data.classes_of_one_size(dataset.y_train):
@@ -351,15 +346,6 @@ MICRO_COMPARISONS = ("litert_builtin_accuracy", "same_class_as_litert_builtin", 
 EPOCH_QUALITY = ("teacher_label_accuracy", "frechet_distance")
 
 
-def generator_by_epoch(folder, gan_config) -> dict:
-    """The GAN's per-epoch sample figures, and ``kept_epoch``: the epoch (from 0) whose
-    generator the stage kept (:func:`callbacks.kept_epoch`)."""
-    logged = quality.logged_by_epoch(folder.logs("gan") / "train", EPOCH_QUALITY)
-    if logged.get("frechet_distance"):
-        logged["kept_epoch"] = callbacks.kept_epoch(logged["frechet_distance"], gan_config.keep_lowest_frechet)
-    return logged
-
-
 def micro_rows(kits: dict, folder, x, y, teacher_predictions, params: int) -> list[dict]:
     """Each microcontroller file run in the TFLite-Micro interpreter on the test split."""
     from . import micro
@@ -430,7 +416,8 @@ def evaluate_all(ctx) -> dict:
         # uint8 pixels + one label byte per image: what the generator file stands in for
         "training_set_bytes": int(dataset.x_train[0].size + 1) * len(dataset.x_train),
         "recordings": dataset.frontend is not None,
-        "generator_by_epoch": generator_by_epoch(folder, ctx.config.gan) if ctx.config.mode == "gan" else {},
+        "generator_by_epoch": quality.logged_by_epoch(folder.logs("gan") / "train", EPOCH_QUALITY)
+        if ctx.config.mode == "gan" else {},
         "class_names": list(dataset.class_names),
         "generator_quality": quality.generator_quality(teacher_model, ctx.load("generator"), x, dataset.num_classes,
                                                        samples=ctx.config.evaluate.frechet_samples,
