@@ -54,4 +54,3 @@ def test_spectrogram_grids_run_time_to_the_right_and_low_pitch_at_the_bottom():
     grid = callbacks.image_grid(maps, rows=1, min_cell_px=6, spectrograms=True)
     assert grid.shape == (4, 2 * 6 + 1, 1)  # two cells of 4 mel rows by 6 frames, a 1-px gap between
     assert grid[-1, 0, 0] == 255 and grid[0, 0, 0] == 0
-

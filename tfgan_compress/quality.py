@@ -177,8 +177,8 @@ def class_faithfulness(teacher_logits: keras.Model, images: np.ndarray, labels: 
 
 
 def class_balanced_indices(labels: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
-    """Indices of up to ``count`` examples, ``count // K`` of each of the K classes present
-    (all of a class that has fewer), drawn without replacement, in random order. A distance
+    """Indices of ``count // K`` examples of each of the K classes present (at least one each;
+    all of a class that has fewer), drawn without replacement, in random order. A distance
     between real images and class-balanced samples must draw the real images so too: on a
     long-tailed split, a random draw differs from the samples in its class mix alone, and the
     more class-faithful the generator, the larger that difference reads."""
