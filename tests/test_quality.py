@@ -87,6 +87,9 @@ def test_a_long_tailed_real_split_does_not_read_as_a_worse_generator():
     fair = quality.generator_quality(teacher, generator, real, 3, samples=90, real_labels=labels)
     mixed = quality.generator_quality(teacher, generator, real, 3, samples=90)
     assert fair["samples"] == 90
+    absent = quality.generator_quality(teacher, generator, real[labels < 2], 3, samples=90, real_labels=labels[labels < 2])
+    assert absent["samples"] == 90 + 30 and not np.isnan(absent["per_class"][2])  # judged without real images
+    assert absent["frechet_distance_teacher_features"] is not None
     assert fair["frechet_distance_teacher_features"] < 0.25 * mixed["frechet_distance_teacher_features"]
 
 
