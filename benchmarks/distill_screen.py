@@ -50,6 +50,7 @@ VARIANTS = {
     "twice_as_long": {"epochs_factor": 2},
     "zoom_color": {"augment_zoom": 0.2, "augment_color": 0.4},
     "wide_noise": {"noise_scale": 1.5},
+    "class_blend": {"class_blend": 0.5},  # half the samples between two classes
     "sample_bank": {"sample_bank": 50000},  # the colour preset's bank
     "fresh_samples": {"sample_bank": 0},  # no bank: every step draws fresh samples
     # the reference, not a recipe: the run's settings on the real training images (the gap's other end)

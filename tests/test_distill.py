@@ -1,5 +1,6 @@
 """Distillation on generator samples: trains the student, and cannot see real data."""
 
+import dataclasses
 import inspect
 
 import keras
@@ -207,3 +208,63 @@ def test_a_sample_bank_over_half_the_memory_is_refused_before_anything_is_writte
     out = tmp_path / "run"
     assert cli.main(["run", "--preset", "tiny", "--out", str(out), "--set", "distill.sample_bank=100000"]) == 2
     assert not out.exists()
+
+
+@pytest.mark.parametrize("architecture", ["dcgan", "resnet"])
+def test_class_blend_generator_gives_the_generator_on_one_hot_weights_and_shares_its_layers(architecture):
+    keras.utils.set_random_seed(0)
+    generator = networks.build_generator((8, 8, 3), CLASSES, NOISE, width=4, architecture=architecture)
+    blend = distill.class_blend_generator(generator)
+    noise = np.random.default_rng(0).normal(size=(6, NOISE)).astype(np.float32)
+    labels = np.array([0, 1, 2, 2, 1, 0])
+    one_hot = np.eye(CLASSES, dtype=np.float32)[labels]
+    np.testing.assert_allclose(blend([noise, one_hot], training=False), generator([noise, labels], training=False),
+                               atol=1e-6)
+    # halfway between classes 0 and 1 is neither class's image
+    halfway = np.tile([[0.5, 0.5, 0.0]], (6, 1)).astype(np.float32)
+    between = blend([noise, halfway], training=False).numpy()
+    for pure in (0, 1):
+        assert not np.allclose(between, generator([noise, np.full(6, pure)], training=False), atol=1e-4)
+    shared = {id(v) for v in generator.weights}
+    assert sum(id(v) not in shared for v in blend.weights) == 1  # only the table as a dense kernel is its own
+
+
+def test_blended_class_weights_mix_a_share_of_labels_with_another_class():
+    labels = tf.constant(np.arange(2000) % CLASSES, tf.int32)
+    weights, unblended = distill.blended_class_weights(labels, CLASSES, 0.25, tf.constant([4, 5]))
+    weights, unblended = weights.numpy(), unblended.numpy()
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-6)
+    assert 0.2 < 1 - unblended.mean() < 0.3
+    own = weights[np.arange(2000), labels.numpy()]
+    assert np.all(own[unblended == 1] == 1.0) and np.all(own[unblended == 0] < 1.0)
+    assert np.all((weights > 0).sum(axis=1) <= 2)  # at most two classes in a blend
+    partner = np.where(weights > 0, 1, 0).sum(axis=1)[unblended == 0]
+    assert np.mean(partner == 2) > 0.99  # the partner is another class
+
+
+def test_class_blend_draws_blends_fresh_and_in_the_bank_and_trains():
+    teacher, generator, student = parts()
+    config = DistillConfig(network=SMALL, epochs=1, steps_per_epoch=2, batch_size=8, mixup=False, class_blend=0.5)
+    distiller = distill.GeneratorDistiller(teacher, generator, student, config)
+    images, unblended = distiller.synthesize(tf.zeros([256], tf.int32))
+    assert images.shape == (256, *SHAPE) and 0.35 < float(tf.reduce_mean(unblended)) < 0.65
+    banked = distill.sample_bank_batches(generator, CLASSES, dataclasses.replace(config, sample_bank=64), seed=3)
+    labels = np.concatenate([b[1] for b in banked.take(8).as_numpy_iterator()])
+    assert 0.3 < np.mean(labels == -1) < 0.7 and set(labels) <= {-1, 0, 1, 2}  # -1: a blend of two classes
+    frozen = [w.numpy().copy() for w in teacher.weights + generator.weights]
+    for cfg in (config, dataclasses.replace(config, sample_bank=64)):
+        history = distill.distill_on_generator(teacher, generator, student, cfg, verbose=0)
+        assert np.isfinite(history.history["distill_loss"][-1])
+    assert all(np.allclose(a, w.numpy()) for a, w in zip(frozen, teacher.weights + generator.weights))
+
+
+def test_class_blend_refuses_a_generator_without_a_label_embedding_and_hard_latent_steps():
+    from tfgan_compress.config import RunConfig
+    from tfgan_compress.errors import UsageError
+
+    noise, labels = keras.Input((NOISE,)), keras.Input((), dtype="int32")
+    plain = keras.Model([noise, labels], keras.layers.Reshape((2, 2, 1))(noise))
+    with pytest.raises(UsageError, match="label_embedding"):
+        distill.class_blend_generator(plain)
+    with pytest.raises(UsageError, match="class_blend"):
+        RunConfig(distill=DistillConfig(class_blend=0.5, hard_latent_steps=1)).validate()

@@ -215,6 +215,9 @@ class DistillConfig:
     noise_scale: float = setting(1.0, POSITIVE)  # standard deviation of the generator noise (above 1: wider, rarer samples)
     hard_latent_steps: int = setting(0, AT_LEAST_0)  # gradient steps moving the noise to teacher-student disagreement
     hard_latent_step_size: float = setting(1.0, POSITIVE)  # length of each step in noise space
+    # share of samples drawn from a blend of two classes' codes, lam y + (1 - lam) y' (the generator's class
+    # interpolation, Brock et al., 2019): images between the classes, labelled by the teacher; 0: off
+    class_blend: float = setting(0.0, FRACTION)
     student_ema: float = setting(0.0, FRACTION)  # momentum of an average of the student's weights, kept as the result; 0: off
     sample_bank: int = setting(0, AT_LEAST_0)  # generator samples drawn once and reused every epoch; 0: fresh ones every step
 
@@ -340,6 +343,9 @@ class RunConfig:
         if self.distill.sample_bank and self.distill.hard_latent_steps:
             raise UsageError("distill.sample_bank reuses samples drawn once; distill.hard_latent_steps moves each "
                              "step's fresh noise: choose one (set the other to 0)")
+        if self.distill.class_blend and self.distill.hard_latent_steps:
+            raise UsageError("distill.hard_latent_steps moves the noise of one class's samples; distill.class_blend "
+                             "draws samples between two classes: choose one (set the other to 0)")
         if 0 < self.distill.sample_bank < self.distill.batch_size:
             raise UsageError(f"distill.sample_bank ({self.distill.sample_bank}) must hold at least one batch "
                              f"(distill.batch_size {self.distill.batch_size}), or be 0 for fresh samples")

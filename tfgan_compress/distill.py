@@ -7,7 +7,9 @@ student. Every batch is drawn fresh from the generator inside the ``train_step``
 1. class labels ``y`` uniform over the classes (the ``fit`` input is just these labels);
 2. images ``x = G(z, y)``, ``z ~ N(0, I)``; with ``mixup``, half the batch is replaced by
    convex mixes ``lam * x_i + (1 - lam) * x_j``, ``lam ~ U(0, 1)`` (Zhang et al., 2018),
-   which puts training points between the classes where the decision boundary lies;
+   which puts training points between the classes where the decision boundary lies; with
+   ``class_blend``, a share of the images come from a blend of two classes' codes instead
+   (:func:`class_blend_generator`), between the classes in the generator's own space;
 3. loss ``T^2 KL(softmax(t/T) || softmax(s/T))`` (Hinton et al., 2015) on teacher and
    student logits.
 
@@ -36,7 +38,8 @@ from .teacher import image_augmenter
 from .training import (DirectedMetrics, SerializableDistiller, TeacherAgreement, cosine_adam, directed_mean,
                        label_batches, per_replica_seed)
 
-__all__ = ["GeneratorDistiller", "mix_pairs", "distill_on_generator", "sample_bank_bytes", "check_sample_bank_fits",
+__all__ = ["GeneratorDistiller", "mix_pairs", "class_blend_generator", "blended_class_weights",
+           "distill_on_generator", "sample_bank_bytes", "check_sample_bank_fits",
            "sample_bank_batches", "distill_on_images"]
 
 
@@ -61,6 +64,9 @@ class GeneratorDistiller(SerializableDistiller):
         self.teacher.trainable = False
         self.generator.trainable = False
         self.noise_dim = int(generator.inputs[0].shape[-1])
+        self.num_classes = int(teacher.outputs[0].shape[-1])
+        # shares the generator's (frozen) layers; saved and restored with it
+        self.blend_generator = class_blend_generator(generator) if config.class_blend else None
         self.augmenter = image_augmenter(generator.outputs[0].shape[1:], config.augment_shift, config.augment_flip,
                                          seed, config.augment_zoom, config.augment_color)
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -103,13 +109,19 @@ class GeneratorDistiller(SerializableDistiller):
         labels the augmented image, so any input is a valid training point).
         With ``mixup``, about half the images are mixed with a random partner from the batch
         (:func:`mix_pairs`: a convex mix, or with ``cutmix`` a pasted box).
+        With ``class_blend``, that share of the images is drawn from a blend of their class
+        and another (:func:`blended_class_weights`); the mask returned marks them as mixed.
         """
         batch = tf.shape(labels)[0]
         seed = per_replica_seed(self.seed_generator)
         noise = tf.random.stateless_normal((batch, self.noise_dim), seed=seed, stddev=self.config.noise_scale)
         for _ in range(self.config.hard_latent_steps):
             noise = self.harder_noise(noise, labels)
-        return self.views(self.generator([noise, labels], training=False), seed)
+        if self.blend_generator is None:
+            return self.views(self.generator([noise, labels], training=False), seed)
+        weights, unblended = blended_class_weights(labels, self.num_classes, self.config.class_blend, seed)
+        images, unmixed = self.views(self.blend_generator([noise, weights], training=False), seed)
+        return images, unmixed * unblended
 
     def views(self, images, seed):
         """The training views of generator ``images`` (augmented, mixed as :meth:`synthesize`
@@ -133,11 +145,13 @@ class GeneratorDistiller(SerializableDistiller):
 
     def train_step(self, data):
         """Teacher logits of fresh samples -> student loss ``T^2 KL`` -> student update.
-        ``data``: a batch of class labels, or ``(images, labels)`` of a sample bank."""
+        ``data``: a batch of class labels, or ``(images, labels)`` of a sample bank (label -1:
+        a blend of two classes)."""
         if isinstance(data, (tuple, list)):  # a batch of the sample bank
             images, labels = data
             labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
             images, unmixed = self.views(images, per_replica_seed(self.seed_generator))
+            unmixed = unmixed * tf.cast(labels >= 0, unmixed.dtype)
         else:
             labels = tf.cast(tf.reshape(data, [-1]), tf.int32)
             images, unmixed = self.synthesize(labels)
@@ -181,6 +195,48 @@ def mix_pairs(images, seed, cutmix: bool = False):
     in_cols = tf.abs(cols - centre[:, 1:]) < side[:, None] / 2
     box = tf.cast(in_rows[:, :, None] & in_cols[:, None, :], images.dtype)[..., None]
     return box * partner + (1.0 - box) * images, 1.0 - mixed
+
+
+def class_blend_generator(generator: keras.Model) -> keras.Model:
+    """``generator`` with class weights ``w`` (one per class) in place of its label input:
+    the class code is ``w E``, ``E`` its label embedding (layer ``label_embedding``), so a
+    one-hot ``w`` gives ``G(z, y)`` exactly and ``lam e_a + (1 - lam) e_b`` the code between
+    two classes: the class interpolation of conditional GANs (Brock et al., 2019, "Large
+    Scale GAN Training", BigGAN), here a source of samples near the teacher's decision
+    boundaries. Every other layer is the generator's own (shared, not copied)."""
+    try:
+        embedding = generator.get_layer("label_embedding")
+    except ValueError:
+        embedding = None
+    if not isinstance(embedding, keras.layers.Embedding):
+        raise UsageError(f"distill.class_blend needs a generator whose class input goes through an Embedding "
+                         f"layer named 'label_embedding' (this tool's generators); {generator.name!r} has none")
+    table = keras.ops.convert_to_numpy(embedding.embeddings)
+    num_classes, code_size = table.shape
+
+    def blend_or_share(layer):
+        if layer is embedding:  # w E: a bias-free dense layer whose kernel is the embedding table
+            return keras.layers.Dense(code_size, use_bias=False, name=layer.name,
+                                      kernel_initializer=keras.initializers.Constant(table))
+        return layer
+
+    inputs = [keras.Input(shape=generator.inputs[0].shape[1:], name="noise"),
+              keras.Input(shape=(num_classes,), name="class_weights")]
+    return keras.models.clone_model(generator, input_tensors=inputs, clone_function=blend_or_share)
+
+
+def blended_class_weights(labels, num_classes: int, share: float, seed):
+    """Class weights for :func:`class_blend_generator`: one-hot ``e_y`` for each label, of
+    which about ``share`` (at random) are ``lam e_y + (1 - lam) e_y'`` instead, ``y'`` uniform
+    over the other classes and ``lam ~ U(0, 1)``; and a 0/1 mask of those left one-hot."""
+    batch = tf.shape(labels)[0]
+    blended = tf.cast(tf.random.stateless_uniform((batch,), seed=seed + [0, 23]) < share, tf.float32)
+    offset = tf.random.stateless_uniform((batch,), seed=seed + [0, 29], minval=1, maxval=max(num_classes, 2),
+                                         dtype=tf.int32)
+    partner = (labels + offset) % num_classes
+    lam = blended * tf.random.stateless_uniform((batch,), seed=seed + [0, 31]) + (1.0 - blended)
+    weights = lam[:, None] * tf.one_hot(labels, num_classes) + (1.0 - lam[:, None]) * tf.one_hot(partner, num_classes)
+    return weights, 1.0 - blended
 
 
 def distill_on_generator(teacher: keras.Model, generator: keras.Model, student: keras.Model,
@@ -228,17 +284,30 @@ def sample_bank_batches(generator: keras.Model, num_classes: int, config: Distil
     """``config.sample_bank`` generator images (float16, labels cycling over the classes,
     noise ``N(0, noise_scale^2 I)`` from ``seed``), drawn once, as an endless ``tf.data``
     stream of shuffled ``(images, labels)`` batches; ``skip_batches``: those a resumed run
-    already used. The same seed draws the same bank and the same order."""
+    already used. The same seed draws the same bank and the same order. With
+    ``config.class_blend``, that share is drawn from a blend of two classes
+    (:func:`blended_class_weights`) and labelled -1."""
     size, noise_dim = config.sample_bank, int(generator.inputs[0].shape[-1])
     labels = tf.range(size, dtype=tf.int32) % num_classes
-    draw = tf.function(lambda noise, part: tf.cast(generator([noise, part], training=False), tf.float16))
-    parts = []
+    blend_generator = class_blend_generator(generator) if config.class_blend else None
+
+    @tf.function
+    def draw(noise, part, start):
+        if blend_generator is None:
+            return tf.cast(generator([noise, part], training=False), tf.float16), part
+        weights, unblended = blended_class_weights(part, num_classes, config.class_blend, tf.stack([seed, start]))
+        images = blend_generator([noise, weights], training=False)
+        return tf.cast(images, tf.float16), tf.where(unblended > 0, part, -1)
+
+    parts, kept_labels = [], []
     for start in range(0, size, draw_batch):
         part = labels[start:start + draw_batch]
         noise = tf.random.stateless_normal((int(part.shape[0]), noise_dim), seed=[seed, start],
                                            stddev=config.noise_scale)
-        parts.append(draw(noise, part))
-    images = tf.concat(parts, axis=0)
+        drawn, drawn_labels = draw(noise, part, tf.constant(start, tf.int32))
+        parts.append(drawn)
+        kept_labels.append(drawn_labels)
+    images, labels = tf.concat(parts, axis=0), tf.concat(kept_labels, axis=0)
     order = tf.data.Dataset.range(size).shuffle(size, seed=seed, reshuffle_each_iteration=True).repeat()
     order = order.batch(config.batch_size, drop_remainder=True)
     order = order.skip(skip_batches) if skip_batches else order
