@@ -525,8 +525,9 @@ def _color() -> RunConfig:
       teacher's class margin (2 logits, ``teacher_weight`` 0.1, ramped up over the first
       1,000 steps), 3 x 300 steps: the student learns more from these samples, of which the
       teacher still doubts some, than from those of 6 x 300 steps, all taken for their class
-      (on CIFAR-10 and on an imbalanced six-class set; benchmarks/README.md), and the budget
-      goes to the distillation; the projected
+      (on CIFAR-10 and on an imbalanced six-class set; benchmarks/README.md), or from those of
+      2 x 300 steps, of which the teacher takes only half for their class (CIFAR-10), and the
+      budget goes to the distillation; the projected
       discriminator (``discriminator_taps``) and mode seeking are off: their confident
       samples taught the student less;
     * student: MobileNet-style depthwise-separable network (81k parameters; int8 file
