@@ -246,6 +246,7 @@ def test_class_blend_draws_blends_fresh_and_in_the_bank_and_trains():
     teacher, generator, student = parts()
     config = DistillConfig(network=SMALL, epochs=1, steps_per_epoch=2, batch_size=8, mixup=False, class_blend=0.5)
     distiller = distill.GeneratorDistiller(teacher, generator, student, config)
+    assert [v.path for v in distiller.trainable_weights] == [v.path for v in student.trainable_weights]
     images, unblended = distiller.synthesize(tf.zeros([256], tf.int32))
     assert images.shape == (256, *SHAPE) and 0.35 < float(tf.reduce_mean(unblended)) < 0.65
     banked = distill.sample_bank_batches(generator, CLASSES, dataclasses.replace(config, sample_bank=64), seed=3)

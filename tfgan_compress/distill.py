@@ -222,7 +222,9 @@ def class_blend_generator(generator: keras.Model) -> keras.Model:
 
     inputs = [keras.Input(shape=generator.inputs[0].shape[1:], name="noise"),
               keras.Input(shape=(num_classes,), name="class_weights")]
-    return keras.models.clone_model(generator, input_tensors=inputs, clone_function=blend_or_share)
+    blended = keras.models.clone_model(generator, input_tensors=inputs, clone_function=blend_or_share)
+    blended.trainable = False  # its table too: a distiller's trainable weights are the student's alone
+    return blended
 
 
 def blended_class_weights(labels, num_classes: int, share: float, seed):
