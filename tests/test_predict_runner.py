@@ -213,3 +213,18 @@ def test_a_grey_image_for_a_colour_model_is_read_as_three_equal_channels_and_sai
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "note: 1 grey image(s) read as colour (three equal channels)" in err
     assert "grey.png" in err
+
+
+def test_a_file_that_is_not_an_image_classifier_is_named_with_its_input_shapes(tmp_path):
+    """The generator file (noise and label in) given to predict: one line with plain shapes."""
+    import tensorflow as tf
+
+    noise, label = keras.Input((4,), batch_size=1), keras.Input((), batch_size=1, dtype="int32")
+    image = keras.layers.Reshape((2, 2, 1))(noise + keras.ops.cast(label[:, None], "float32"))
+    converter = tf.lite.TFLiteConverter.from_keras_model(keras.Model([noise, label], image))
+    (tmp_path / "generator.tflite").write_bytes(converter.convert())
+    Image.fromarray(np.zeros((2, 2), np.uint8)).save(tmp_path / "x.png")
+    status, err = run_runner_failing(tmp_path / "generator.tflite", tmp_path / "x.png")
+    assert status == 2 and len(err.splitlines()) == 1, err
+    assert "takes 2 input(s) of shape [[" in err and "[1, 4]" in err and "np." not in err
+    assert "not an image classifier" in err

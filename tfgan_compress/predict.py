@@ -303,7 +303,7 @@ def open_classifier(model_path):
         raise BadInput(f"{path}: not a loadable .tflite file ({str(err).strip().splitlines()[0]})") from None
     inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
     if len(inputs) != 1 or len(outputs) != 1 or len(inputs[0]["shape"]) != 4:
-        raise BadInput(f"{path}: takes {len(inputs)} input(s) of shape {[list(i['shape']) for i in inputs]}; not an "
+        raise BadInput(f"{path}: takes {len(inputs)} input(s) of shape {[[int(d) for d in i['shape']] for i in inputs]}; not an "
                        f"image classifier (the generator file?)")
     return interpreter, inputs[0], outputs[0]
 
