@@ -47,6 +47,19 @@ def test_bad_settings_are_refused(overrides, fragment):
         config.merge(config.preset("digits"), overrides)
 
 
+def test_a_list_setting_takes_comma_separated_items_from_the_command_line():
+    """``--set export.variants=float32,int8`` as the user types it, not only JSON lists."""
+    from tfgan_compress.cli import settings_from_pairs
+
+    pairs = ["export.variants=float32,int8", "distill.network.conv_filters=8, 16", "export.generator_variants="]
+    cfg = config.merge(config.preset("digits"), settings_from_pairs(pairs))
+    assert cfg.export.variants == ("float32", "int8")
+    assert cfg.distill.network.conv_filters == (8, 16)
+    assert cfg.export.generator_variants == ()
+    with pytest.raises(UsageError, match="conv_filters must be an integer"):
+        config.merge(config.preset("digits"), settings_from_pairs(["distill.network.conv_filters=8,x"]))
+
+
 def test_programmatic_values_are_checked_too():
     cfg = config.preset("tiny")
     cfg.datafree.batch_size = 1

@@ -164,3 +164,22 @@ def test_floored_logits_leave_other_classifiers_alone():
     assert export.floored_logits(softmax_output, calibration) == (softmax_output, None)
     narrow = _dense_classifier(kernel * 1e-3, bias)  # every logit within ln 512 of the top: nothing to cut
     assert export.floored_logits(narrow, calibration) == (narrow, None)
+
+
+def test_a_dead_layer_that_litert_cannot_run_in_int8_is_named_not_a_bare_runtime_error(tmp_path, images):
+    """A hidden layer that is zero on every calibration image (a student that has not
+    learned) gets an int8 step of about zero, which XNNPACK refuses: the export says so in one
+    line, with what to do, and writes nothing."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input(SHAPE)
+    hidden = keras.layers.Dense(8, activation="relu", name="dead")(keras.layers.Flatten()(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(CLASSES)(hidden))
+    kernel, _ = model.get_layer("dead").get_weights()
+    model.get_layer("dead").set_weights([kernel, np.full(8, -100.0, np.float32)])  # ReLU output always 0
+    with pytest.raises(ExportError) as raised:
+        export.export_classifier(model, lambda v: tmp_path / f"student_{v}.tflite", images, images, ("int8",),
+                                 BARS, progress=lambda _: None)
+    message = str(raised.value)
+    assert "int8: LiteRT cannot run the converted file" in message and "calibrated range of about zero" in message
+    assert "export.variants=float32,float16,dynamic" in message and "\n" not in message
+    assert list(tmp_path.iterdir()) == []

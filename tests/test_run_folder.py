@@ -147,3 +147,28 @@ def test_a_full_disk_stops_training_in_one_line_before_the_backup_is_written(tmp
         model.fit(np.zeros((4, 4)), np.zeros((4, 2)), epochs=1, verbose=0,
                   callbacks=[DiskSpaceGuard(backup), keras.callbacks.BackupAndRestore(str(backup))])
     assert not backup.exists()
+
+
+def test_export_settings_may_change_until_the_export_stage_has_finished(tmp_path):
+    """A run whose int8 files could not be made can be finished without them; once the files
+    exist (or the data-free bank is drawn, for the calibration count) a change is refused."""
+    from tfgan_compress import config
+    from tfgan_compress.errors import UsageError
+
+    folder = RunFolder(tmp_path / "F")
+    folder.root.mkdir()
+    folder.create(config.preset("tiny"))
+    fewer_files = config.merge(config.preset("tiny"), {"export": {"variants": ["float32", "dynamic"]}})
+    more_calibration = config.merge(config.preset("tiny"), {"export": {"calibration_samples": 99}})
+    folder.check_same_settings(fewer_files)
+    folder.check_same_settings(more_calibration)
+    with pytest.raises(UsageError, match="other settings .distill.epochs"):
+        folder.check_same_settings(config.merge(config.preset("tiny"), {"distill": {"epochs": 9}}))
+    np.save(folder.calibration_bank, np.zeros((1, 2)))
+    folder.check_same_settings(fewer_files)
+    with pytest.raises(UsageError, match="other settings .export.calibration_samples"):
+        folder.check_same_settings(more_calibration)
+    folder.model_card.parent.mkdir()
+    folder.model_card.write_text("{}")
+    with pytest.raises(UsageError, match="other settings .export.variants"):
+        folder.check_same_settings(fewer_files)

@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--config", metavar="FILE", help="JSON file of settings over the preset")
         p.add_argument("--set", metavar="SECTION.KEY=VALUE", action="append", default=[], dest="settings",
                        help="one setting over the preset and --config, e.g. --set gan.epochs=5 (VALUE in JSON: "
-                            "numbers, true/false, [lists]; anything else is text); repeatable")
+                            "numbers, true/false, [lists]; anything else is text; a list setting also takes a,b,c); repeatable")
         p.add_argument("--out", metavar="DIR",
                        help="run directory (run: default runs/<preset>-<timestamp>; other commands: required)")
         p.add_argument("--seed", type=int, help="random seed (default 0)")

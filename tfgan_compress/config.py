@@ -20,6 +20,7 @@ Presets:
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import typing
 from dataclasses import dataclass, field
@@ -266,7 +267,7 @@ class ExportConfig:
 
     # student TFLite files to write (int8_io: int8 input and output, batch 1)
     variants: tuple[ExportVariant, ...] = ("float32", "float16", "dynamic", "int8", "int8_io")
-    generator_variants: tuple[GeneratorVariant, ...] = ("float16", "dynamic")  # the generator as TFLite, () to skip
+    generator_variants: tuple[GeneratorVariant, ...] = ("float16", "dynamic")  # the generator as TFLite, [] to skip
     calibration_samples: int = setting(500, AT_LEAST_1)  # images for the int8 calibration
     calibration_source: CalibrationSource = "generator"  # or "real" (real training images)
     # Top-1 agreement with the Keras student on the test images, required of each file.
@@ -425,6 +426,13 @@ def _from_dict(cls, values: Any, where: str):
     return cls(**kwargs)
 
 
+def _json_or_text(raw: str):
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
 def _coerce(hint, value, where):
     """``value`` as the type ``hint`` says, or :class:`UsageError` naming the setting."""
     if dataclasses.is_dataclass(hint):
@@ -440,6 +448,8 @@ def _coerce(hint, value, where):
             raise UsageError(f"{where} must be one of {', '.join(typing.get_args(hint))}, got {value!r}")
         return value
     if origin is tuple:
+        if isinstance(value, str):  # --set KEY=a,b,c: the items of a list, each read as JSON when it parses
+            value = [_json_or_text(item.strip()) for item in value.split(",") if item.strip()]
         if not isinstance(value, (list, tuple)):
             raise UsageError(f"{where} must be a list, got {type(value).__name__}")
         return tuple(_coerce(typing.get_args(hint)[0], item, where) for item in value)

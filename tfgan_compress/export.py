@@ -288,11 +288,37 @@ def check_tflite(content: bytes, keras_model: keras.Model, check_images: np.ndar
     if runner.input_shape != expected_in:
         raise ExportError(f"{variant}: input shape {tuple(int(d) for d in runner.input_shape)}, expected "
                           f"{tuple(int(d) for d in expected_in)}")
-    tflite_probs = runner.predict(check_images)
+    try:
+        tflite_probs = runner.predict(check_images)
+    except RuntimeError as err:
+        raise ExportError(f"{variant}: LiteRT cannot run the converted file ({str(err).strip().splitlines()[0]})"
+                          f"{degenerate_range_advice(runner)}") from None
     if tflite_probs.shape != keras_probs.shape:
         raise ExportError(f"{variant}: output shape {tflite_probs.shape[1:]}, expected {keras_probs.shape[1:]}")
     agreement = float(np.mean(np.argmax(tflite_probs, -1) == np.argmax(keras_probs, -1)))
     return agreement, runner
+
+
+DEGENERATE_SCALE = 1e-6  # an activation's int8 step below this: its calibrated range is about zero
+
+
+def degenerate_range_advice(runner: TFLiteClassifier) -> str:
+    """Why a full-integer file may not run, when it is so: activations whose calibrated range
+    is about zero. A layer whose outputs were the same on every calibration sample (a dead
+    ReLU layer of a student that has not learned) gets an int8 step of about zero, and the
+    rescaling from its input's step to the next layer's output step is then beyond what
+    XNNPACK accepts (it refuses the graph)."""
+    scales = [float(np.min(detail["quantization_parameters"]["scales"]))
+              for detail in runner.interpreter.get_tensor_details()
+              if detail["dtype"] in (np.int8, np.uint8) and len(detail["shape"]) and detail["shape"][0] == 1
+              and len(detail["quantization_parameters"]["scales"])]
+    degenerate = [scale for scale in scales if scale < DEGENERATE_SCALE]
+    if not degenerate:
+        return ""
+    return (f"; {len(degenerate)} of its activations have a calibrated range of about zero (int8 step "
+            f"{min(degenerate):.1e}): a layer gave the same output on every calibration sample, as a student "
+            f"that has not learned does (a dead ReLU layer); train the student longer (distill.epochs) or leave "
+            f"the full-integer files out (--set export.variants=float32,float16,dynamic)")
 
 
 def below_bar_advice(variant: str) -> str:

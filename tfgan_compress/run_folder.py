@@ -327,11 +327,19 @@ class RunFolder:
         except (ValueError, UsageError) as err:
             raise UsageError(f"{self.config_json}: cannot be read back ({err}); use another --out") from None
         differing = [f"{key} {old!r} -> {new!r}" for key, old, new in _differences(saved, config.to_dict())
-                     if key.split(".")[0] not in self.RERUN_MAY_CHANGE]
+                     if key.split(".")[0] not in self.RERUN_MAY_CHANGE and not self._export_may_change(key)]
         if differing:
             shown = "; ".join(differing[:4]) + (f"; and {len(differing) - 4} more" if len(differing) > 4 else "")
             raise UsageError(f"{self.root} was made with other settings ({shown}); its models would be reused as if "
                              f"made with these: use another --out, or delete {self.root} to start afresh")
+
+    def _export_may_change(self, key: str) -> bool:
+        """Export settings may change until the export stage has finished (no model made so
+        far depends on them), so a run whose int8 files could not be made can be finished
+        without them; not the calibration count once the data-free mode has drawn its bank."""
+        if key.split(".")[0] != "export" or self.exists("tflite"):
+            return False
+        return not (key == "export.calibration_samples" and self.exists("calibration_bank"))
 
     def create(self, config) -> None:
         """Write the resolved ``config.json`` (into the folder :meth:`claimed` made)."""
