@@ -173,3 +173,43 @@ def test_a_teacher_without_batch_norm_skips_the_prior_with_one_line():
     assert taps is not None and len(notes) == 1 and "statistics prior (gan.bn_weight) is skipped" in notes[0]
     assert gan_teacher_terms(GANConfig(bn_weight=0.1), None)[1] == ["no teacher in this run: gan.bn_weight, "
                                                                    "gan.teacher_weight not used"]
+
+
+def test_the_batch_norm_prior_can_target_the_teachers_statistics_on_real_images(tmp_path):
+    """bn_target "real": the targets start as the running statistics and become the mean and
+    variance of each batch-norm input over the given images; the loss then prices real images
+    at about zero, which the running statistics (of the teacher's training views) need not."""
+    from tfgan_compress import losses
+
+    keras.utils.set_random_seed(0)
+    shape = (8, 8, 3)
+    teacher = teacher_with_batchnorm(shape)
+    config = GANConfig(bn_weight=0.1, teacher_weight=0.0, bn_target="real")
+    model = ConditionalGAN(networks.build_generator(shape, CLASSES, NOISE, width=4),
+                           networks.build_discriminator(shape, CLASSES, 4), config, teacher=teacher)
+    model.compile()
+    layers = model.bn_layers
+    assert len(layers) >= 2
+    assert all(np.allclose(mean.numpy(), layer.moving_mean.numpy()) for (mean, _), layer in
+               zip(model.bn_targets, layers))
+    real = np.random.default_rng(0).uniform(0.2, 0.9, (70, *shape)).astype(np.float32)
+    model.set_batchnorm_targets(real, batch_size=32)  # three batches, the last one short
+    _, *features = model.bn_model(real, training=False)
+    for (mean, variance), feature in zip(model.bn_targets, features):
+        flat = feature.numpy().reshape(-1, feature.shape[-1]).astype(np.float64)
+        np.testing.assert_allclose(mean.numpy(), flat.mean(0), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(variance.numpy(), flat.var(0), rtol=1e-3, atol=1e-5)
+    assert float(losses.batchnorm_statistics_loss(features, model.bn_targets)) < 1e-3
+    assert float(losses.batchnorm_statistics_loss(features, layers)) > 0.1  # untrained running statistics
+    logs = model.train_step((tf.constant(real[:6]), tf.constant([0, 1, 2, 0, 1, 2], tf.int32)))
+    assert float(logs["g_batchnorm_loss"]) > 0
+    # the targets are the model's own weights: a backup or a reload keeps them
+    model.save_weights(tmp_path / "gan.weights.h5")
+    again = ConditionalGAN(networks.build_generator(shape, CLASSES, NOISE, width=4),
+                           networks.build_discriminator(shape, CLASSES, 4), config, teacher=teacher)
+    again.load_weights(tmp_path / "gan.weights.h5")
+    assert all(np.array_equal(a.numpy(), b.numpy()) for (a, _), (b, _) in zip(model.bn_targets, again.bn_targets))
+    # the default target adds no weight (older backups still load)
+    plain = ConditionalGAN(networks.build_generator(shape, CLASSES, NOISE, width=4),
+                           networks.build_discriminator(shape, CLASSES, 4), GANConfig(bn_weight=0.1), teacher=teacher)
+    assert len(plain.weights) == len(model.weights) - 2 * len(layers)

@@ -36,6 +36,7 @@ Strategy = Literal["default", "mirrored", "multi-worker", "tpu"]
 ExportVariant = Literal["float32", "float16", "dynamic", "int8", "int8_io"]
 GeneratorVariant = Literal["float32", "float16", "dynamic"]  # float input (noise), no calibration
 CalibrationSource = Literal["generator", "real"]
+BatchNormTarget = Literal["running", "real"]  # what the GAN's batch-norm prior pulls toward
 OptimizerName = Literal["adam", "sgd"]
 StudentInit = Literal["auto", "teacher", "random"]  # data-free student's first weights (tfgan_compress.slimming)
 TeacherOptimizer = OptimizerName
@@ -180,6 +181,9 @@ class GANConfig:
     # DeepInversion's prior in the generator loss: the teacher's batch-norm statistics (skipped, with one
     # line, for a teacher without batch norm); 0: off
     bn_weight: float = setting(0.0, AT_LEAST_0)
+    # ... toward the teacher's running statistics (running: those of its augmented training views, e.g. with the
+    # zero borders of pad-and-crop), or toward its statistics on the real training images (real), measured once
+    bn_target: BatchNormTarget = "running"
     # mode seeking (Mao et al., 2019): maximise |G(z1, y) - G(z2, y)| / |z1 - z2| on pairs of one class; 0: off
     diversity_weight: float = setting(0.0, AT_LEAST_0)
     # real batches draw every class equally often (the generator's labels are theirs), for long-tailed data;

@@ -93,6 +93,17 @@ class ConditionalGAN(PrebuiltModel):
             teacher.trainable = False
             if self.config.bn_weight > 0:  # the teacher's logits and its batch-norm inputs in one pass
                 self.bn_model, self.bn_layers = batchnorm_taps(teacher, with_output=True)
+        # the prior's target per layer: the running statistics, or (bn_target "real") weights that
+        # set_batchnorm_targets fills with those of real images (saved with the model, so a resumed run keeps them)
+        self.bn_targets = list(self.bn_layers)
+        if self.bn_model is not None and self.config.bn_target == "real":
+            self.bn_targets = [
+                tuple(self.add_weight(shape=tuple(layer.moving_mean.shape), initializer="zeros", dtype="float32",
+                                      trainable=False, name=f"bn_target_{kind}_{i}") for kind in ("mean", "variance"))
+                for i, layer in enumerate(self.bn_layers)]
+            for (mean, variance), layer in zip(self.bn_targets, self.bn_layers):
+                mean.assign(layer.moving_mean)
+                variance.assign(layer.moving_variance)
             try:
                 self.teacher_features = quality.penultimate_features(teacher)
             except ValueError:  # no top-level Dense layer: no Frechet distance
@@ -119,6 +130,31 @@ class ConditionalGAN(PrebuiltModel):
         self.metric_list = DirectedMetrics(self.train_trackers + self.eval_trackers[len(self.loss_trackers):])
         # The functional sub-networks are built, so the GAN is too (BackupAndRestore needs it).
         self.built = True
+
+    def set_batchnorm_targets(self, real_images, batch_size: int = 256) -> None:
+        """With ``bn_target`` "real": the prior's targets become the per-channel mean and
+        variance of each tapped layer's input over ``real_images`` (the teacher in inference
+        mode). A teacher's running statistics are those of its augmented training views: for a
+        teacher trained with pad-and-crop they hold the edges of the zero borders, which the
+        generator then draws (bright frames) to match them; the real images' own statistics
+        ask for the images themselves. A feature-matching prior at every batch-norm depth
+        (Salimans et al., 2016, "Improved Techniques for Training GANs", feature matching)."""
+        if self.bn_model is None or self.config.bn_target != "real":
+            return
+        layers = len(self.bn_targets)  # per layer: positions seen, sum and sum of squares per channel
+        rows, sums, squares = [0] * layers, [0.0] * layers, [0.0] * layers
+        for start in range(0, len(real_images), batch_size):
+            _, *features = self.bn_model(tf.convert_to_tensor(real_images[start:start + batch_size], tf.float32),
+                                         training=False)
+            for i, feature in enumerate(features):
+                flat = tf.reshape(tf.cast(feature, tf.float64), [-1, feature.shape[-1]])
+                rows[i] += int(flat.shape[0])
+                sums[i] += tf.reduce_sum(flat, axis=0)
+                squares[i] += tf.reduce_sum(tf.square(flat), axis=0)
+        for (mean, variance), n, total, total_square in zip(self.bn_targets, rows, sums, squares):
+            mu = total / n
+            mean.assign(tf.cast(mu, tf.float32))
+            variance.assign(tf.cast(tf.maximum(total_square / n - tf.square(mu), 0.0), tf.float32))
 
     @property
     def uses_teacher_loss(self) -> bool:
@@ -207,7 +243,7 @@ class ConditionalGAN(PrebuiltModel):
             g_loss = losses.average_over_global_batch(loss.generator_loss(g_logits))
             if self.bn_model is not None:
                 teacher_logits, *bn_inputs = self.bn_model(g_images, training=False)
-                bn_loss = losses.batchnorm_statistics_loss(bn_inputs, self.bn_layers)
+                bn_loss = losses.batchnorm_statistics_loss(bn_inputs, self.bn_targets)
                 g_loss = g_loss + self.config.bn_weight * bn_loss / tf.cast(
                     tf.distribute.get_strategy().num_replicas_in_sync, tf.float32)
             elif self.uses_teacher_loss:

@@ -195,18 +195,22 @@ def class_margin_loss(labels, logits, margin: float):
 # --- priors and regularisers of a generator, read through the teacher
 
 
-def batchnorm_statistics_loss(features, layers):
+def batchnorm_statistics_loss(features, targets):
     """``sum_l ||mu_l(x) - mu_l||_2 + ||sigma2_l(x) - sigma2_l||_2`` over the teacher's
     ``BatchNormalization`` layers ``l``: the batch's per-channel mean and variance of each
-    layer's input against the layer's running statistics (Yin et al., CVPR 2020, "Dreaming
-    to Distill: Data-free Knowledge Transfer via DeepInversion", eq. 4). A scalar per batch."""
+    layer's input against a target (Yin et al., CVPR 2020, "Dreaming to Distill: Data-free
+    Knowledge Transfer via DeepInversion", eq. 4). ``targets``: the layers themselves (their
+    running statistics, as in DeepInversion) or ``(mean, variance)`` pairs (for example the
+    statistics of real images). A scalar per batch."""
     if not isinstance(features, (list, tuple)):  # a model with one output returns a tensor
         features = [features]
     total = 0.0
-    for feature, layer in zip(features, layers):
+    for feature, target in zip(features, targets):
+        target_mean, target_variance = ((target.moving_mean, target.moving_variance)
+                                        if hasattr(target, "moving_mean") else target)
         axes = list(range(len(feature.shape) - 1))
         mean, variance = tf.nn.moments(tf.cast(feature, tf.float32), axes=axes)
-        total += tf.norm(mean - layer.moving_mean) + tf.norm(variance - layer.moving_variance)
+        total += tf.norm(mean - target_mean) + tf.norm(variance - target_variance)
     return total
 
 

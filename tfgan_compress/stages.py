@@ -55,6 +55,9 @@ def teacher(ctx) -> dict:
     return {"teacher": model, "teacher_input": BUILT_IN_INPUT}
 
 
+BN_TARGET_IMAGES = 10000  # real training images whose teacher statistics the GAN's prior targets (bn_target real)
+
+
 def gan(ctx) -> dict:
     """The conditional GAN on the real training split; its EMA generator, sample grids."""
     cfg, dataset, folder = ctx.config.gan, ctx.dataset, ctx.folder
@@ -81,6 +84,10 @@ def gan(ctx) -> dict:
                                                      cfg.spectral_norm, cfg.architecture, taps=taps)
         model = ConditionalGAN(generator, discriminator, cfg, seed=ctx.seed, teacher=teacher_model)
         model.compile()
+    if model.bn_model is not None and cfg.bn_target == "real":
+        chosen = np.sort(np.random.default_rng(ctx.seed).permutation(len(dataset.x_train))[:BN_TARGET_IMAGES])
+        model.set_batchnorm_targets(dataset.x_train[chosen])
+        ctx.progress(f"  batch-norm prior: toward the teacher's statistics on {len(chosen):,} real training images")
     extra, run_logs = [], folder.logs("gan") / "train"  # beside the epoch scalars of Keras' TensorBoard
     if teacher_model is not None:
         per_class = max(10, cfg.epoch_score_samples // spec.num_classes)
