@@ -13,7 +13,9 @@ Each step (Goodfellow et al., 2014, alternating updates):
    instead of the cross-entropy;
    the teacher term's weight ramps up linearly over ``config.teacher_ramp_steps`` steps;
    with ``config.bn_weight`` ``w_BN`` > 0 and a teacher with batch norm, ``+ w_BN *
-   L_BN(G(z', y))`` (DeepInversion's statistics prior, :func:`losses.batchnorm_statistics_loss`);
+   L_BN(G(z', y))`` (DeepInversion's statistics prior, :func:`losses.batchnorm_statistics_loss`),
+   toward the teacher's running statistics or, with ``config.bn_target`` "real", toward its
+   statistics on real training images (:meth:`ConditionalGAN.set_batchnorm_targets`);
    with ``config.diversity_weight`` ``w_MS`` > 0, the batch is drawn in pairs of one class and
    ``- w_MS * |G(z1, y) - G(z2, y)| / |z1 - z2|`` (mode seeking, :func:`losses.mode_seeking_ratio`);
    Both discriminator inputs first go through ``DiffAugment`` when ``config.diff_augment``
