@@ -42,7 +42,7 @@ import tensorflow as tf
 from . import config as configs, losses, quality
 from .augment import diff_augment
 from .config import GANConfig
-from .teacher_taps import batchnorm_taps
+from .teacher_taps import batchnorm_input_statistics, batchnorm_taps
 from .training import DirectedMetrics, PrebuiltModel, directed_mean, per_replica_seed, replica_mean
 
 
@@ -143,20 +143,10 @@ class ConditionalGAN(PrebuiltModel):
         (Salimans et al., 2016, "Improved Techniques for Training GANs", feature matching)."""
         if self.bn_model is None or self.config.bn_target != "real":
             return
-        layers = len(self.bn_targets)  # per layer: positions seen, sum and sum of squares per channel
-        rows, sums, squares = [0] * layers, [0.0] * layers, [0.0] * layers
-        for start in range(0, len(real_images), batch_size):
-            _, *features = self.bn_model(tf.convert_to_tensor(real_images[start:start + batch_size], tf.float32),
-                                         training=False)
-            for i, feature in enumerate(features):
-                flat = tf.reshape(tf.cast(feature, tf.float64), [-1, feature.shape[-1]])
-                rows[i] += int(flat.shape[0])
-                sums[i] += tf.reduce_sum(flat, axis=0)
-                squares[i] += tf.reduce_sum(tf.square(flat), axis=0)
-        for (mean, variance), n, total, total_square in zip(self.bn_targets, rows, sums, squares):
-            mu = total / n
-            mean.assign(tf.cast(mu, tf.float32))
-            variance.assign(tf.cast(tf.maximum(total_square / n - tf.square(mu), 0.0), tf.float32))
+        for (mean, variance), (real_mean, real_variance) in zip(
+                self.bn_targets, batchnorm_input_statistics(self.bn_model, real_images, batch_size)):
+            mean.assign(real_mean)
+            variance.assign(real_variance)
 
     @property
     def uses_teacher_loss(self) -> bool:

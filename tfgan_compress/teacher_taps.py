@@ -125,3 +125,26 @@ def batchnorm_taps(classifier: keras.Model, with_output: bool = False) -> tuple[
         return None, []
     _, inner = _innermost(classifier)
     return model, [layer for layer in inner.layers if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+def batchnorm_input_statistics(bn_model: keras.Model, images, batch_size: int = 256) -> list[tuple]:
+    """Per tapped layer of ``bn_model`` (:func:`batchnorm_taps` with ``with_output``): the
+    per-channel mean and (population) variance of the layer's input over ``images``, the
+    teacher in inference mode, as float32 numpy arrays; accumulated in float64 batch by batch."""
+    import numpy as np
+
+    rows, sums, squares = None, None, None
+    for start in range(0, len(images), batch_size):
+        _, *features = bn_model(np.asarray(images[start:start + batch_size], np.float32), training=False)
+        flat = [np.asarray(f, np.float64).reshape(-1, f.shape[-1]) for f in features]
+        if rows is None:
+            rows, sums, squares = [0] * len(flat), [0.0] * len(flat), [0.0] * len(flat)
+        for i, f in enumerate(flat):
+            rows[i] += len(f)
+            sums[i] = sums[i] + f.sum(0)
+            squares[i] = squares[i] + np.square(f).sum(0)
+    statistics = []
+    for n, total, total_square in zip(rows, sums, squares):
+        mean = total / n
+        statistics.append((mean.astype(np.float32), np.maximum(total_square / n - mean ** 2, 0.0).astype(np.float32)))
+    return statistics
