@@ -95,6 +95,10 @@ class ConditionalGAN(PrebuiltModel):
             teacher.trainable = False
             if self.config.bn_weight > 0:  # the teacher's logits and its batch-norm inputs in one pass
                 self.bn_model, self.bn_layers = batchnorm_taps(teacher, with_output=True)
+            try:
+                self.teacher_features = quality.penultimate_features(teacher)
+            except ValueError:  # no top-level Dense layer: no Frechet distance
+                pass
         # the prior's target per layer: the running statistics, or (bn_target "real") weights that
         # set_batchnorm_targets fills with those of real images (saved with the model, so a resumed run keeps them)
         self.bn_targets = list(self.bn_layers)
@@ -106,10 +110,6 @@ class ConditionalGAN(PrebuiltModel):
             for (mean, variance), layer in zip(self.bn_targets, self.bn_layers):
                 mean.assign(layer.moving_mean)
                 variance.assign(layer.moving_variance)
-            try:
-                self.teacher_features = quality.penultimate_features(teacher)
-            except ValueError:  # no top-level Dense layer: no Frechet distance
-                pass
         # Number of EMA updates so far (for the decay warm-up); saved with the model.
         self.ema_updates = self.add_weight(shape=(), initializer="zeros", dtype="float32",
                                            trainable=False, name="ema_updates")
