@@ -172,3 +172,25 @@ def test_export_settings_may_change_until_the_export_stage_has_finished(tmp_path
     folder.model_card.write_text("{}")
     with pytest.raises(UsageError, match="other settings .export.variants"):
         folder.check_same_settings(fewer_files)
+
+
+def test_an_export_removes_the_files_of_variants_it_no_longer_makes(tmp_path):
+    """An export stopped after writing some files, rerun with fewer variants: the files and
+    microcontroller kits of the dropped variants go, so tflite/ holds only what the card lists."""
+    from tfgan_compress import config
+    from tfgan_compress.stages import remove_files_of_other_variants
+
+    folder = RunFolder(tmp_path / "F")
+    names = ["student_float32.tflite", "student_int8.tflite", "student_int8_io.tflite", "generator_float16.tflite",
+             "generator_float32.tflite", "below_bar/student_int8.tflite", "micro/student_int8_model_data.cc",
+             "micro/student_int8_model_data.h", "micro/student_int8_op_resolver.h",
+             "micro/student_int8_io_model_data.cc", "labels.txt"]
+    for name in names:
+        (folder.tflite_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder.tflite_dir / name).write_text("x")
+    cfg = config.merge(config.preset("tiny"), {"export": {"variants": ["float32", "int8_io"],
+                                                          "generator_variants": ["float16"]}}).export
+    remove_files_of_other_variants(folder, cfg)
+    assert files_in(folder.tflite_dir) == sorted(
+        ["below_bar", "generator_float16.tflite", "labels.txt", "micro", "micro/student_int8_io_model_data.cc",
+         "student_float32.tflite", "student_int8_io.tflite"])

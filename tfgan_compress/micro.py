@@ -170,6 +170,12 @@ def compare_with_litert(content: bytes, images: np.ndarray, labels: np.ndarray, 
             "identical_to_litert_builtin": share(np.all(on_micro == builtin, axis=-1))}
 
 
+def kit_paths(tflite_path: Path, folder: Path) -> tuple[Path, Path, Path]:
+    """Where the kit of ``tflite_path`` goes in ``folder``: C source, its header, op resolver."""
+    symbol = symbol_name(tflite_path)
+    return folder / f"{symbol}_model_data.cc", folder / f"{symbol}_model_data.h", folder / f"{symbol}_op_resolver.h"
+
+
 def write_kit(tflite_path: Path, folder: Path) -> dict:
     """The kit of one int8 file into ``folder``: C source pair, op resolver, arena figures."""
     content = Path(tflite_path).read_bytes()
@@ -177,9 +183,9 @@ def write_kit(tflite_path: Path, folder: Path) -> dict:
     ops = op_names(content)
     source, header = c_source(content, symbol)
     folder.mkdir(parents=True, exist_ok=True)
-    files = [artifacts.write_text(folder / f"{symbol}_model_data.cc", source),
-             artifacts.write_text(folder / f"{symbol}_model_data.h", header),
-             artifacts.write_text(folder / f"{symbol}_op_resolver.h", resolver_header(ops, symbol))]
+    source_path, header_path, resolver_path = kit_paths(tflite_path, folder)
+    files = [artifacts.write_text(source_path, source), artifacts.write_text(header_path, header),
+             artifacts.write_text(resolver_path, resolver_header(ops, symbol))]
     measured = measure_arena(content)
     return {"file": Path(tflite_path).name, "ops": sorted(set(ops)),
             "resolver": f"tflite::MicroMutableOpResolver<{len(set(ops))}>",

@@ -304,6 +304,24 @@ def microcontroller_kits(ctx, files) -> dict:
     return kits
 
 
+def remove_files_of_other_variants(folder, cfg) -> None:
+    """Files of the variants this export does not make, left by an earlier export of the run
+    that stopped before its model card (export settings may change until then): removed, so
+    ``tflite/`` holds only the files the card lists."""
+    from typing import get_args
+
+    from . import micro
+    from .config import GeneratorVariant
+
+    for model, chosen, every in (("student", cfg.variants, export.VARIANTS),
+                                 ("generator", cfg.generator_variants, get_args(GeneratorVariant))):
+        for variant in set(every) - set(chosen):
+            path = folder.tflite(model, variant)
+            for stale in (path, folder.tflite_below_bar(model, variant),
+                          *micro.kit_paths(path, folder.model_card.parent / "micro")):
+                stale.unlink(missing_ok=True)
+
+
 def export_tflite(ctx) -> dict:
     """TFLite variants of the student (and the teacher's float32 file, for latency ratios,
     and the generator), each checked with LiteRT against Keras on the test images; then
@@ -311,6 +329,7 @@ def export_tflite(ctx) -> dict:
     cfg, folder, dataset = ctx.config.export, ctx.folder, ctx.dataset
     student = as_logits(as_functional(ctx.load("student"), dataset.spec.image_shape))
     generator = ctx.load("generator")
+    remove_files_of_other_variants(folder, cfg)
     source = calibration_source(ctx)
     ctx.announce(f"TFLite {', '.join(cfg.variants)}; int8 calibrated on {cfg.calibration_samples} {source} samples")
     calibration = calibration_images(ctx, generator, source)
