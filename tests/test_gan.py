@@ -193,6 +193,11 @@ def test_the_batch_norm_prior_can_target_the_teachers_statistics_on_real_images(
     assert all(np.allclose(mean.numpy(), layer.moving_mean.numpy()) for (mean, _), layer in
                zip(model.bn_targets, layers))
     real = np.random.default_rng(0).uniform(0.2, 0.9, (70, *shape)).astype(np.float32)
+    labels = np.arange(70) % CLASSES
+    from tfgan_compress.errors import UsageError
+
+    with pytest.raises(UsageError, match="batch-norm targets were not measured"):  # not silently the running ones
+        model.fit(real, labels, batch_size=8, epochs=1, verbose=0)
     model.set_batchnorm_targets(real, batch_size=32)  # three batches, the last one short
     _, *features = model.bn_model(real, training=False)
     for (mean, variance), feature in zip(model.bn_targets, features):
@@ -209,7 +214,9 @@ def test_the_batch_norm_prior_can_target_the_teachers_statistics_on_real_images(
                            networks.build_discriminator(shape, CLASSES, 4), config, teacher=teacher)
     again.load_weights(tmp_path / "gan.weights.h5")
     assert all(np.array_equal(a.numpy(), b.numpy()) for (a, _), (b, _) in zip(model.bn_targets, again.bn_targets))
+    again.compile()
+    again.fit(real[:8], labels[:8], batch_size=8, epochs=1, verbose=0)  # measured targets reloaded: it trains
     # the default target adds no weight (older backups still load)
     plain = ConditionalGAN(networks.build_generator(shape, CLASSES, NOISE, width=4),
                            networks.build_discriminator(shape, CLASSES, 4), GANConfig(bn_weight=0.1), teacher=teacher)
-    assert len(plain.weights) == len(model.weights) - 2 * len(layers)
+    assert len(plain.weights) == len(model.weights) - 2 * len(layers) - 1  # and no measured flag

@@ -42,6 +42,7 @@ import tensorflow as tf
 from . import config as configs, losses, quality
 from .augment import diff_augment
 from .config import GANConfig
+from .errors import UsageError
 from .teacher_taps import batchnorm_input_statistics, batchnorm_taps
 from .training import DirectedMetrics, PrebuiltModel, directed_mean, per_replica_seed, replica_mean
 
@@ -110,6 +111,9 @@ class ConditionalGAN(PrebuiltModel):
             for (mean, variance), layer in zip(self.bn_targets, self.bn_layers):
                 mean.assign(layer.moving_mean)
                 variance.assign(layer.moving_variance)
+            # 1 once set_batchnorm_targets has measured them: fit refuses to train toward unmeasured targets
+            self.bn_targets_measured = self.add_weight(shape=(), initializer="zeros", dtype="float32",
+                                                       trainable=False, name="bn_targets_measured")
         # Number of EMA updates so far (for the decay warm-up); saved with the model.
         self.ema_updates = self.add_weight(shape=(), initializer="zeros", dtype="float32",
                                            trainable=False, name="ema_updates")
@@ -147,6 +151,16 @@ class ConditionalGAN(PrebuiltModel):
                 self.bn_targets, batchnorm_input_statistics(self.bn_model, real_images, batch_size)):
             mean.assign(real_mean)
             variance.assign(real_variance)
+        self.bn_targets_measured.assign(1.0)
+
+    def fit(self, *args, **kwargs):
+        """``keras.Model.fit``; refused (:class:`UsageError`) with ``bn_target`` "real" before
+        :meth:`set_batchnorm_targets` has measured the targets (training would silently
+        pull toward the running statistics)."""
+        if self.bn_model is not None and self.config.bn_target == "real" and not float(self.bn_targets_measured):
+            raise UsageError("gan.bn_target is 'real' but the batch-norm targets were not measured: call "
+                             "set_batchnorm_targets(real training images) before fit (the pipeline does)")
+        return super().fit(*args, **kwargs)
 
     @property
     def uses_teacher_loss(self) -> bool:
