@@ -47,8 +47,9 @@ def distances(bn_model, layers, images) -> list[tuple[float, float]]:
 
 def run_benchmark(run: Path, out: Path, count: int, progress=print) -> dict:
     folder = RunFolder(run)
-    if not folder.config_json.is_file() or not folder.path("generator").is_file():
-        raise UsageError(f"{run}: not a GAN-mode run folder with its generator.keras")
+    if not all(path.is_file() for path in (folder.config_json, folder.teacher_input_json, folder.path("generator"))):
+        raise UsageError(f"{run}: not a GAN-mode run folder with its config.json, teacher_input.json and "
+                         f"generator.keras")
     config = configs.RunConfig.from_dict(json.loads(folder.config_json.read_text()))
     if json.loads(folder.teacher_input_json.read_text())["convention"] != "0-1":
         raise UsageError(f"{run}: its teacher does not take [0, 1] input, as the generator's samples are")
@@ -80,7 +81,7 @@ def run_benchmark(run: Path, out: Path, count: int, progress=print) -> dict:
 def main(argv=None) -> int:
     parser = common.argument_parser(__doc__, "benchmarks/results/bn-statistics", data_options=False)
     parser.add_argument("--run", required=True, type=Path, help="a finished GAN-mode run folder")
-    parser.add_argument("--images", type=int, default=1024, help="real images and generator samples (default 1024)")
+    parser.add_argument("--images", type=common.positive, default=1024, help="real images and generator samples (default 1024)")
     args = parser.parse_args(argv)
     return common.run_main("bn_statistics.py", lambda: run_benchmark(args.run, Path(args.out), args.images))
 

@@ -31,6 +31,14 @@ def argument_parser(doc: str, default_out: str, default_preset: str | None = "mn
     return parser
 
 
+def positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def overrides(args) -> dict | None:
     """The ``--config`` file's settings, or None; read as ``tfgan-compress --config`` reads it."""
     return read_config_file(Path(args.config)) if args.config else None

@@ -86,13 +86,6 @@ def variant_settings(variant: str) -> dict:
     return settings
 
 
-def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def compare(args) -> None:
     dataset = data.load(args.data)
     base = configs.preset(args.preset)
@@ -145,8 +138,8 @@ def main(argv=None) -> int:
     parser.add_argument("--teacher-input", choices=choices(TeacherInput), default="auto",
                         help="pixel range the teacher takes (default auto: measured on the test split)")
     parser.add_argument("--preset", default="mnist")
-    parser.add_argument("--rounds", type=positive, default=8, help="synthesis rounds (datafree.epochs)")
-    parser.add_argument("--every", type=positive, default=5, help="print the test accuracy every this many rounds")
+    parser.add_argument("--rounds", type=common.positive, default=8, help="synthesis rounds (datafree.epochs)")
+    parser.add_argument("--every", type=common.positive, default=5, help="print the test accuracy every this many rounds")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--samples", help="folder for sample grids: variant_N/epoch_NNN.png, N counting from 1")
     parser.add_argument("variants", nargs="+", help="JSON objects of datafree settings")
