@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """What the GAN's batch-norm prior asks for: the prior's distance (DeepInversion's term,
 :func:`tfgan_compress.losses.batchnorm_statistics_loss`) from the teacher's running
-statistics, for real training images, for the same images under the teacher's own training
-augmentation, and for the run's generator samples.
+statistics, for real training images and for the run's generator samples, each as they are
+and under the teacher's own training augmentation (the views ``gan.bn_view_shift`` gives the
+prior).
 
     python benchmarks/bn_statistics.py --run runs/cifar10 --out benchmarks/results/bn-statistics
 
@@ -62,11 +63,13 @@ def run_benchmark(run: Path, out: Path, count: int, progress=print) -> dict:
     augment = image_augmenter(dataset.spec.image_shape, config.teacher.augment_shift, config.teacher.augment_flip,
                               config.seed)
     labels = (np.arange(len(real)) % dataset.num_classes).astype(np.int32)
+    samples = quality.generate(folder.load("generator"), labels, config.seed)
+    augmentation = f"shift {config.teacher.augment_shift}, flip {str(config.teacher.augment_flip).lower()}"
     rows = []
     for name, images in (("real training images", real),
-                         (f"the same, teacher's augmentation (shift {config.teacher.augment_shift}, flip "
-                          f"{str(config.teacher.augment_flip).lower()})", np.asarray(augment(real, training=True))),
-                         ("generator samples", quality.generate(folder.load("generator"), labels, config.seed))):
+                         (f"the same, teacher's augmentation ({augmentation})", np.asarray(augment(real, training=True))),
+                         ("generator samples", samples),
+                         ("the same, teacher's augmentation", np.asarray(augment(samples, training=True)))):
         per_layer = distances(bn_model, layers, images)
         rows.append({"images": name, "prior": sum(m + v for m, v in per_layer),
                      "per_layer": " ".join(f"{m:.2f}/{v:.2f}" for m, v in per_layer)})

@@ -61,13 +61,13 @@ def test_variants_share_the_committed_teacher_and_give_one_row_each(tmp_path, mo
     assert screen.main(["--run", str(out / "all"), "--config", str(tmp_path / "gan.json"), "--out", str(out / "s4")]) == 2
     assert color.main(["--teacher", str(tmp_path / "teacher.keras"), "--variants", "bogus",
                        "--data", f"npz:{tmp_path / 'rgb.npz'}", "--out", str(tmp_path / "x")]) == 2
-    # what the batch-norm prior asks for: real images, their augmented views and the samples, one row each
+    # what the batch-norm prior asks for: real images and the samples, each as they are and augmented
     from benchmarks import bn_statistics
 
     assert bn_statistics.main(["--run", str(out / "all"), "--images", "12", "--out", str(out / "bn")]) == 0
     bn_rows = json.loads((out / "bn" / "bn_statistics.json").read_text())["rows"]
     assert [row["images"].split(",")[0] for row in bn_rows] == ["real training images", "the same",
-                                                                 "generator samples"]
+                                                                 "generator samples", "the same"]
     assert all(row["prior"] > 0 and len(row["per_layer"].split()) >= 2 for row in bn_rows)
     assert bn_statistics.main(["--run", str(tmp_path), "--out", str(out / "bn2")]) == 2
     # the real-images reference needs the teacher stage only: the run's generator, student and report may be missing

@@ -220,3 +220,27 @@ def test_the_batch_norm_prior_can_target_the_teachers_statistics_on_real_images(
     plain = ConditionalGAN(networks.build_generator(shape, CLASSES, NOISE, width=4),
                            networks.build_discriminator(shape, CLASSES, 4), GANConfig(bn_weight=0.1), teacher=teacher)
     assert len(plain.weights) == len(model.weights) - 2 * len(layers) - 1  # and no measured flag
+
+
+def test_the_teacher_can_see_the_samples_as_its_pad_and_crop_training_views():
+    """bn_view_shift s: the prior and the teacher term get each sample shifted by up to s
+    pixels with zero fill (fresh draws each step); 0 leaves the samples as they are."""
+    keras.utils.set_random_seed(0)
+    shape = (8, 8, 3)
+    teacher = teacher_with_batchnorm(shape)
+
+    def gan(shift):
+        return ConditionalGAN(networks.build_generator(shape, CLASSES, NOISE, width=4),
+                              networks.build_discriminator(shape, CLASSES, 4),
+                              GANConfig(bn_weight=0.1, teacher_weight=0.1, bn_view_shift=shift), teacher=teacher)
+
+    images = tf.constant(np.random.default_rng(0).uniform(0.2, 0.9, (64, *shape)).astype(np.float32))
+    assert gan(0).teacher_view(images) is images
+    model = gan(2)
+    views, again = model.teacher_view(images).numpy(), model.teacher_view(images).numpy()
+    assert not np.array_equal(views, again)  # a new shift per call
+    zero_rows = np.all(views == 0, axis=(2, 3))  # rows wholly uncovered by a shift
+    assert zero_rows.any() and zero_rows.sum(axis=1).max() <= 2
+    model.compile()
+    logs = model.train_step((images[:6], tf.constant([0, 1, 2, 0, 1, 2], tf.int32)))
+    assert np.isfinite(float(logs["g_batchnorm_loss"])) and np.isfinite(float(logs["g_teacher_loss"]))

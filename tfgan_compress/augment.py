@@ -20,7 +20,7 @@ from typing import Sequence
 
 import tensorflow as tf
 
-__all__ = ["diff_augment", "POLICIES"]
+__all__ = ["diff_augment", "translate", "POLICIES"]
 
 
 def _uniform(images, seed, salt: int):
@@ -45,7 +45,13 @@ def _shift_indices(size: int, pad: int, shift):
 
 def translation(images, seed, ratio: float = 0.125):
     height, width = images.shape[1], images.shape[2]
-    pad_h, pad_w = max(1, int(height * ratio + 0.5)), max(1, int(width * ratio + 0.5))
+    return translate(images, seed, max(1, int(height * ratio + 0.5)), max(1, int(width * ratio + 0.5)))
+
+
+def translate(images, seed, pad_h: int, pad_w: int):
+    """Each image shifted by its own ``U{-pad, ..., pad}`` rows and columns with zero fill:
+    the views of pad-and-crop augmentation; ``seed``: a ``[2]`` int64 seed."""
+    height, width = images.shape[1], images.shape[2]
     batch = tf.shape(images)[0]
     shift_h = tf.random.stateless_uniform([batch], seed=seed + [0, 4], minval=-pad_h, maxval=pad_h + 1, dtype=tf.int32)
     shift_w = tf.random.stateless_uniform([batch], seed=seed + [0, 5], minval=-pad_w, maxval=pad_w + 1, dtype=tf.int32)

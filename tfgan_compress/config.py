@@ -184,6 +184,10 @@ class GANConfig:
     # ... toward the teacher's running statistics (running: those of its augmented training views, e.g. with the
     # zero borders of pad-and-crop), or toward its statistics on the real training images (real), measured once
     bn_target: BatchNormTarget = "running"
+    # ... on the samples as the teacher saw its training images: each shifted by up to this many pixels with zero
+    # fill (pad-and-crop; set it to the teacher's augment_shift), so that the running statistics of such views
+    # do not ask the samples themselves for zero borders; the teacher's class term sees the same views; 0: off
+    bn_view_shift: int = setting(0, AT_LEAST_0)
     # mode seeking (Mao et al., 2019): maximise |G(z1, y) - G(z2, y)| / |z1 - z2| on pairs of one class; 0: off
     diversity_weight: float = setting(0.0, AT_LEAST_0)
     # real batches draw every class equally often (the generator's labels are theirs), for long-tailed data;
