@@ -1,5 +1,6 @@
 """benchmarks/color.py on a tiny colour fixture: each variant's row, with the teacher reused."""
 
+import dataclasses
 import json
 
 import keras
@@ -92,3 +93,6 @@ def test_baseline_turns_every_mechanism_off_and_the_preset_is_the_bn_prior_margi
     assert baseline.gan.discriminator_taps == 0 and not baseline.distill.cutmix
     assert settings("projected").gan.bn_weight == 0.0 and settings("projected").gan.discriminator_taps > 0
     assert (pair.gan, pair.distill) == (preset.gan, preset.distill)
+    views = settings("bn_prior_margin_views")
+    assert views.gan.bn_view_shift == preset.teacher.augment_shift > 0 and pair.gan.bn_view_shift == 0
+    assert dataclasses.replace(views.gan, bn_view_shift=0) == pair.gan
