@@ -236,6 +236,10 @@ def test_the_teacher_can_see_the_samples_as_its_pad_and_crop_training_views():
 
     images = tf.constant(np.random.default_rng(0).uniform(0.2, 0.9, (64, *shape)).astype(np.float32))
     assert gan(0).teacher_view(images) is images
+    from tfgan_compress.errors import UsageError
+
+    with pytest.raises(UsageError, match="bn_view_shift 4 must be below half the images' smaller side"):
+        gan(4)  # 8x8 images: such views would be mostly zero fill
     model = gan(2)
     views, again = model.teacher_view(images).numpy(), model.teacher_view(images).numpy()
     assert not np.array_equal(views, again)  # a new shift per call

@@ -60,6 +60,13 @@ def test_a_stage_whose_inputs_are_missing_is_refused_before_anything_is_written(
     assert not out.exists()
 
 
+def test_a_view_shift_the_images_cannot_take_is_refused_before_the_teacher_trains(tmp_path, capsys):
+    out = tmp_path / "run"  # the tiny preset's images are 8x8: a shift of 4 leaves mostly zero fill
+    assert cli.main(["run", "--preset", "tiny", "--set", "gan.bn_view_shift=4", "--out", str(out)]) == 2
+    assert "gan.bn_view_shift 4 must be below half the images' smaller side (8 pixels)" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_a_stage_of_the_other_mode_is_refused(tmp_path, capsys):
     out = tmp_path / "run"
     assert cli.main(["gan", "--mode", "data-free", "--teacher", "t.keras", "--out", str(out)]) == 2

@@ -540,8 +540,10 @@ def _color() -> RunConfig:
       discriminator with spectral norm (SN-GAN / BigGAN style), hinge loss, EMA generator,
       DiffAugment color + translation + cutout (Zhao et al., 2020), with the teacher's
       batch-norm statistics as a prior (``bn_weight`` 0.02; Yin et al., 2020; its running
-      statistics: those measured on real photos, ``bn_target`` real, taught the student
-      less) and the teacher's class margin (2 logits, ``teacher_weight`` 0.1, ramped up over
+      statistics on the raw samples: those measured on real photos, ``bn_target`` real, or
+      the running ones on the teacher's pad-and-crop views of the samples, ``bn_view_shift``
+      4, give samples nearer the photos but taught the student no more than the preset's
+      seed spread) and the teacher's class margin (2 logits, ``teacher_weight`` 0.1, ramped up over
       the first 1,000 steps), 3 x 300 steps: the student learns more from these samples, of which the
       teacher still doubts some, than from those of 6 x 300 steps, all taken for their class
       (on CIFAR-10 and on an imbalanced six-class set; benchmarks/README.md), or from those of

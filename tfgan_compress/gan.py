@@ -49,6 +49,15 @@ from .teacher_taps import batchnorm_input_statistics, batchnorm_taps
 from .training import DirectedMetrics, PrebuiltModel, directed_mean, per_replica_seed, replica_mean
 
 
+def check_view_shift(config: GANConfig, image_shape) -> None:
+    """Refuse (``UsageError``) a ``bn_view_shift`` of half the images' smaller side or more:
+    views shifted that far would be mostly zero fill."""
+    side = min(image_shape[:2])
+    if 2 * config.bn_view_shift >= side:
+        raise UsageError(f"gan.bn_view_shift {config.bn_view_shift} must be below half the images' smaller side "
+                         f"({side} pixels); the teacher's pad-and-crop shift, e.g. 4 for 32x32")
+
+
 @keras.saving.register_keras_serializable(package="tfgan_compress")
 class ConditionalGAN(PrebuiltModel):
     """``G(z, y)`` against ``D(x, y)``, trained by ``fit`` on ``(image, label)`` batches.
@@ -87,6 +96,7 @@ class ConditionalGAN(PrebuiltModel):
         self.ema_generator.trainable = False
         self.ema_generator.name = "ema_generator"  # not a second "generator" in summary()
         self.noise_dim = int(generator.inputs[0].shape[-1])
+        check_view_shift(self.config, generator.outputs[0].shape[1:])
         self.seed = seed
         self.custom_loss = gan_loss is not None
         self.gan_loss = gan_loss or losses.gan_loss(self.config.loss, self.config.gradient_penalty_weight)

@@ -37,6 +37,7 @@ from . import student as student_choice
 from .commands import STAGE_COMMANDS
 from .config import Mode, RunConfig, choices
 from .errors import BelowAgreementBar, UsageError
+from .gan import check_view_shift
 from .run_folder import RunFolder
 from .teacher import check_classifier, load_classifier
 
@@ -285,6 +286,8 @@ def run_stages(config: RunConfig, out_dir, names, progress=print, safe_mode: boo
         student_choice.check_budget_reachable(spec.image_shape, spec.num_classes, config.distill.network,
                                               round(config.student_budget_kb * student_choice.KB),
                                               **stages.described_data(ctx.dataset))
+    if STAGES["gan"] in plan and ctx.data_loaded():
+        check_view_shift(config.gan, ctx.dataset.spec.image_shape)  # before the teacher's training
     if config.distill.sample_bank and STAGES["distill"] in plan and ctx.data_loaded():
         distill.check_sample_bank_fits(config.distill, ctx.dataset.spec.image_shape)  # not after the GAN's hours
     if config.strategy != "default":
