@@ -71,6 +71,8 @@ def gan(ctx) -> dict:
     augmented = f", DiffAugment {'+'.join(cfg.diff_augment)}" if cfg.diff_augment else ""
     if cfg.teacher_weight and teacher_model is not None:
         augmented += f", teacher term x{cfg.teacher_weight:g}"
+    if cfg.bn_view_shift and teacher_model is not None and (cfg.teacher_weight or cfg.bn_weight):
+        augmented += f", the teacher sees the samples shifted up to {cfg.bn_view_shift} pixels"
     discriminator_kind = (f"discriminator on {len(taps.outputs)} teacher feature maps + pixels" if taps is not None
                           else cfg.architecture)
     ctx.announce(f"conditional GAN ({discriminator_kind}, {cfg.loss} loss{augmented}), {cfg.epochs} epochs x {steps} "
