@@ -334,7 +334,7 @@ class ConditionalGAN(PrebuiltModel):
         shift = self.config.bn_view_shift
         if not shift:
             return images
-        return translate(images, tf.cast(per_replica_seed(self.noise_seed), tf.int64) + [1000, 0], shift, shift)
+        return translate(images, per_replica_seed(self.noise_seed) + [1000, 0], shift, shift)
 
     def _update_ema(self):
         step = self.ema_updates + 1.0

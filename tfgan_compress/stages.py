@@ -71,8 +71,6 @@ def gan(ctx) -> dict:
     augmented = f", DiffAugment {'+'.join(cfg.diff_augment)}" if cfg.diff_augment else ""
     if cfg.teacher_weight and teacher_model is not None:
         augmented += f", teacher term x{cfg.teacher_weight:g}"
-    if cfg.bn_view_shift and teacher_model is not None and (cfg.teacher_weight or cfg.bn_weight):
-        augmented += f", the teacher sees the samples shifted up to {cfg.bn_view_shift} pixels"
     discriminator_kind = (f"discriminator on {len(taps.outputs)} teacher feature maps + pixels" if taps is not None
                           else cfg.architecture)
     ctx.announce(f"conditional GAN ({discriminator_kind}, {cfg.loss} loss{augmented}), {cfg.epochs} epochs x {steps} "
@@ -86,6 +84,8 @@ def gan(ctx) -> dict:
                                                      cfg.spectral_norm, cfg.architecture, taps=taps)
         model = ConditionalGAN(generator, discriminator, cfg, seed=ctx.seed, teacher=teacher_model)
         model.compile()
+    if cfg.bn_view_shift and (model.bn_model is not None or model.uses_teacher_loss):  # the terms that read them
+        ctx.progress(f"  the teacher's terms see the samples shifted up to {cfg.bn_view_shift} pixels (gan.bn_view_shift)")
     if model.bn_model is not None and cfg.bn_target == "real":
         chosen = np.sort(np.random.default_rng(ctx.seed).permutation(len(dataset.x_train))[:BN_TARGET_IMAGES])
         model.set_batchnorm_targets(dataset.x_train[chosen])
