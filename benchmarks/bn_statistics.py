@@ -36,14 +36,8 @@ from tfgan_compress.errors import UsageError  # noqa: E402
 from tfgan_compress.report import markdown_table  # noqa: E402
 from tfgan_compress.run_folder import RunFolder  # noqa: E402
 from tfgan_compress.teacher import as_logits, image_augmenter  # noqa: E402
-from tfgan_compress.teacher_taps import batchnorm_input_statistics, batchnorm_taps  # noqa: E402
-
-
-def distances(bn_model, layers, images) -> list[tuple[float, float]]:
-    """Per batch-norm layer: (|mean - running mean|, |variance - running variance|) over ``images``."""
-    return [(float(np.linalg.norm(mean - np.asarray(layer.moving_mean))),
-             float(np.linalg.norm(variance - np.asarray(layer.moving_variance))))
-            for (mean, variance), layer in zip(batchnorm_input_statistics(bn_model, images), layers)]
+from tfgan_compress.gan_views import prior_distances  # noqa: E402
+from tfgan_compress.teacher_taps import batchnorm_taps  # noqa: E402
 
 
 def run_benchmark(run: Path, out: Path, count: int, progress=print) -> dict:
@@ -70,7 +64,7 @@ def run_benchmark(run: Path, out: Path, count: int, progress=print) -> dict:
                          (f"the same, teacher's augmentation ({augmentation})", np.asarray(augment(real, training=True))),
                          ("generator samples", samples),
                          ("the same, teacher's augmentation", np.asarray(augment(samples, training=True)))):
-        per_layer = distances(bn_model, layers, images)
+        per_layer = prior_distances(bn_model, layers, images)
         rows.append({"images": name, "prior": sum(m + v for m, v in per_layer),
                      "per_layer": " ".join(f"{m:.2f}/{v:.2f}" for m, v in per_layer)})
         progress(f"{name}: {rows[-1]['prior']:.2f}")

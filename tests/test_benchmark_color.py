@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 TINY = {"gan": {"epochs": 1, "steps_per_epoch": 2, "batch_size": 8, "generator_width": 4, "discriminator_width": 4,
-                "noise_dim": 8, "samples_per_class": 2, "teacher_ramp_steps": 0},
+                "noise_dim": 8, "samples_per_class": 2, "teacher_ramp_steps": 0, "bn_view_shift": "auto"},
         "distill": {"epochs": 1, "steps_per_epoch": 2, "batch_size": 8, "sample_bank": 16,
                     "network": {"conv_filters": [4, 8], "architecture": "mobilenet"}},
         "export": {"calibration_samples": 8}, "evaluate": {"latency_runs": 1, "latency_warmup": 0}}
 
 
 @pytest.mark.slow
-def test_variants_share_the_committed_teacher_and_give_one_row_each(tmp_path, monkeypatch):
+def test_variants_share_the_committed_teacher_and_give_one_row_each(tmp_path, monkeypatch, capsys):
     from benchmarks import color, distill_screen as screen
     from tfgan_compress import distill
     from tfgan_compress import networks
@@ -38,6 +38,9 @@ def test_variants_share_the_committed_teacher_and_give_one_row_each(tmp_path, mo
     assert color.main(["--data", f"npz:{tmp_path / 'rgb.npz'}", "--teacher", str(tmp_path / "teacher.keras"),
                        "--config", str(tmp_path / "tiny.json"), "--variants", "all", "--out", str(out),
                        "--reference"]) == 0
+    # gan.bn_view_shift auto: measured on the real training images, within 16x16 images' bounds
+    measured = [line for line in capsys.readouterr().out.splitlines() if "gan.bn_view_shift auto: " in line]
+    assert len(measured) == 1 and int(measured[0].split("auto: ")[1].split()[0]) in range(8)
     result = json.loads((out / "color.json").read_text())
     names = [row["variant"] for row in result["rows"]]
     assert names == ["all", "real labels (reference)", "distilled on real images (reference)"]

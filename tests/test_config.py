@@ -1,5 +1,7 @@
 """Typed configs: presets, JSON round trip, refusal of unknown keys and wrong types."""
 
+import json
+
 import pytest
 
 from tfgan_compress import config
@@ -41,6 +43,9 @@ def test_merge_overrides_nested_values():
     ({"export": {"generator_variants": ["int8"]}}, "export.generator_variants must be one of float32, float16, dynamic"),
     ({"export": {"variants": ["float32", "int4"]}}, "int4"),
     ({"distill": {"network": {"conv_filters": 3}}}, "must be a list"),
+    ({"gan": {"bn_view_shift": "automatic"}}, "gan.bn_view_shift must be an integer or one of auto, got 'automatic'"),
+    ({"gan": {"bn_view_shift": 2.5}}, "gan.bn_view_shift must be an integer or one of auto"),
+    ({"gan": {"bn_view_shift": -1}}, "gan.bn_view_shift must be >= 0, got -1"),
 ])
 def test_bad_settings_are_refused(overrides, fragment):
     with pytest.raises(UsageError, match=fragment):
@@ -58,6 +63,15 @@ def test_a_list_setting_takes_comma_separated_items_from_the_command_line():
     assert cfg.export.generator_variants == ()
     with pytest.raises(UsageError, match="conv_filters must be an integer"):
         config.merge(config.preset("digits"), settings_from_pairs(["distill.network.conv_filters=8,x"]))
+
+
+def test_a_setting_of_a_number_or_auto_takes_either_from_the_command_line_and_json():
+    from tfgan_compress.cli import settings_from_pairs
+
+    for pair, expected in (("gan.bn_view_shift=auto", "auto"), ("gan.bn_view_shift=3", 3)):
+        cfg = config.merge(config.preset("color"), settings_from_pairs([pair]))
+        assert cfg.gan.bn_view_shift == expected
+        assert config.RunConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))).gan.bn_view_shift == expected
 
 
 def test_programmatic_values_are_checked_too():

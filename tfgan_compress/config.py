@@ -37,6 +37,7 @@ ExportVariant = Literal["float32", "float16", "dynamic", "int8", "int8_io"]
 GeneratorVariant = Literal["float32", "float16", "dynamic"]  # float input (noise), no calibration
 CalibrationSource = Literal["generator", "real"]
 BatchNormTarget = Literal["running", "real"]  # what the GAN's batch-norm prior pulls toward
+BatchNormViewShift = typing.Union[int, Literal["auto"]]  # pixels, or measured on real images (gan_views.py)
 OptimizerName = Literal["adam", "sgd"]
 StudentInit = Literal["auto", "teacher", "random"]  # data-free student's first weights (tfgan_compress.slimming)
 TeacherOptimizer = OptimizerName
@@ -185,9 +186,10 @@ class GANConfig:
     # zero borders of pad-and-crop), or toward its statistics on the real training images (real), measured once
     bn_target: BatchNormTarget = "running"
     # ... on the samples as the teacher saw its training images: each shifted by up to this many pixels with zero
-    # fill (pad-and-crop; set it to the teacher's augment_shift), so that the running statistics of such views
-    # do not ask the samples themselves for zero borders; the teacher's class term sees the same views; 0: off
-    bn_view_shift: int = setting(0, AT_LEAST_0)
+    # fill (pad-and-crop; the teacher's augment_shift), so that the running statistics of such views do not ask
+    # the samples themselves for zero borders; the teacher's class term sees the same views; 0: off; auto: the
+    # shift whose views of real training images come nearest the running statistics, measured (gan_views.py)
+    bn_view_shift: BatchNormViewShift = setting(0, AT_LEAST_0)
     # mode seeking (Mao et al., 2019): maximise |G(z1, y) - G(z2, y)| / |z1 - z2| on pairs of one class; 0: off
     diversity_weight: float = setting(0.0, AT_LEAST_0)
     # real batches draw every class equally often (the generator's labels are theirs), for long-tailed data;
@@ -405,7 +407,7 @@ def _check_fields(section, prefix: str) -> None:
             continue
         _coerce(hints[f.name], value, name)  # type and choices
         allowed = f.metadata.get("range")
-        if allowed is not None and value is not None:
+        if allowed is not None and value is not None and not isinstance(value, str):  # a range bounds numbers
             for item in value if isinstance(value, tuple) else (value,):
                 if item not in allowed:
                     finite = " and finite" if is_infinite(item) else ""
@@ -441,16 +443,30 @@ def _json_or_text(raw: str):
         return raw
 
 
+def _describe(hint) -> str:
+    """A type as an error message names it: ``an integer``, ``one of auto``."""
+    if typing.get_origin(hint) is Literal:
+        return "one of " + ", ".join(map(str, typing.get_args(hint)))
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(hint, str(hint))
+
+
 def _coerce(hint, value, where):
     """``value`` as the type ``hint`` says, or :class:`UsageError` naming the setting."""
     if dataclasses.is_dataclass(hint):
         return _from_dict(hint, value, where)
     origin = typing.get_origin(hint)
-    if origin is typing.Union:  # Optional[X]
-        if value is None:
+    if origin is typing.Union:  # Optional[X], or X or Y (e.g. an integer or "auto")
+        members = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None and len(members) < len(typing.get_args(hint)):
             return None
-        (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
-        return _coerce(inner, value, where)
+        if len(members) == 1:
+            return _coerce(members[0], value, where)
+        for member in members:
+            try:
+                return _coerce(member, value, where)
+            except UsageError:
+                continue
+        raise UsageError(f"{where} must be {' or '.join(_describe(m) for m in members)}, got {value!r}")
     if origin is Literal:
         if value not in typing.get_args(hint):
             raise UsageError(f"{where} must be one of {', '.join(typing.get_args(hint))}, got {value!r}")

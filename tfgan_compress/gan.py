@@ -17,7 +17,8 @@ Each step (Goodfellow et al., 2014, alternating updates):
    toward the teacher's running statistics or, with ``config.bn_target`` "real", toward its
    statistics on real training images (:meth:`ConditionalGAN.set_batchnorm_targets`); with
    ``config.bn_view_shift`` ``s`` > 0 the prior and the teacher term see each sample shifted
-   by up to ``s`` pixels with zero fill (:meth:`ConditionalGAN.teacher_view`);
+   by up to ``s`` pixels with zero fill (:meth:`ConditionalGAN.teacher_view`; the pipeline
+   measures ``s`` from the teacher for "auto", :mod:`gan_views`);
    with ``config.diversity_weight`` ``w_MS`` > 0, the batch is drawn in pairs of one class and
    ``- w_MS * |G(z1, y) - G(z2, y)| / |z1 - z2|`` (mode seeking, :func:`losses.mode_seeking_ratio`);
    Both discriminator inputs first go through ``DiffAugment`` when ``config.diff_augment``
@@ -49,10 +50,17 @@ from .teacher_taps import batchnorm_input_statistics, batchnorm_taps
 from .training import DirectedMetrics, PrebuiltModel, directed_mean, per_replica_seed, replica_mean
 
 
-def check_view_shift(config: GANConfig, image_shape) -> None:
+def check_view_shift(config: GANConfig, image_shape, measured_here: bool = True) -> None:
     """Refuse (``UsageError``) a ``bn_view_shift`` of half the images' smaller side or more:
-    views shifted that far would be mostly zero fill."""
+    views shifted that far would be mostly zero fill. ``auto`` is measured within those bounds
+    by the pipeline (:mod:`gan_views`); a model built without it (``measured_here`` false:
+    :class:`ConditionalGAN`) needs the number."""
     side = min(image_shape[:2])
+    if config.bn_view_shift == "auto":
+        if not measured_here:
+            raise UsageError("gan.bn_view_shift auto is measured by the pipeline on real training images "
+                             "(tfgan_compress.gan_views.measure_view_shift); give ConditionalGAN the shift it found")
+        return
     if 2 * config.bn_view_shift >= side:
         raise UsageError(f"gan.bn_view_shift {config.bn_view_shift} must be below half the images' smaller side "
                          f"({side} pixels); the teacher's pad-and-crop shift, e.g. 4 for 32x32")
@@ -96,7 +104,7 @@ class ConditionalGAN(PrebuiltModel):
         self.ema_generator.trainable = False
         self.ema_generator.name = "ema_generator"  # not a second "generator" in summary()
         self.noise_dim = int(generator.inputs[0].shape[-1])
-        check_view_shift(self.config, generator.outputs[0].shape[1:])
+        check_view_shift(self.config, generator.outputs[0].shape[1:], measured_here=False)
         self.seed = seed
         self.custom_loss = gan_loss is not None
         self.gan_loss = gan_loss or losses.gan_loss(self.config.loss, self.config.gradient_penalty_weight)

@@ -10,6 +10,7 @@ themselves, through the run folder's names.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 
@@ -77,6 +78,8 @@ def gan(ctx) -> dict:
                  f"steps, batch {cfg.batch_size}")
     for note in notes:
         ctx.progress(f"  {note}")
+    if cfg.bn_view_shift == "auto":
+        cfg = dataclasses.replace(cfg, bn_view_shift=measured_view_shift(ctx, cfg, teacher_model))
     with ctx.strategy.scope():
         generator = networks.build_generator(spec.image_shape, spec.num_classes, cfg.noise_dim, cfg.generator_width,
                                              cfg.architecture)
@@ -112,6 +115,31 @@ def gan(ctx) -> dict:
     callbacks.save_png(folder.samples_png, grid.grid())
     listen_to_samples(ctx, model.ema_generator)
     return {"generator": model.ema_generator}
+
+
+def measured_view_shift(ctx, cfg, teacher_model) -> int:
+    """``gan.bn_view_shift`` auto: the shift whose zero-filled views of real training images
+    come nearest the teacher's running batch-norm statistics (:func:`gan_views.measure_view_shift`),
+    said on the console; 0 where no teacher term would read the views or there are no
+    statistics to measure."""
+    from . import gan_views
+    from .teacher_taps import batchnorm_taps
+
+    reads_views = teacher_model is not None and (cfg.bn_weight or cfg.teacher_weight)
+    bn_model, layers = batchnorm_taps(teacher_model, with_output=True) if reads_views else (None, [])
+    if bn_model is None:
+        if reads_views:
+            ctx.progress("  gan.bn_view_shift auto: the teacher has no batch-norm statistics to measure its training "
+                         "views by; the samples are shown to it as they are")
+        return 0
+    dataset = ctx.dataset
+    chosen = np.random.default_rng(ctx.seed).permutation(len(dataset.x_train))[:gan_views.MEASURE_IMAGES]
+    shift, measured = gan_views.measure_view_shift(bn_model, layers, dataset.x_train[np.sort(chosen)],
+                                                   gan_views.largest_view_shift(dataset.spec.image_shape), ctx.seed)
+    scan = ", ".join(f"{d:.2f}" for d in measured)
+    ctx.progress(f"  gan.bn_view_shift auto: {shift} (the batch-norm prior's distance on {len(chosen):,} real training "
+                 f"images shifted up to 0, 1, ... pixels with zero fill: {scan})")
+    return shift
 
 
 def listen_to_samples(ctx, generator) -> None:
