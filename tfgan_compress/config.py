@@ -558,8 +558,8 @@ def _color() -> RunConfig:
       batch-norm statistics as a prior (``bn_weight`` 0.02; Yin et al., 2020; its running
       statistics on the raw samples: those measured on real photos, ``bn_target`` real, or
       the running ones on the teacher's pad-and-crop views of the samples, ``bn_view_shift``
-      4, give samples nearer the photos; the first taught the student no more than the
-      preset's seed spread, the second 3 points more over two seeds, not yet confirmed) and
+      4 or ``auto``, give samples nearer the photos; the first taught the student no more than
+      the preset's seed spread, the second 1.3 points more over three seeds, also within it) and
       the teacher's class margin (2 logits, ``teacher_weight`` 0.1, ramped up over
       the first 1,000 steps), 3 x 300 steps: the student learns more from these samples, of which the
       teacher still doubts some, than from those of 6 x 300 steps, all taken for their class
