@@ -9,9 +9,9 @@
 Each variant is the ``color`` preset, then ``--config`` (the protocol: ``color_screen.json``
 shortens every stage for ablations, none for the full protocol), then the variant's own
 settings (:data:`VARIANTS`: ``baseline`` turns every teacher-eyed mechanism off, each other
-variant turns one on, ``all`` turns them all on, ``bn_prior_margin`` is the preset's pair:
-the batch-norm prior and the class margin, ``bn_prior_margin_views`` the same pair on the
-teacher's pad-and-crop views of the samples); every variant reuses the ``--teacher`` file, so that no run
+variant turns one on, ``all`` turns them all on, ``bn_prior_margin`` is the pair of the
+batch-norm prior and the class margin on the raw samples, ``bn_prior_margin_views`` the same
+pair on the teacher's pad-and-crop views of the samples: the preset); every variant reuses the ``--teacher`` file, so that no run
 retrains it, and runs the stages gan, distill, export (int8 only) and evaluate in
 ``<out>/<variant>``. ``--train-subset N`` cuts the training split the GAN learns from (and
 the reference rows train on) to N images, class shares kept; the test split stays whole.
@@ -63,7 +63,7 @@ def combined(*parts: dict) -> dict:
 
 #: every mechanism off (the preset has the batch-norm prior and the class margin on)
 BASELINE = {"gan": {"discriminator_taps": 0, "bn_weight": 0.0, "teacher_weight": 0.0, "teacher_margin": None,
-                    "diversity_weight": 0.0},
+                    "diversity_weight": 0.0, "bn_view_shift": 0},
             "distill": {"cutmix": False}}
 
 #: the ablation: every mechanism off, each alone, all together, and the preset's pair
@@ -74,12 +74,11 @@ VARIANTS = {
     "class_diversity": combined(BASELINE, CLASS_DIVERSITY),
     "recipe": combined(BASELINE, RECIPE),
     "all": combined(PROJECTED, BN_PRIOR, CLASS_DIVERSITY, RECIPE),
-    # the pair that made the speech GAN's samples class-faithful and close to the recordings: the preset's
+    # the pair that made the speech GAN's samples class-faithful and close to the recordings, on the raw samples
     "bn_prior_margin": combined(BASELINE, BN_PRIOR, CLASS_MARGIN),
-    # ... with the prior and the class term on pad-and-crop views of the samples, shifted as the preset's teacher
-    # was trained (gan.bn_view_shift): the views its running statistics came from
-    "bn_prior_margin_views": combined(BASELINE, BN_PRIOR, CLASS_MARGIN,
-                                      {"gan": {"bn_view_shift": configs.preset("color").teacher.augment_shift}}),
+    # ... with the prior and the class term on pad-and-crop views of the samples, shifted as the teacher was
+    # trained, measured from its batch-norm statistics (gan.bn_view_shift auto): the preset
+    "bn_prior_margin_views": combined(BASELINE, BN_PRIOR, CLASS_MARGIN, {"gan": {"bn_view_shift": "auto"}}),
 }
 
 COLUMNS = [("variant", "variant", "{}"), ("student", "student float32", "{:.2%}"),

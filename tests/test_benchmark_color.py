@@ -84,7 +84,7 @@ def test_variants_share_the_committed_teacher_and_give_one_row_each(tmp_path, mo
     assert screen.main(["--run", str(out / "all"), "--variants", "run", "--out", str(out / "s6")]) == 2
 
 
-def test_baseline_turns_every_mechanism_off_and_the_preset_is_the_bn_prior_margin_pair():
+def test_baseline_turns_every_mechanism_off_and_the_preset_is_the_bn_prior_margin_pair_on_views():
     from benchmarks import color
     from tfgan_compress import config as configs
 
@@ -93,9 +93,8 @@ def test_baseline_turns_every_mechanism_off_and_the_preset_is_the_bn_prior_margi
 
     baseline, pair, preset = settings("baseline"), settings("bn_prior_margin"), configs.preset("color")
     assert baseline.gan.bn_weight == baseline.gan.teacher_weight == baseline.gan.diversity_weight == 0.0
-    assert baseline.gan.discriminator_taps == 0 and not baseline.distill.cutmix
+    assert baseline.gan.discriminator_taps == 0 and baseline.gan.bn_view_shift == 0 and not baseline.distill.cutmix
     assert settings("projected").gan.bn_weight == 0.0 and settings("projected").gan.discriminator_taps > 0
-    assert (pair.gan, pair.distill) == (preset.gan, preset.distill)
     views = settings("bn_prior_margin_views")
-    assert views.gan.bn_view_shift == preset.teacher.augment_shift > 0 and pair.gan.bn_view_shift == 0
-    assert dataclasses.replace(views.gan, bn_view_shift=0) == pair.gan
+    assert (views.gan, views.distill) == (preset.gan, preset.distill) and preset.gan.bn_view_shift == "auto"
+    assert pair.gan.bn_view_shift == 0 and dataclasses.replace(pair.gan, bn_view_shift="auto") == preset.gan

@@ -587,7 +587,7 @@ def _color() -> RunConfig:
         gan=GANConfig(architecture="resnet", diff_augment=("color", "translation", "cutout"), noise_dim=128,
                       generator_width=32, discriminator_width=32, epochs=3, steps_per_epoch=300, batch_size=64,
                       log_every_steps=50, bn_weight=0.02, teacher_weight=0.1, teacher_margin=2.0,
-                      teacher_ramp_steps=1000),
+                      teacher_ramp_steps=1000, bn_view_shift="auto"),
         distill=DistillConfig(
             network=ClassifierConfig(conv_filters=(24, 48, 96, 96, 192, 192), dense_units=(),
                                      architecture="mobilenet"),
