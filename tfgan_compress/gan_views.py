@@ -15,8 +15,8 @@ is read off the teacher: the prior's distance
 random zero-filled shift of up to ``s`` pixels, :func:`augment.translate`) for real training
 images ``x``, for ``s`` = 0, 1, 2, ..., and the shift of least distance is taken. For the
 committed CIFAR-10 teacher (trained with ``s`` = 4) on 1,024 training images: d = 32.6, 15.5,
-8.5, 4.1, **2.9**, 5.7, 8.4 for ``s`` = 0 ... 6. A teacher trained without shifts (or with
-another fill) is nearest at 0, and its samples are then shown as they are.
+8.5, 4.1, **2.9**, 5.7, 8.4 for ``s`` = 0 ... 6. For a teacher trained without shifts the
+raw images should be nearest (``s`` = 0), and its samples are then shown as they are.
 """
 
 from __future__ import annotations
