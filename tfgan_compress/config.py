@@ -561,8 +561,8 @@ def _color() -> RunConfig:
       running statistics are those of such views, with their zero borders, which the raw
       samples were asked for; on the views the student gained 1.3 points over three CIFAR-10
       seeds and 1.4 on the six-class set, within the seed spread (the prior toward statistics
-      measured on real photos, ``bn_target`` real, taught less); and the teacher's class margin (2 logits, ``teacher_weight`` 0.1, ramped up over
-      the first 1,000 steps), 3 x 300 steps: the student learns more from these samples, of which the
+      measured on real photos, ``bn_target`` real, taught less); and the teacher's class
+      margin (2 logits, ``teacher_weight`` 0.1, ramped up over the first 1,000 steps), 3 x 300 steps: the student learns more from these samples, of which the
       teacher still doubts some, than from those of 6 x 300 steps, all taken for their class
       (on CIFAR-10 and on an imbalanced six-class set; benchmarks/README.md), or from those of
       2 x 300 steps, of which the teacher takes only half for their class (CIFAR-10), and the
