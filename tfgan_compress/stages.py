@@ -138,7 +138,7 @@ def measured_view_shift(ctx, cfg, teacher_model) -> int:
                                                    gan_views.largest_view_shift(dataset.spec.image_shape), ctx.seed)
     scan = ", ".join(f"{d:.2f}" for d in measured)
     ctx.progress(f"  gan.bn_view_shift auto: {shift} (the batch-norm prior's distance on {len(chosen):,} real training "
-                 f"images shifted up to 0, 1, ... pixels with zero fill: {scan})")
+                 f"{data.examples_noun(dataset)} shifted up to 0, 1, ... pixels with zero fill: {scan})")
     return shift
 
 
