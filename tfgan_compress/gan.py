@@ -46,6 +46,7 @@ from . import config as configs, losses, quality
 from .augment import diff_augment, translate
 from .config import GANConfig
 from .errors import UsageError
+from .gan_views import largest_view_shift
 from .teacher_taps import batchnorm_input_statistics, batchnorm_taps
 from .training import DirectedMetrics, PrebuiltModel, directed_mean, per_replica_seed, replica_mean
 
@@ -55,15 +56,14 @@ def check_view_shift(config: GANConfig, image_shape, measured_here: bool = True)
     views shifted that far would be mostly zero fill. ``auto`` is measured within those bounds
     by the pipeline (:mod:`gan_views`); a model built without it (``measured_here`` false:
     :class:`ConditionalGAN`) needs the number."""
-    side = min(image_shape[:2])
     if config.bn_view_shift == "auto":
         if not measured_here:
             raise UsageError("gan.bn_view_shift auto is measured by the pipeline on real training images "
                              "(tfgan_compress.gan_views.measure_view_shift); give ConditionalGAN the shift it found")
         return
-    if 2 * config.bn_view_shift >= side:
+    if config.bn_view_shift > largest_view_shift(image_shape):
         raise UsageError(f"gan.bn_view_shift {config.bn_view_shift} must be below half the images' smaller side "
-                         f"({side} pixels); the teacher's pad-and-crop shift, e.g. 4 for 32x32")
+                         f"({min(image_shape[:2])} pixels); the teacher's pad-and-crop shift, e.g. 4 for 32x32")
 
 
 @keras.saving.register_keras_serializable(package="tfgan_compress")
