@@ -57,3 +57,16 @@ def test_a_gan_built_by_hand_needs_the_number_auto_stands_for():
     with pytest.raises(UsageError, match="gan.bn_view_shift auto is measured by the pipeline"):
         ConditionalGAN(networks.build_generator(shape, 3, 4, width=4), networks.build_discriminator(shape, 3, 4),
                        GANConfig(bn_weight=0.1, bn_view_shift="auto"), teacher=pixel_batchnorm_teacher(shape))
+
+
+def test_auto_shows_the_samples_as_they_are_when_the_prior_targets_raw_real_image_statistics():
+    """bn_target real: the targets are measured on the real images without views, so auto gives 0."""
+    from types import SimpleNamespace
+
+    from tfgan_compress.stages import measured_view_shift
+
+    said = []
+    ctx = SimpleNamespace(progress=said.append)
+    cfg = GANConfig(bn_weight=0.1, bn_target="real", bn_view_shift="auto")
+    assert measured_view_shift(ctx, cfg, pixel_batchnorm_teacher((8, 8, 1))) == 0
+    assert len(said) == 1 and "gan.bn_target real" in said[0]

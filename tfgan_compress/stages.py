@@ -120,11 +120,16 @@ def gan(ctx) -> dict:
 def measured_view_shift(ctx, cfg, teacher_model) -> int:
     """``gan.bn_view_shift`` auto: the shift whose zero-filled views of real training images
     come nearest the teacher's running batch-norm statistics (:func:`gan_views.measure_view_shift`),
-    said on the console; 0 where no teacher term would read the views or there are no
-    statistics to measure."""
+    said on the console; 0 where no teacher term would read the views, there are no
+    statistics to measure, or the prior's targets are measured on the raw real images
+    (``bn_target`` real)."""
     from . import gan_views
     from .teacher_taps import batchnorm_taps
 
+    if cfg.bn_target == "real" and cfg.bn_weight:  # the prior's targets are measured on the real images as they are
+        ctx.progress("  gan.bn_view_shift auto: 0, the prior's targets are the teacher's statistics on the real "
+                     "training images as they are (gan.bn_target real), so its samples are shown as they are")
+        return 0
     reads_views = teacher_model is not None and (cfg.bn_weight or cfg.teacher_weight)
     bn_model, layers = batchnorm_taps(teacher_model, with_output=True) if reads_views else (None, [])
     if bn_model is None:
