@@ -53,6 +53,8 @@ VARIANTS = {
     "class_blend": {"class_blend": 0.5},  # half the samples between two classes
     "sample_bank": {"sample_bank": 50000},  # the colour preset's bank
     "fresh_samples": {"sample_bank": 0},  # no bank: every step draws fresh samples
+    # the teacher labels the bank once ("fixed teacher"): a step is the student's update only
+    "bank_teacher_logits": {"sample_bank": 50000, "bank_teacher_logits": True},
     # the reference, not a recipe: the run's settings on the real training images (the gap's other end)
     "real_images": {"on_real_images": True},
 }

@@ -188,6 +188,77 @@ def test_sample_bank_draws_once_and_gives_every_sample_once_per_pass():
     assert history.history["generator_label_accuracy"][-1] >= 0
 
 
+def test_mixed_teacher_logits_soften_to_the_mix_of_the_probabilities():
+    # softmax(result / T) = w p_i + (1 - w) p_partner, p = softmax(t / T)
+    logits = tf.constant([[4.0, 0.0, -1.0], [0.0, 2.0, 1.0], [-2.0, -2.0, 3.0]])
+    share, partner, temperature = tf.constant([1.0, 0.25, 0.6]), tf.constant([2, 0, 1]), 4.0
+    mixed = distill.mix_teacher_logits(logits, share, partner, temperature)
+    p = tf.nn.softmax(logits / temperature).numpy()
+    expected = np.stack([p[0], 0.25 * p[1] + 0.75 * p[0], 0.6 * p[2] + 0.4 * p[1]])
+    np.testing.assert_allclose(tf.nn.softmax(mixed / temperature).numpy(), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cutmix", [False, True])
+def test_stored_teacher_logits_are_mixed_with_their_images_own_shares(cutmix):
+    # images of constant value v_i: a view's mean pixel gives its own share w, checked against the mixed targets
+    values = tf.linspace(0.0, 1.0, 64)
+    images = tf.ones((64, 8, 8, 1)) * tf.reshape(values, [-1, 1, 1, 1])
+    logits = tf.one_hot(tf.range(64) % 3, 3) * 5.0
+    teacher, generator, student = parts()
+    model = distill.GeneratorDistiller(teacher, generator, student, DistillConfig(mixup=True, cutmix=cutmix))
+    views, unmixed, mixed_logits = model.views(images, tf.constant([5, 6]), logits)
+    p = tf.nn.softmax(logits / 4.0).numpy()
+    targets = tf.nn.softmax(mixed_logits / 4.0).numpy()
+    assert 0.2 < unmixed.numpy().mean() < 0.8
+    for i in range(64):
+        mean = float(tf.reduce_mean(views[i]))
+        if unmixed[i] == 1:
+            np.testing.assert_allclose(targets[i], p[i], rtol=1e-5)
+            continue
+        # the partner: the image whose value makes the mean a mix of the two with the targets' share
+        candidates = [j for j in range(64) if j != i and abs(values[j] - values[i]) > 1e-3]
+        shares = {j: (mean - float(values[j])) / float(values[i] - values[j]) for j in candidates}
+        assert any(np.allclose(targets[i], w * p[i] + (1 - w) * p[j], atol=1e-4) for j, w in shares.items())
+
+
+class ImageCounter(keras.layers.Layer):
+    """Identity that counts the images passing through it (in a variable, so traced steps count)."""
+
+    def build(self, input_shape):
+        self.images = self.add_weight(shape=(), initializer="zeros", trainable=False, name="images")
+
+    def call(self, x):
+        self.images.assign_add(tf.cast(tf.shape(x)[0], self.images.dtype))
+        return x
+
+
+def test_a_bank_the_teacher_labelled_once_trains_without_calling_the_teacher():
+    teacher, generator, student = parts()
+    config = DistillConfig(network=SMALL, epochs=2, steps_per_epoch=2, batch_size=8, sample_bank=16,
+                           bank_teacher_logits=True)
+    stream = distill.sample_bank_batches(generator, CLASSES, config, seed=3, teacher=teacher)
+    images, labels, logits = next(iter(stream))
+    np.testing.assert_allclose(logits.numpy(), teacher(images, training=False).numpy(), rtol=1e-4, atol=1e-5)
+    plain = next(iter(distill.sample_bank_batches(generator, CLASSES, config, seed=3)))
+    assert np.array_equal(plain[0].numpy(), images.numpy())  # the same bank, with the logits beside it
+
+    def counting(model):  # the teacher behind a layer that counts the images it is given
+        counter = ImageCounter()
+        inputs = keras.Input(SHAPE)
+        return keras.Model(inputs, model(counter(inputs))), counter
+
+    labelled_once, counter = counting(teacher)
+    before = [w.numpy().copy() for w in student.weights]
+    history = distill.distill_on_generator(labelled_once, generator, student, config, verbose=0)
+    assert int(counter.images.numpy()) == 16  # the bank, once; the 2 x 2 steps of 8 called it on none
+    fresh_views, counter = counting(teacher)
+    distill.distill_on_generator(fresh_views, generator, networks.build_classifier(SHAPE, CLASSES, SMALL, "s"),
+                                 dataclasses.replace(config, bank_teacher_logits=False), verbose=0)
+    assert int(counter.images.numpy()) == 2 * 2 * 8  # without: every step's views
+    assert len(history.history["distill_loss"]) == 2 and history.history["distill_loss"][-1] > 0
+    assert any(not np.allclose(a, w.numpy()) for a, w in zip(before, student.weights))
+
+
 def test_sample_bank_settings_that_cannot_work_are_refused():
     from tfgan_compress.config import RunConfig
     from tfgan_compress.errors import UsageError
@@ -196,7 +267,10 @@ def test_sample_bank_settings_that_cannot_work_are_refused():
         RunConfig(distill=DistillConfig(sample_bank=256, hard_latent_steps=1)).validate()
     with pytest.raises(UsageError, match="at least one batch"):
         RunConfig(distill=DistillConfig(sample_bank=10, batch_size=128)).validate()
+    with pytest.raises(UsageError, match="bank_teacher_logits"):
+        RunConfig(distill=DistillConfig(bank_teacher_logits=True)).validate()
     RunConfig(distill=DistillConfig(sample_bank=256)).validate()
+    RunConfig(distill=DistillConfig(sample_bank=256, bank_teacher_logits=True)).validate()
 
 
 def test_a_sample_bank_over_half_the_memory_is_refused_before_anything_is_written(tmp_path, monkeypatch):

@@ -231,6 +231,10 @@ class DistillConfig:
     class_blend: float = setting(0.0, FRACTION)
     student_ema: float = setting(0.0, FRACTION)  # momentum of an average of the student's weights, kept as the result; 0: off
     sample_bank: int = setting(0, AT_LEAST_0)  # generator samples drawn once and reused every epoch; 0: fresh ones every step
+    # with sample_bank: the teacher labels each bank sample once, as it is drawn, and every step's shifted, flipped
+    # and mixed views take those logits (a mix: the mix of the softened probabilities) without calling the teacher
+    # (Beyer et al.'s "fixed teacher"): a step costs the student's update only
+    bank_teacher_logits: bool = False
 
 
 @dataclass
@@ -357,6 +361,9 @@ class RunConfig:
         if self.distill.class_blend and self.distill.hard_latent_steps:
             raise UsageError("distill.hard_latent_steps moves the noise of one class's samples; distill.class_blend "
                              "draws samples between two classes: choose one (set the other to 0)")
+        if self.distill.bank_teacher_logits and not self.distill.sample_bank:
+            raise UsageError("distill.bank_teacher_logits stores the teacher's logits of a sample bank; set "
+                             "distill.sample_bank (samples drawn once), or leave bank_teacher_logits false")
         if 0 < self.distill.sample_bank < self.distill.batch_size:
             raise UsageError(f"distill.sample_bank ({self.distill.sample_bank}) must hold at least one batch "
                              f"(distill.batch_size {self.distill.batch_size}), or be 0 for fresh samples")

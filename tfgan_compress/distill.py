@@ -20,7 +20,11 @@ labels balanced, noise as above), and each step takes a shuffled batch of that b
 (every epoch of N / batch steps sees each sample once); augmentation, mixing and the
 teacher's labels are still computed on every step's own view. A step then costs the teacher
 and the student only, not the generator; a bank is worth it only where it is measured at
-least as good as fresh samples in equal time (benchmarks/README.md).
+least as good as fresh samples in equal time (benchmarks/README.md). With
+``bank_teacher_logits`` the teacher labels each bank sample once, as it is drawn, and a
+step's views take those logits (:func:`mix_teacher_logits` for mixes): a step then costs the
+student's update only, and the labels of shifted and flipped views are those of the sample
+("fixed teacher", Beyer et al., 2022; the teacher was trained to be invariant to them).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from .teacher import image_augmenter
 from .training import (DirectedMetrics, SerializableDistiller, TeacherAgreement, cosine_adam, directed_mean,
                        label_batches, per_replica_seed)
 
-__all__ = ["GeneratorDistiller", "mix_pairs", "class_blend_generator", "blended_class_weights",
+__all__ = ["GeneratorDistiller", "mix_pairs", "mix_teacher_logits", "class_blend_generator", "blended_class_weights",
            "distill_on_generator", "sample_bank_bytes", "check_sample_bank_fits",
            "sample_bank_batches", "distill_on_images"]
 
@@ -118,19 +122,23 @@ class GeneratorDistiller(SerializableDistiller):
         for _ in range(self.config.hard_latent_steps):
             noise = self.harder_noise(noise, labels)
         if self.blend_generator is None:
-            return self.views(self.generator([noise, labels], training=False), seed)
+            return self.views(self.generator([noise, labels], training=False), seed)[:2]
         weights, unblended = blended_class_weights(labels, self.num_classes, self.config.class_blend, seed)
-        images, unmixed = self.views(self.blend_generator([noise, weights], training=False), seed)
+        images, unmixed, _ = self.views(self.blend_generator([noise, weights], training=False), seed)
         return images, unmixed * unblended
 
-    def views(self, images, seed):
+    def views(self, images, seed, teacher_logits=None):
         """The training views of generator ``images`` (augmented, mixed as :meth:`synthesize`
-        says) and a 0/1 mask of those left unmixed."""
+        says), a 0/1 mask of those left unmixed, and the images' stored ``teacher_logits``
+        (if given) mixed as the images are (:func:`mix_teacher_logits`), else None."""
         if self.augmenter is not None:
             images = self.augmenter(images, training=True)
         if not self.config.mixup:
-            return images, tf.ones([tf.shape(images)[0]])
-        return mix_pairs(images, seed, self.config.cutmix)
+            return images, tf.ones([tf.shape(images)[0]]), teacher_logits
+        images, unmixed, own_share, partner = _mix(images, seed, self.config.cutmix)
+        if teacher_logits is not None:
+            teacher_logits = mix_teacher_logits(teacher_logits, own_share, partner, self.config.temperature)
+        return images, unmixed, teacher_logits
 
     def harder_noise(self, noise, labels):
         """One normalised gradient-ascent step of the noise on the per-example KL."""
@@ -146,16 +154,19 @@ class GeneratorDistiller(SerializableDistiller):
     def train_step(self, data):
         """Teacher logits of fresh samples -> student loss ``T^2 KL`` -> student update.
         ``data``: a batch of class labels, or ``(images, labels)`` of a sample bank (label -1:
-        a blend of two classes)."""
+        a blend of two classes), or ``(images, labels, teacher_logits)`` of a bank the teacher
+        labelled when it was drawn (``bank_teacher_logits``: no teacher call here)."""
+        stored_logits = None
         if isinstance(data, (tuple, list)):  # a batch of the sample bank
-            images, labels = data
+            images, labels = data[0], data[1]
+            stored_logits = data[2] if len(data) > 2 else None
             labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
-            images, unmixed = self.views(images, per_replica_seed(self.seed_generator))
+            images, unmixed, stored_logits = self.views(images, per_replica_seed(self.seed_generator), stored_logits)
             unmixed = unmixed * tf.cast(labels >= 0, unmixed.dtype)
         else:
             labels = tf.cast(tf.reshape(data, [-1]), tf.int32)
             images, unmixed = self.synthesize(labels)
-        teacher_logits = self.teacher(images, training=False)
+        teacher_logits = self.teacher(images, training=False) if stored_logits is None else stored_logits
         with tf.GradientTape() as tape:
             student_logits = self.student(images, training=True)
             per_example = losses.distillation_loss(teacher_logits, student_logits, self.config.temperature)
@@ -178,14 +189,33 @@ def mix_pairs(images, seed, cutmix: bool = False):
     ``x_i`` (Yun et al., 2019). The teacher labels the mixed image itself, so any mix is a
     valid training point ("function matching": Beyer et al., CVPR 2022, "Knowledge
     distillation: A good teacher is patient and consistent")."""
+    mixed_images, unmixed, _, _ = _mix(images, seed, cutmix)
+    return mixed_images, unmixed
+
+
+def mix_teacher_logits(teacher_logits, own_share, partner, temperature):
+    """Logits whose softened probabilities are those of a mix: ``T log(w p_i + (1 - w) p_j)``,
+    ``p = softmax(t / T)``, ``w`` = ``own_share`` (the share of image ``i`` in its mix) and
+    ``j`` = ``partner[i]``; so ``softmax`` of the result over ``T`` is the mixed probability,
+    the soft target of mixup (Zhang et al., 2018) for a teacher not called on the mix."""
+    probabilities = tf.nn.softmax(tf.cast(teacher_logits, tf.float32) / temperature, axis=-1)
+    share = tf.reshape(tf.cast(own_share, tf.float32), [-1, 1])
+    mixed = share * probabilities + (1.0 - share) * tf.gather(probabilities, partner)
+    return temperature * tf.math.log(tf.maximum(mixed, 1e-30))
+
+
+def _mix(images, seed, cutmix: bool):
+    """:func:`mix_pairs`, and for each image the share of its own pixels in its view (1 for
+    those left alone) and its partner's index in the batch."""
     batch = tf.shape(images)[0]
     lam = tf.random.stateless_uniform((batch,), seed=seed + [0, 7])
     mixed = tf.cast(tf.random.stateless_uniform((batch,), seed=seed + [0, 13]) < 0.5, images.dtype)
     lam = mixed * lam + (1.0 - mixed)
-    partner = tf.gather(images, tf.argsort(tf.random.stateless_uniform((batch,), seed=seed + [0, 17])))
+    order = tf.argsort(tf.random.stateless_uniform((batch,), seed=seed + [0, 17]))
+    partner = tf.gather(images, order)
     if not cutmix:
         lam4 = tf.reshape(lam, [-1, 1, 1, 1])
-        return lam4 * images + (1.0 - lam4) * partner, 1.0 - mixed
+        return lam4 * images + (1.0 - lam4) * partner, 1.0 - mixed, lam, order
     height, width = tf.shape(images)[1], tf.shape(images)[2]
     side = tf.sqrt(1.0 - lam)  # box side as a fraction of the image side
     centre = tf.random.stateless_uniform((batch, 2), seed=seed + [0, 19])
@@ -194,7 +224,8 @@ def mix_pairs(images, seed, cutmix: bool = False):
     in_rows = tf.abs(rows - centre[:, :1]) < side[:, None] / 2
     in_cols = tf.abs(cols - centre[:, 1:]) < side[:, None] / 2
     box = tf.cast(in_rows[:, :, None] & in_cols[:, None, :], images.dtype)[..., None]
-    return box * partner + (1.0 - box) * images, 1.0 - mixed
+    own_share = 1.0 - tf.reduce_mean(box, axis=[1, 2, 3])
+    return box * partner + (1.0 - box) * images, 1.0 - mixed, own_share, order
 
 
 def class_blend_generator(generator: keras.Model) -> keras.Model:
@@ -254,7 +285,8 @@ def distill_on_generator(teacher: keras.Model, generator: keras.Model, student: 
     num_classes = int(teacher.outputs[0].shape[-1])
     skip = epochs_done * config.steps_per_epoch
     if config.sample_bank:
-        batches = sample_bank_batches(generator, num_classes, config, seed, skip_batches=skip)
+        batches = sample_bank_batches(generator, num_classes, config, seed, skip_batches=skip,
+                                      teacher=teacher if config.bank_teacher_logits else None)
     else:
         batches = label_batches(num_classes, config.batch_size, seed, skip_batches=skip)
     return distiller.fit(batches, epochs=config.epochs,
@@ -282,13 +314,15 @@ def check_sample_bank_fits(config: DistillConfig, image_shape) -> None:
 
 
 def sample_bank_batches(generator: keras.Model, num_classes: int, config: DistillConfig, seed: int,
-                        skip_batches: int = 0, draw_batch: int = 256):
+                        skip_batches: int = 0, draw_batch: int = 256, teacher: keras.Model | None = None):
     """``config.sample_bank`` generator images (float16, labels cycling over the classes,
     noise ``N(0, noise_scale^2 I)`` from ``seed``), drawn once, as an endless ``tf.data``
     stream of shuffled ``(images, labels)`` batches; ``skip_batches``: those a resumed run
     already used. The same seed draws the same bank and the same order. With
     ``config.class_blend``, that share is drawn from a blend of two classes
-    (:func:`blended_class_weights`) and labelled -1."""
+    (:func:`blended_class_weights`) and labelled -1. With a ``teacher`` (logits out), its
+    logits of each image (the float16 image it will see) are computed once and streamed as
+    a third element, ``(images, labels, teacher_logits)``."""
     size, noise_dim = config.sample_bank, int(generator.inputs[0].shape[-1])
     labels = tf.range(size, dtype=tf.int32) % num_classes
     blend_generator = class_blend_generator(generator) if config.class_blend else None
@@ -301,7 +335,11 @@ def sample_bank_batches(generator: keras.Model, num_classes: int, config: Distil
         images = blend_generator([noise, weights], training=False)
         return tf.cast(images, tf.float16), tf.where(unblended > 0, part, -1)
 
-    parts, kept_labels = [], []
+    @tf.function
+    def label(images):
+        return tf.cast(teacher(tf.cast(images, tf.float32), training=False), tf.float32)
+
+    parts, kept_labels, logits = [], [], []
     for start in range(0, size, draw_batch):
         part = labels[start:start + draw_batch]
         noise = tf.random.stateless_normal((int(part.shape[0]), noise_dim), seed=[seed, start],
@@ -309,11 +347,18 @@ def sample_bank_batches(generator: keras.Model, num_classes: int, config: Distil
         drawn, drawn_labels = draw(noise, part, tf.constant(start, tf.int32))
         parts.append(drawn)
         kept_labels.append(drawn_labels)
+        if teacher is not None:
+            logits.append(label(drawn))
     images, labels = tf.concat(parts, axis=0), tf.concat(kept_labels, axis=0)
     order = tf.data.Dataset.range(size).shuffle(size, seed=seed, reshuffle_each_iteration=True).repeat()
     order = order.batch(config.batch_size, drop_remainder=True)
     order = order.skip(skip_batches) if skip_batches else order
-    batches = order.map(lambda index: (tf.cast(tf.gather(images, index), tf.float32), tf.gather(labels, index)))
+    if teacher is None:
+        batches = order.map(lambda index: (tf.cast(tf.gather(images, index), tf.float32), tf.gather(labels, index)))
+    else:
+        logits = tf.concat(logits, axis=0)
+        batches = order.map(lambda index: (tf.cast(tf.gather(images, index), tf.float32), tf.gather(labels, index),
+                                           tf.gather(logits, index)))
     return batches.prefetch(tf.data.AUTOTUNE)
 
 

@@ -238,6 +238,8 @@ def distill_student(ctx) -> dict:
         distill.check_sample_bank_fits(cfg, generator.outputs[0].shape[1:])  # the stage run on its own
         megabytes = distill.sample_bank_bytes(cfg, generator.outputs[0].shape[1:]) / 1e6
         samples = f"a bank of {cfg.sample_bank:,} generator samples drawn first ({megabytes:,.{1 if megabytes < 10 else 0}f} MB in memory)"
+        if cfg.bank_teacher_logits:
+            samples += ", labelled by the teacher once as they are drawn"
     if cfg.class_blend:
         samples += f", {cfg.class_blend:.0%} of them between two classes"
     ctx.announce(f"student of {student.count_params():,} parameters ({ratio:.2f} of the teacher), "
