@@ -14,7 +14,9 @@ then measured in float32 on the real test split. ``run`` repeats the run's own s
 its row checks the protocol against the run's report. ``real_images`` is the reference, not a
 recipe: the same student and settings distilled on the run's real training images
 (:func:`tfgan_compress.distill.distill_on_images`), the other end of the gap a preset is judged
-by; it needs only the run's teacher stage (a run still training its GAN will do). Writes ``distill_screen.json`` / ``.md``.
+by; it needs only the run's teacher stage (a run still training its GAN will do). ``real_labels``
+is the second reference: the student network trained on the real labels with the run's
+teacher recipe (what ``benchmarks/color.py --reference`` trains; its steps: that recipe's). Writes ``distill_screen.json`` / ``.md``.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from tfgan_compress import config as configs, data, distill, evaluate, pipeline 
 from tfgan_compress.errors import UsageError  # noqa: E402
 from tfgan_compress.report import markdown_table  # noqa: E402
 from tfgan_compress.run_folder import RunFolder  # noqa: E402
-from tfgan_compress.teacher import as_logits  # noqa: E402
+from tfgan_compress.teacher import as_logits, train_teacher  # noqa: E402
 
 #: distill settings each variant changes, over the run's own
 VARIANTS = {
@@ -57,6 +59,8 @@ VARIANTS = {
     "bank_teacher_logits": {"sample_bank": 50000, "bank_teacher_logits": True},
     # the reference, not a recipe: the run's settings on the real training images (the gap's other end)
     "real_images": {"on_real_images": True},
+    # the other reference: the same student network trained on the real labels with the run's teacher recipe
+    "real_labels": {"on_real_labels": True},
 }
 
 COLUMNS = [("variant", "variant", "{}"), ("student", "student float32", "{:.2%}"),
@@ -74,6 +78,7 @@ def variant_distill_config(base: configs.DistillConfig, name: str, protocol: dic
     changes = dict(VARIANTS[name])
     factor = changes.pop("epochs_factor", 1)
     changes.pop("on_real_images", None)
+    changes.pop("on_real_labels", None)
     merged = configs.merge(run_settings, {"distill": changes})
     merged.validate()
     return dataclasses.replace(merged.distill, epochs=merged.distill.epochs * factor)
@@ -97,13 +102,15 @@ def run_benchmark(run: Path, out: Path, variants, protocol: dict | None, progres
     import keras
 
     folder = RunFolder(run)
-    on_generator = [name for name in variants if not VARIANTS.get(name, {}).get("on_real_images")]
+    on_real = ("on_real_images", "on_real_labels")
+    on_generator = [name for name in variants if not any(VARIANTS.get(name, {}).get(key) for key in on_real)]
     teacher_input = folder.teacher_input_json
     if not folder.config_json.is_file() or not teacher_input.is_file():
         raise UsageError(f"{run}: not a run folder past its teacher stage (config.json and teacher_input.json)")
     config = configs.RunConfig.from_dict(json.loads(folder.config_json.read_text()))
     if config.mode != "gan" or (on_generator and not folder.path("generator").is_file()):
-        raise UsageError(f"{run}: not a GAN-mode run with its generator.keras (real_images alone needs its teacher)")
+        raise UsageError(f"{run}: not a GAN-mode run with its generator.keras (real_images and real_labels alone "
+                         f"need its teacher stage)")
     convention = json.loads(teacher_input.read_text())["convention"]
     if convention != "0-1":
         raise UsageError(f"{run}: its teacher takes {convention} input; this benchmark "
@@ -121,7 +128,10 @@ def run_benchmark(run: Path, out: Path, variants, protocol: dict | None, progres
         keras.utils.set_random_seed(seed)  # as the pipeline seeds the stage: the same first weights
         student = keras.models.clone_model(architecture)
         start = time.time()
-        if VARIANTS[name].get("on_real_images"):
+        if VARIANTS[name].get("on_real_labels"):  # the teacher's recipe and schedule, as benchmarks/color.py's reference
+            student = train_teacher(dataset, dataclasses.replace(config.teacher, network=config.distill.network),
+                                    seed=config.seed, verbose=pipeline.fit_verbosity())
+        elif VARIANTS[name].get("on_real_images"):
             distill.distill_on_images(teacher, student, dataset.x_train, cfg, seed=seed,
                                       verbose=pipeline.fit_verbosity())
         else:
@@ -130,7 +140,9 @@ def run_benchmark(run: Path, out: Path, variants, protocol: dict | None, progres
         predicted = np.argmax(evaluate.keras_probabilities(student, dataset.x_test), -1)
         rows.append({"variant": name, "student": float(np.mean(predicted == dataset.y_test)),
                      "agreement": float(np.mean(predicted == teacher_test)),
-                     "steps": cfg.epochs * cfg.steps_per_epoch, "seconds": time.time() - start,
+                     "steps": (config.teacher.epochs * -(-len(dataset.x_train) // config.teacher.batch_size)
+                               if VARIANTS[name].get("on_real_labels") else cfg.epochs * cfg.steps_per_epoch),
+                     "seconds": time.time() - start,
                      "settings": dataclasses.asdict(cfg)})
         progress(f"  {name}: {rows[-1]['student']:.2%} on the test split, {rows[-1]['seconds']:.0f} s")
     run_student = None  # the run's own student, once the run has its report

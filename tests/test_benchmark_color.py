@@ -17,7 +17,7 @@ TINY = {"gan": {"epochs": 1, "steps_per_epoch": 2, "batch_size": 8, "generator_w
 @pytest.mark.slow
 def test_variants_share_the_committed_teacher_and_give_one_row_each(tmp_path, monkeypatch, capsys):
     from benchmarks import color, distill_screen as screen
-    from tfgan_compress import distill
+    from tfgan_compress import config as configs, distill
     from tfgan_compress import networks
     from tfgan_compress.config import ClassifierConfig
 
@@ -78,9 +78,14 @@ def test_variants_share_the_committed_teacher_and_give_one_row_each(tmp_path, mo
     (out / "all" / "generator.keras").rename(tmp_path / "generator.keras")
     (out / "all" / "student.keras").rename(tmp_path / "student.keras")
     (out / "all" / "report.json").rename(tmp_path / "report.json")
-    assert screen.main(["--run", str(out / "all"), "--variants", "real_images", "--out", str(out / "s5")]) == 0
-    assert [row["steps"] for row in json.loads((out / "s5" / "distill_screen.json").read_text())["rows"]] == [2]
+    assert screen.main(["--run", str(out / "all"), "--variants", "real_images,real_labels",
+                        "--out", str(out / "s5")]) == 0
+    references = json.loads((out / "s5" / "distill_screen.json").read_text())["rows"]
+    teacher_recipe = configs.RunConfig.from_dict(json.loads((out / "all" / "config.json").read_text())).teacher
+    assert [row["steps"] for row in references] == [2, teacher_recipe.epochs * -(-24 // teacher_recipe.batch_size)]
     assert on_images == [(24, 16, 16, 3)]
+    # real_labels is color.py's reference: the same network, recipe and seed give the same student
+    assert references[1]["student"] == pytest.approx(result["rows"][1]["student"])
     assert screen.main(["--run", str(out / "all"), "--variants", "run", "--out", str(out / "s6")]) == 2
 
 
