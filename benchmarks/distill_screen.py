@@ -40,6 +40,7 @@ from tfgan_compress.errors import UsageError  # noqa: E402
 from tfgan_compress.report import markdown_table  # noqa: E402
 from tfgan_compress.run_folder import RunFolder  # noqa: E402
 from tfgan_compress.teacher import as_logits, train_teacher  # noqa: E402
+from tfgan_compress.teacher import steps_per_epoch as teacher_steps_per_epoch  # noqa: E402
 
 #: distill settings each variant changes, over the run's own
 VARIANTS = {
@@ -63,6 +64,9 @@ VARIANTS = {
     "real_labels": {"on_real_labels": True},
 }
 
+#: the keys that make a variant a reference on the real training split, not a recipe on the generator
+REFERENCES = ("on_real_images", "on_real_labels")
+
 COLUMNS = [("variant", "variant", "{}"), ("student", "student float32", "{:.2%}"),
            ("agreement", "agrees with the teacher", "{:.2%}"), ("steps", "steps", "{:,}"),
            ("seconds", "distill s", "{:.0f}")]
@@ -77,8 +81,8 @@ def variant_distill_config(base: configs.DistillConfig, name: str, protocol: dic
         raise UsageError(f"--config: this benchmark changes the distill section only, not {', '.join(others)}")
     changes = dict(VARIANTS[name])
     factor = changes.pop("epochs_factor", 1)
-    changes.pop("on_real_images", None)
-    changes.pop("on_real_labels", None)
+    for key in REFERENCES:
+        changes.pop(key, None)
     merged = configs.merge(run_settings, {"distill": changes})
     merged.validate()
     return dataclasses.replace(merged.distill, epochs=merged.distill.epochs * factor)
@@ -102,8 +106,7 @@ def run_benchmark(run: Path, out: Path, variants, protocol: dict | None, progres
     import keras
 
     folder = RunFolder(run)
-    on_real = ("on_real_images", "on_real_labels")
-    on_generator = [name for name in variants if not any(VARIANTS.get(name, {}).get(key) for key in on_real)]
+    on_generator = [name for name in variants if not any(VARIANTS.get(name, {}).get(key) for key in REFERENCES)]
     teacher_input = folder.teacher_input_json
     if not folder.config_json.is_file() or not teacher_input.is_file():
         raise UsageError(f"{run}: not a run folder past its teacher stage (config.json and teacher_input.json)")
@@ -116,6 +119,10 @@ def run_benchmark(run: Path, out: Path, variants, protocol: dict | None, progres
         raise UsageError(f"{run}: its teacher takes {convention} input; this benchmark "
                          f"distils on the generator's [0, 1] output as it is")
     distill_configs = {name: variant_distill_config(config.distill, name, protocol) for name in variants}
+    if "real_labels" in variants and (config.student_path or config.student_budget_kb):
+        raise UsageError(f"{run}: real_labels trains the configured student network (distill.network), and this "
+                         f"run's student is chosen by {'--student' if config.student_path else '--student-budget-kb'}; "
+                         f"use real_images for its reference")
     dataset = data.load(config.data, audio=config.audio_settings())
     teacher = as_logits(folder.load("teacher"))
     generator = folder.load("generator") if on_generator else None
@@ -124,25 +131,28 @@ def run_benchmark(run: Path, out: Path, variants, protocol: dict | None, progres
     architecture = student_architecture(folder, config, dataset)
     rows = []
     for name, cfg in distill_configs.items():
-        progress(f"== {name}: {cfg.epochs} x {cfg.steps_per_epoch} steps ==")
+        on_labels = VARIANTS[name].get("on_real_labels")
+        progress(f"== {name}: " + (f"the teacher's recipe, {config.teacher.epochs} epochs ==" if on_labels
+                                   else f"{cfg.epochs} x {cfg.steps_per_epoch} steps =="))
         keras.utils.set_random_seed(seed)  # as the pipeline seeds the stage: the same first weights
-        student = keras.models.clone_model(architecture)
         start = time.time()
-        if VARIANTS[name].get("on_real_labels"):  # the teacher's recipe and schedule, as benchmarks/color.py's reference
-            student = train_teacher(dataset, dataclasses.replace(config.teacher, network=config.distill.network),
-                                    seed=config.seed, verbose=pipeline.fit_verbosity())
+        steps = cfg.epochs * cfg.steps_per_epoch
+        if on_labels:  # the teacher's recipe and schedule, as benchmarks/color.py's reference
+            recipe = dataclasses.replace(config.teacher, network=config.distill.network)
+            student = train_teacher(dataset, recipe, seed=config.seed, verbose=pipeline.fit_verbosity())
+            steps = recipe.epochs * teacher_steps_per_epoch(recipe, len(dataset.x_train))
         elif VARIANTS[name].get("on_real_images"):
+            student = keras.models.clone_model(architecture)
             distill.distill_on_images(teacher, student, dataset.x_train, cfg, seed=seed,
                                       verbose=pipeline.fit_verbosity())
         else:
+            student = keras.models.clone_model(architecture)
             distill.distill_on_generator(teacher, generator, student, cfg, seed=seed,
                                          verbose=pipeline.fit_verbosity())
         predicted = np.argmax(evaluate.keras_probabilities(student, dataset.x_test), -1)
         rows.append({"variant": name, "student": float(np.mean(predicted == dataset.y_test)),
                      "agreement": float(np.mean(predicted == teacher_test)),
-                     "steps": (config.teacher.epochs * -(-len(dataset.x_train) // config.teacher.batch_size)
-                               if VARIANTS[name].get("on_real_labels") else cfg.epochs * cfg.steps_per_epoch),
-                     "seconds": time.time() - start,
+                     "steps": steps, "seconds": time.time() - start,
                      "settings": dataclasses.asdict(cfg)})
         progress(f"  {name}: {rows[-1]['student']:.2%} on the test split, {rows[-1]['seconds']:.0f} s")
     run_student = None  # the run's own student, once the run has its report

@@ -86,6 +86,12 @@ def test_variants_share_the_committed_teacher_and_give_one_row_each(tmp_path, mo
     assert on_images == [(24, 16, 16, 3)]
     # real_labels is color.py's reference: the same network, recipe and seed give the same student
     assert references[1]["student"] == pytest.approx(result["rows"][1]["student"])
+    # a run whose student is not the configured network (a budget's width, a user's file): real_labels is refused
+    budget_run = json.loads((out / "all" / "config.json").read_text())
+    (out / "all" / "config.json").write_text(json.dumps({**budget_run, "student_budget_kb": 64}))
+    assert screen.main(["--run", str(out / "all"), "--variants", "real_labels", "--out", str(out / "s7")]) == 2
+    assert not (out / "s7").exists()
+    (out / "all" / "config.json").write_text(json.dumps(budget_run))
     assert screen.main(["--run", str(out / "all"), "--variants", "run", "--out", str(out / "s6")]) == 2
 
 

@@ -26,6 +26,11 @@ from .networks import build_classifier
 from .training import warmup_cosine
 
 
+def steps_per_epoch(config: TeacherConfig, num_examples: int) -> int:
+    """Batches in one epoch of :func:`train_teacher` over ``num_examples`` (the last one partial)."""
+    return -(-num_examples // config.batch_size)
+
+
 def train_teacher(dataset: Dataset, config: TeacherConfig, seed: int = 0, callbacks=(),
                   verbose="auto", epochs_done: int = 0) -> keras.Model:
     """Train a classifier (logits output) on the real training split with cross-entropy
@@ -35,13 +40,13 @@ def train_teacher(dataset: Dataset, config: TeacherConfig, seed: int = 0, callba
     (:func:`training.warmup_cosine`). ``epochs_done``: epochs an interrupted run finished
     (restored by the caller's ``BackupAndRestore``); their batches are skipped."""
     model = build_classifier(dataset.spec.image_shape, dataset.num_classes, config.network, name="teacher")
-    steps_per_epoch = -(-len(dataset.x_train) // config.batch_size)
+    epoch_steps = steps_per_epoch(config, len(dataset.x_train))
     pipeline = data.training_pipeline(dataset.x_train, dataset.y_train, config.batch_size, seed,
                                       drop_remainder=False, augment=image_augmenter(dataset.spec.image_shape,
                                                                                     config.augment_shift,
                                                                                     config.augment_flip, seed),
-                                      skip_batches=epochs_done * steps_per_epoch)
-    steps = config.epochs * steps_per_epoch
+                                      skip_batches=epochs_done * epoch_steps)
+    steps = config.epochs * epoch_steps
     model.compile(optimizer=teacher_optimizer(config, steps),
                   loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing)
                   if config.label_smoothing else keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -50,7 +55,7 @@ def train_teacher(dataset: Dataset, config: TeacherConfig, seed: int = 0, callba
         import tensorflow as tf
 
         pipeline = pipeline.map(lambda x, y: (x, tf.one_hot(y, dataset.num_classes)))
-    model.fit(pipeline, epochs=config.epochs, steps_per_epoch=steps_per_epoch, callbacks=list(callbacks),
+    model.fit(pipeline, epochs=config.epochs, steps_per_epoch=epoch_steps, callbacks=list(callbacks),
               verbose=verbose, shuffle=False)
     return without_training_state(model)
 
