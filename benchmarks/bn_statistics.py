@@ -19,7 +19,6 @@ layer (mean term / variance term).
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -31,23 +30,16 @@ if str(ROOT) not in sys.path:
 
 from benchmarks import common  # noqa: E402  (first: it chooses the CPU kernels before TensorFlow loads)
 
-from tfgan_compress import config as configs, data, quality  # noqa: E402
+from tfgan_compress import data, quality  # noqa: E402
 from tfgan_compress.errors import UsageError  # noqa: E402
 from tfgan_compress.report import markdown_table  # noqa: E402
-from tfgan_compress.run_folder import RunFolder  # noqa: E402
 from tfgan_compress.teacher import as_logits, image_augmenter  # noqa: E402
 from tfgan_compress.gan_views import prior_distances  # noqa: E402
 from tfgan_compress.teacher_taps import batchnorm_taps  # noqa: E402
 
 
 def run_benchmark(run: Path, out: Path, count: int, progress=print) -> dict:
-    folder = RunFolder(run)
-    if not all(path.is_file() for path in (folder.config_json, folder.teacher_input_json, folder.path("generator"))):
-        raise UsageError(f"{run}: not a GAN-mode run folder with its config.json, teacher_input.json and "
-                         f"generator.keras")
-    config = configs.RunConfig.from_dict(json.loads(folder.config_json.read_text()))
-    if json.loads(folder.teacher_input_json.read_text())["convention"] != "0-1":
-        raise UsageError(f"{run}: its teacher does not take [0, 1] input, as the generator's samples are")
+    folder, config = common.finished_gan_run(run)
     bn_model, layers = batchnorm_taps(as_logits(folder.load("teacher")), with_output=True)
     if bn_model is None:
         raise UsageError(f"{run}: its teacher has no batch-norm layers to read")

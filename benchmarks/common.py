@@ -64,3 +64,22 @@ def run_main(prog: str, body: Callable[[], object], one_op_at_a_time: bool = Tru
     except TfganCompressError as err:
         return report_failure(prog, err)
     return 0
+
+
+def finished_gan_run(run: Path):
+    """(the :class:`RunFolder`, its :class:`RunConfig`) of a GAN-mode run folder whose
+    teacher takes [0, 1] input as the generator's samples are; :class:`UsageError` otherwise."""
+    import json
+
+    from tfgan_compress import config as configs
+    from tfgan_compress.errors import UsageError
+    from tfgan_compress.run_folder import RunFolder
+
+    folder = RunFolder(run)
+    if not all(path.is_file() for path in (folder.config_json, folder.teacher_input_json, folder.path("generator"))):
+        raise UsageError(f"{run}: not a GAN-mode run folder with its config.json, teacher_input.json and "
+                         f"generator.keras")
+    if json.loads(folder.teacher_input_json.read_text())["convention"] != "0-1":
+        raise UsageError(f"{run}: its teacher does not take [0, 1] input, as the generator's samples are")
+    return folder, configs.RunConfig.from_dict(json.loads(folder.config_json.read_text()))
+

@@ -74,6 +74,14 @@ def test_variants_share_the_committed_teacher_and_give_one_row_each(tmp_path, mo
                                                                  "generator samples", "the same"]
     assert all(row["prior"] > 0 and len(row["per_layer"].split()) >= 2 for row in bn_rows)
     assert bn_statistics.main(["--run", str(tmp_path), "--out", str(out / "bn2")]) == 2
+    # each class's samples against its real images in the teacher's features, beside the student per class
+    from benchmarks import class_coverage
+
+    assert class_coverage.main(["--run", str(out / "all"), "--per-class", "4", "--out", str(out / "cc")]) == 0
+    coverage = json.loads((out / "cc" / "class_coverage.json").read_text())["rows"]
+    assert len(coverage) == 3 and all(row["spread"] > 0 and row["frechet"] >= 0 for row in coverage)
+    assert sum(row["student_share"] for row in coverage) == pytest.approx(1.0)
+    assert class_coverage.main(["--run", str(tmp_path), "--out", str(out / "cc2")]) == 2
     # the real-images reference needs the teacher stage only: the run's generator, student and report may be missing
     (out / "all" / "generator.keras").rename(tmp_path / "generator.keras")
     (out / "all" / "student.keras").rename(tmp_path / "student.keras")

@@ -222,6 +222,46 @@ def test_the_batch_norm_prior_can_target_the_teachers_statistics_on_real_images(
     assert len(plain.weights) == len(model.weights) - 2 * len(layers) - 1  # and no measured flag
 
 
+def test_class_feature_statistics_targets_are_each_real_class_and_pull_the_generator(tmp_path):
+    """class_feature_weight: targets measured per class on real images (refused before and
+    for a class of one image), a g_class_feature_loss that prices real images at about zero
+    and a generator update, one teacher pass beside the batch-norm prior."""
+    from tfgan_compress import losses
+    from tfgan_compress.errors import UsageError
+
+    keras.utils.set_random_seed(0)
+    shape = (8, 8, 3)
+    teacher = teacher_with_batchnorm(shape)
+    config = GANConfig(bn_weight=0.1, teacher_weight=0.1, teacher_margin=1.0, class_feature_weight=1.0)
+    model = ConditionalGAN(networks.build_generator(shape, CLASSES, NOISE, width=4),
+                           networks.build_discriminator(shape, CLASSES, 4), config, teacher=teacher)
+    model.compile()
+    rng = np.random.default_rng(0)
+    labels = np.arange(60) % CLASSES
+    real = np.clip(rng.uniform(0.0, 0.5, (60, *shape)) + 0.2 * labels[:, None, None, None], 0, 1).astype(np.float32)
+    with pytest.raises(UsageError, match="targets were not measured"):
+        model.fit(real, labels, batch_size=6, epochs=1, verbose=0)
+    with pytest.raises(UsageError, match="at least two real images of each"):
+        model.set_class_feature_targets(real[:4], labels[:4])  # class 0 twice, 1 once, 2 once
+    model.set_class_feature_targets(real, labels, batch_size=25)  # three batches, the last one short
+    means, stds, scale = (w.numpy() for w in model.class_feature_targets)
+    features = model.class_feature_model(real, training=False)[-1].numpy()
+    assert features.shape[-1] == means.shape[-1] and means.shape[0] == CLASSES
+    for c in range(CLASSES):
+        np.testing.assert_allclose(means[c], features[labels == c].mean(0), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(stds[c], features[labels == c].std(0, ddof=1), rtol=1e-3, atol=1e-5)
+    assert not np.allclose(means[0], means[2])  # the classes differ in brightness: their own targets
+    assert float(losses.class_feature_statistics_loss(features, labels, *model.class_feature_targets)) < 1e-3
+    before = [w.numpy().copy() for w in model.generator.trainable_weights]
+    logs = model.train_step((tf.constant(real[:6]), tf.constant(labels[:6], tf.int32)))
+    assert float(logs["g_class_feature_loss"]) > 0.01 and float(logs["g_batchnorm_loss"]) > 0
+    assert any(not np.allclose(a, b.numpy()) for a, b in zip(before, model.generator.trainable_weights))
+    # off (the default): no weights, no model
+    plain = ConditionalGAN(networks.build_generator(shape, CLASSES, NOISE, width=4),
+                           networks.build_discriminator(shape, CLASSES, 4), GANConfig(bn_weight=0.1), teacher=teacher)
+    assert plain.class_feature_model is None and len(plain.weights) == len(model.weights) - 4
+
+
 def test_the_teacher_can_see_the_samples_as_its_pad_and_crop_training_views():
     """bn_view_shift s: the prior and the teacher term get each sample shifted by up to s
     pixels with zero fill (fresh draws each step); 0 leaves the samples as they are."""

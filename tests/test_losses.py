@@ -99,3 +99,20 @@ def test_class_margin_loss_by_hand():
     labels = tf.constant([0, 0, 2])
     # gaps to the best other class: 4, -1, 4; margin 3 -> max(0, 3 - gap)
     np.testing.assert_allclose(losses.class_margin_loss(labels, logits, 3.0).numpy(), [0.0, 4.0, 0.0])
+
+
+def test_class_feature_statistics_loss_by_hand():
+    # class 0: features [0, 2] and [2, 2] -> mean [1, 2], (n - 1) std [sqrt 2, 0]; class 1 has one
+    # sample (skipped); class 2 none. Targets: class 0 mean [1, 0], std [sqrt 2, 1]; scale [1, 2].
+    features = tf.constant([[0.0, 2.0], [2.0, 2.0], [9.0, 9.0]])
+    labels = tf.constant([0, 0, 1])
+    means = tf.constant([[1.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
+    stds = tf.constant([[math.sqrt(2.0), 1.0], [1.0, 1.0], [1.0, 1.0]])
+    scale = tf.constant([1.0, 2.0])
+    # dimension 0: 0 + 0; dimension 1: ((2 - 0) / 2)^2 + ((0 - 1) / 2)^2 = 1.25; mean over dimensions
+    assert float(losses.class_feature_statistics_loss(features, labels, means, stds, scale)) == pytest.approx(
+        0.625, abs=1e-4)
+    # the batch that has the targets' statistics costs nothing; no class with two samples: 0
+    assert float(losses.class_feature_statistics_loss(features[:2], labels[:2], tf.constant(
+        [[1.0, 2.0], [0.0, 0.0], [0.0, 0.0]]), tf.constant([[math.sqrt(2.0), 0.0]] * 3), scale)) < 1e-6
+    assert float(losses.class_feature_statistics_loss(features[1:], labels[1:], means, stds, scale)) == 0.0

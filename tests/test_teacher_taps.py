@@ -64,3 +64,29 @@ def test_a_teacher_without_batch_norm_or_graph_has_no_taps():
 
     with pytest.raises(NoTaps, match="not a functional model"):
         feature_taps(Subclassed())
+
+
+def test_penultimate_taps_give_output_batchnorm_inputs_and_features_in_one_model():
+    """One pass where the Dense layer sits beside the batch norm; a head on a nested base
+    model (the keras.applications way) in two; none without a Dense layer."""
+    from tfgan_compress import quality
+    from tfgan_compress.teacher_taps import penultimate_taps
+
+    x = np.random.default_rng(3).random((2, *SHAPE)).astype(np.float32) * 255
+    outer = wrapped(resnet())
+    for with_batchnorm, count in ((True, 10), (False, 2)):
+        model = penultimate_taps(outer, with_batchnorm)
+        assert len(model.outputs) == count
+        np.testing.assert_allclose(np.asarray(model(x)[0]), np.asarray(outer(x)), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(np.asarray(model(x)[-1]), np.asarray(quality.penultimate_features(outer)(x)),
+                                   rtol=1e-5, atol=1e-5)
+    keras.utils.set_random_seed(0)
+    base_in = keras.Input(SHAPE)
+    base = keras.Model(base_in, keras.layers.BatchNormalization()(keras.layers.Conv2D(4, 3)(base_in)), name="base")
+    inputs = keras.Input(SHAPE)
+    headed = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(base(inputs))))
+    model = penultimate_taps(headed, with_batchnorm=True)
+    assert [tuple(o.shape[1:]) for o in model.outputs] == [(3,), (14, 14, 4), (4,)]
+    np.testing.assert_allclose(np.asarray(model(x)[0]), np.asarray(headed(x)), rtol=1e-5, atol=1e-5)
+    no_dense = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(3, 1)(inputs)))
+    assert penultimate_taps(no_dense) is None

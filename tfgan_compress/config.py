@@ -190,6 +190,10 @@ class GANConfig:
     # the samples themselves for zero borders; the teacher's class term sees the same views; 0: off; auto: the
     # shift whose views of real training images come nearest the running statistics, measured (gan_views.py)
     bn_view_shift: BatchNormViewShift = setting(0, AT_LEAST_0)
+    # the teacher's penultimate features per class: each class's samples pulled toward the mean and spread of
+    # that class's real training images (losses.class_feature_statistics_loss), measured once before training on
+    # the views the teacher's other terms see; skipped, with one line, for a teacher without a Dense layer; 0: off
+    class_feature_weight: float = setting(0.0, AT_LEAST_0)
     # mode seeking (Mao et al., 2019): maximise |G(z1, y) - G(z2, y)| / |z1 - z2| on pairs of one class; 0: off
     diversity_weight: float = setting(0.0, AT_LEAST_0)
     # real batches draw every class equally often (the generator's labels are theirs), for long-tailed data;

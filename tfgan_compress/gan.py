@@ -19,6 +19,10 @@ Each step (Goodfellow et al., 2014, alternating updates):
    ``config.bn_view_shift`` ``s`` > 0 the prior and the teacher term see each sample shifted
    by up to ``s`` pixels with zero fill (:meth:`ConditionalGAN.teacher_view`; the pipeline
    measures ``s`` from the teacher for "auto", :mod:`gan_views`);
+   with ``config.class_feature_weight`` ``w_CF`` > 0, ``+ w_CF * L_CF(G(z', y), y)``: the mean and
+   spread of each class's samples in the teacher's penultimate features against those of the
+   real images of that class (:func:`losses.class_feature_statistics_loss`, targets measured by
+   :meth:`ConditionalGAN.set_class_feature_targets`), on the same views;
    with ``config.diversity_weight`` ``w_MS`` > 0, the batch is drawn in pairs of one class and
    ``- w_MS * |G(z1, y) - G(z2, y)| / |z1 - z2|`` (mode seeking, :func:`losses.mode_seeking_ratio`);
    Both discriminator inputs first go through ``DiffAugment`` when ``config.diff_augment``
@@ -47,7 +51,7 @@ from .augment import diff_augment, translate
 from .config import GANConfig
 from .errors import UsageError
 from .gan_views import largest_view_shift
-from .teacher_taps import batchnorm_input_statistics, batchnorm_taps
+from .teacher_taps import batchnorm_input_statistics, batchnorm_taps, penultimate_taps
 from .training import DirectedMetrics, PrebuiltModel, directed_mean, per_replica_seed, replica_mean
 
 
@@ -120,6 +124,19 @@ class ConditionalGAN(PrebuiltModel):
                 self.teacher_features = quality.penultimate_features(teacher)
             except ValueError:  # no top-level Dense layer: no Frechet distance
                 pass
+        # class-conditional feature matching: the teacher's logits, batch-norm inputs (with the prior) and
+        # penultimate features in one pass; its targets are weights that set_class_feature_targets measures
+        self.class_feature_model = None
+        if teacher is not None and self.config.class_feature_weight > 0:
+            self.class_feature_model = penultimate_taps(teacher, with_batchnorm=self.bn_model is not None)
+        if self.class_feature_model is not None:
+            classes, width = (int(teacher.outputs[0].shape[-1]), int(self.class_feature_model.outputs[-1].shape[-1]))
+            self.class_feature_targets = [
+                self.add_weight(shape=shape, initializer="zeros", dtype="float32", trainable=False,
+                                name=f"class_feature_{kind}")
+                for kind, shape in (("means", (classes, width)), ("stds", (classes, width)), ("scale", (width,)))]
+            self.class_feature_targets_measured = self.add_weight(
+                shape=(), initializer="zeros", dtype="float32", trainable=False, name="class_feature_targets_measured")
         # the prior's target per layer: the running statistics, or (bn_target "real") weights that
         # set_batchnorm_targets fills with those of real images (saved with the model, so a resumed run keeps them)
         self.bn_targets = list(self.bn_layers)
@@ -146,6 +163,8 @@ class ConditionalGAN(PrebuiltModel):
             self.train_trackers.append(directed_mean("g_teacher_loss", "down"))
         if self.bn_model is not None:
             self.train_trackers.append(directed_mean("g_batchnorm_loss", "down"))
+        if self.class_feature_model is not None:
+            self.train_trackers.append(directed_mean("g_class_feature_loss", "down"))
         if self.config.diversity_weight > 0:
             self.train_trackers.append(directed_mean("g_diversity", "up"))
         self.eval_trackers = list(self.loss_trackers)
@@ -173,6 +192,37 @@ class ConditionalGAN(PrebuiltModel):
             variance.assign(real_variance)
         self.bn_targets_measured.assign(1.0)
 
+    def set_class_feature_targets(self, real_images, real_labels, batch_size: int = 256) -> None:
+        """With ``class_feature_weight`` > 0 (and a teacher with a ``Dense`` layer): the targets
+        of :func:`losses.class_feature_statistics_loss`, the per-class mean and standard
+        deviation of the teacher's penultimate features over ``real_images`` of each class and
+        their overall standard deviation, the teacher in inference mode, on the views its terms
+        see (shifted by up to ``bn_view_shift`` pixels with zero fill, fixed seed). Refused
+        (:class:`UsageError`) when a class has fewer than two images."""
+        import numpy as np
+
+        if self.class_feature_model is None:
+            return
+        labels = np.asarray(real_labels).reshape(-1).astype(np.int64)
+        classes = int(self.class_feature_targets[0].shape[0])
+        counts = np.bincount(labels, minlength=classes)
+        if len(counts) > classes or counts.min() < 2:
+            raise UsageError(f"class feature targets need at least two real images of each of the {classes} classes; "
+                             f"got {counts.tolist()} images per class")
+        shift = self.config.bn_view_shift if isinstance(self.config.bn_view_shift, int) else 0
+        features = []
+        for start in range(0, len(labels), batch_size):
+            batch = tf.convert_to_tensor(np.asarray(real_images[start:start + batch_size], np.float32))
+            if shift:
+                batch = translate(batch, tf.constant([start, 1000], tf.int64), shift, shift)
+            features.append(np.asarray(self.class_feature_model(batch, training=False)[-1], np.float64))
+        features = np.concatenate(features).reshape(len(labels), -1)
+        means = np.stack([features[labels == c].mean(0) for c in range(classes)])
+        stds = np.stack([features[labels == c].std(0, ddof=1) for c in range(classes)])
+        for weight, value in zip(self.class_feature_targets, (means, stds, features.std(0) + 1e-3)):
+            weight.assign(value.astype(np.float32))
+        self.class_feature_targets_measured.assign(1.0)
+
     def fit(self, *args, **kwargs):
         """``keras.Model.fit``; refused (:class:`UsageError`) with ``bn_target`` "real" before
         :meth:`set_batchnorm_targets` has measured the targets (training would silently
@@ -180,6 +230,9 @@ class ConditionalGAN(PrebuiltModel):
         if self.bn_model is not None and self.config.bn_target == "real" and not float(self.bn_targets_measured):
             raise UsageError("gan.bn_target is 'real' but the batch-norm targets were not measured: call "
                              "set_batchnorm_targets(real training images) before fit (the pipeline does)")
+        if self.class_feature_model is not None and not float(self.class_feature_targets_measured):
+            raise UsageError("gan.class_feature_weight is on but its targets were not measured: call "
+                             "set_class_feature_targets(real training images, labels) before fit (the pipeline does)")
         return super().fit(*args, **kwargs)
 
     @property
@@ -267,13 +320,21 @@ class ConditionalGAN(PrebuiltModel):
             g_images = self.generator([g_noise, g_labels], training=True)
             g_logits = self.discriminator([augment(g_images), g_labels], training=True)
             g_loss = losses.average_over_global_batch(loss.generator_loss(g_logits))
-            if self.bn_model is not None:
+            if self.class_feature_model is not None:
+                teacher_logits, *bn_inputs, class_features = self.class_feature_model(
+                    self.teacher_view(g_images), training=False)
+                class_feature_loss = losses.class_feature_statistics_loss(class_features, g_labels,
+                                                                          *self.class_feature_targets)
+                g_loss = g_loss + self.config.class_feature_weight * class_feature_loss / tf.cast(
+                    tf.distribute.get_strategy().num_replicas_in_sync, tf.float32)
+            elif self.bn_model is not None:
                 teacher_logits, *bn_inputs = self.bn_model(self.teacher_view(g_images), training=False)
+            elif self.uses_teacher_loss:
+                teacher_logits = self.teacher(self.teacher_view(g_images), training=False)
+            if self.bn_model is not None:
                 bn_loss = losses.batchnorm_statistics_loss(bn_inputs, self.bn_targets)
                 g_loss = g_loss + self.config.bn_weight * bn_loss / tf.cast(
                     tf.distribute.get_strategy().num_replicas_in_sync, tf.float32)
-            elif self.uses_teacher_loss:
-                teacher_logits = self.teacher(self.teacher_view(g_images), training=False)
             if self.uses_teacher_loss:
                 teacher_loss = losses.average_over_global_batch(self.teacher_loss(teacher_logits, g_labels))
                 g_loss = g_loss + self.teacher_weight_now() * teacher_loss
@@ -297,6 +358,8 @@ class ConditionalGAN(PrebuiltModel):
             values.append(replica_mean(teacher_loss))
         if self.bn_model is not None:
             values.append(bn_loss)
+        if self.class_feature_model is not None:
+            values.append(class_feature_loss)
         if self.config.diversity_weight > 0:
             values.append(tf.reduce_mean(diversity))
         for tracker, value in zip(self.train_trackers, values):

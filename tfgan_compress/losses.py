@@ -214,6 +214,35 @@ def batchnorm_statistics_loss(features, targets):
     return total
 
 
+def class_feature_statistics_loss(features, labels, class_means, class_stds, scale):
+    """Class-conditional feature matching in the teacher's penultimate features ``f``:
+
+    ``L = 1/|C| sum_{c in C} mean_d [((m_cd - mu_cd) / s_d)^2 + ((sd_cd - sigma_cd) / s_d)^2]``
+
+    over the classes ``C`` with at least two samples in the batch, where ``m_c`` and ``sd_c``
+    are the batch's per-dimension mean and (n - 1) standard deviation of ``f`` on the samples
+    of class ``c``, ``mu_c`` and ``sigma_c`` those of the real training images of ``c``, and
+    ``s`` the real features' overall standard deviation (so the term has no units). It asks
+    each class's samples for the real class's spread as well as its centre: the feature
+    matching of Salimans et al. (NeurIPS 2016, "Improved Techniques for Training GANs"),
+    taken per class and to the second moment, as DeepInversion's prior (Yin et al., 2020)
+    takes the batch-norm statistics. ``labels``: int ``[batch]``; ``class_means``,
+    ``class_stds``: ``[classes, d]``; ``scale``: ``[d]``. A scalar per batch (0 when no class
+    has two samples)."""
+    labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
+    classes = tf.shape(class_means)[0]
+    features = tf.cast(features, tf.float32)
+    counts = tf.math.unsorted_segment_sum(tf.ones_like(labels, tf.float32), labels, classes)
+    means = tf.math.unsorted_segment_sum(features, labels, classes) / tf.maximum(counts, 1.0)[:, None]
+    centred = features - tf.gather(means, labels)
+    variances = (tf.math.unsorted_segment_sum(tf.square(centred), labels, classes)
+                 / tf.maximum(counts - 1.0, 1.0)[:, None])
+    stds = tf.sqrt(variances + 1e-8)
+    per_class = tf.reduce_mean(tf.square((means - class_means) / scale) + tf.square((stds - class_stds) / scale), axis=1)
+    present = tf.cast(counts >= 2.0, tf.float32)
+    return tf.reduce_sum(per_class * present) / tf.maximum(tf.reduce_sum(present), 1.0)
+
+
 def mode_seeking_ratio(images_a, images_b, noise_a, noise_b):
     """``mean|G(z_a) - G(z_b)| / mean|z_a - z_b|`` per pair (Mao et al., CVPR 2019, "Mode
     Seeking Generative Adversarial Networks"): maximised (subtracted from the generator's

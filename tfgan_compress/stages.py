@@ -93,6 +93,11 @@ def gan(ctx) -> dict:
         chosen = np.sort(np.random.default_rng(ctx.seed).permutation(len(dataset.x_train))[:BN_TARGET_IMAGES])
         model.set_batchnorm_targets(dataset.x_train[chosen])
         ctx.progress(f"  batch-norm prior: toward the teacher's statistics on {len(chosen):,} real training images")
+    if model.class_feature_model is not None:
+        chosen = np.sort(quality.class_balanced_indices(dataset.y_train, BN_TARGET_IMAGES, np.random.default_rng(ctx.seed)))
+        model.set_class_feature_targets(dataset.x_train[chosen], dataset.y_train[chosen])
+        ctx.progress(f"  class feature statistics: each class's samples toward the mean and spread of the teacher's "
+                     f"penultimate features on {len(chosen):,} real training images (gan.class_feature_weight)")
     extra, run_logs = [], folder.logs("gan") / "train"  # beside the epoch scalars of Keras' TensorBoard
     if teacher_model is not None:
         per_class = max(10, cfg.epoch_score_samples // spec.num_classes)
@@ -162,10 +167,11 @@ def listen_to_samples(ctx, generator) -> None:
 def gan_teacher_terms(cfg, teacher_model) -> tuple:
     """(the teacher's feature maps for a projected discriminator, or None; progress notes on
     the terms that read the teacher and cannot: no teacher, no graph, no batch norm)."""
-    from .teacher_taps import NoTaps, batchnorm_taps, feature_taps
+    from .teacher_taps import NoTaps, batchnorm_taps, feature_taps, penultimate_taps
 
     wanted = [name for name, on in (("gan.discriminator_taps", cfg.discriminator_taps),
-                                    ("gan.bn_weight", cfg.bn_weight), ("gan.teacher_weight", cfg.teacher_weight))
+                                    ("gan.bn_weight", cfg.bn_weight), ("gan.teacher_weight", cfg.teacher_weight),
+                                    ("gan.class_feature_weight", cfg.class_feature_weight))
               if on]
     if teacher_model is None:
         return None, [f"no teacher in this run: {', '.join(wanted)} not used"] if wanted else []
@@ -178,6 +184,9 @@ def gan_teacher_terms(cfg, teacher_model) -> tuple:
     if cfg.bn_weight and batchnorm_taps(teacher_model)[0] is None:
         notes.append("the teacher has no batch-norm layers (or no graph to read them from): the statistics prior "
                      "(gan.bn_weight) is skipped")
+    if cfg.class_feature_weight and penultimate_taps(teacher_model) is None:
+        notes.append("the teacher has no Dense layer (or no graph to read one from): the class feature statistics "
+                     "(gan.class_feature_weight) are skipped")
     return taps, notes
 
 

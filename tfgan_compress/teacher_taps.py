@@ -22,9 +22,9 @@ from typing import Callable
 
 import keras
 
-from .quality import _layer_chain
+from .quality import _layer_chain, penultimate_features
 
-__all__ = ["NoTaps", "tap_model", "feature_taps", "batchnorm_taps"]
+__all__ = ["NoTaps", "tap_model", "feature_taps", "batchnorm_taps", "penultimate_taps"]
 
 
 class NoTaps(ValueError):
@@ -125,6 +125,38 @@ def batchnorm_taps(classifier: keras.Model, with_output: bool = False) -> tuple[
         return None, []
     _, inner = _innermost(classifier)
     return model, [layer for layer in inner.layers if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+def penultimate_taps(classifier: keras.Model, with_batchnorm: bool = False) -> keras.Model | None:
+    """A model returning the classifier's output, then (``with_batchnorm``) the input of
+    every ``BatchNormalization`` layer as :func:`batchnorm_taps` does, then the input of its
+    last ``Dense`` layer (the penultimate features): the teacher's terms in one pass where
+    the ``Dense`` layer sits in the model that holds the batch norm, else in two (a head on a
+    nested base model, the usual way to build on ``keras.applications``). None for a
+    classifier without a ``Dense`` layer or without a graph to tap."""
+
+    def batchnorm_and_features(inner: keras.Model) -> list:
+        dense = [layer for layer in inner.layers if isinstance(layer, keras.layers.Dense)]
+        if not dense:
+            return []
+        norms = ([layer.input for layer in inner.layers if isinstance(layer, keras.layers.BatchNormalization)]
+                 if with_batchnorm else [])
+        return [*norms, dense[-1].input]
+
+    try:
+        return tap_model(classifier, batchnorm_and_features, "penultimate", with_output=True)
+    except NoTaps:
+        pass
+    try:
+        features = penultimate_features(classifier)
+    except ValueError:
+        return None
+    head = batchnorm_taps(classifier, with_output=True)[0] if with_batchnorm else None
+    inputs = keras.Input(shape=classifier.inputs[0].shape[1:], name="image")
+    outputs = list(head(inputs)) if head is not None else [classifier(inputs)]
+    model = keras.Model(inputs, [*outputs, features(inputs)], name=f"{classifier.name}_penultimate")
+    model.trainable = False
+    return model
 
 
 def batchnorm_input_statistics(bn_model: keras.Model, images, batch_size: int = 256) -> list[tuple]:
