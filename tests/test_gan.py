@@ -173,6 +173,13 @@ def test_a_teacher_without_batch_norm_skips_the_prior_with_one_line():
     assert taps is not None and len(notes) == 1 and "statistics prior (gan.bn_weight) is skipped" in notes[0]
     assert gan_teacher_terms(GANConfig(bn_weight=0.1), None)[1] == ["no teacher in this run: gan.bn_weight, "
                                                                    "gan.teacher_weight not used"]
+    inputs = keras.Input(SHAPE)  # logits from a 1x1 convolution: no Dense, no penultimate features
+    no_dense = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(CLASSES, 1)(inputs)))
+    notes = gan_teacher_terms(GANConfig(class_feature_weight=1.0), no_dense)[1]
+    assert len(notes) == 1 and "(gan.class_feature_weight) are skipped" in notes[0]
+    assert ConditionalGAN(networks.build_generator(SHAPE, CLASSES, NOISE, width=4),
+                          networks.build_discriminator(SHAPE, CLASSES, 4), GANConfig(class_feature_weight=1.0),
+                          teacher=no_dense).class_feature_model is None
 
 
 def test_the_batch_norm_prior_can_target_the_teachers_statistics_on_real_images(tmp_path):
@@ -241,10 +248,13 @@ def test_class_feature_statistics_targets_are_each_real_class_and_pull_the_gener
     real = np.clip(rng.uniform(0.0, 0.5, (60, *shape)) + 0.2 * labels[:, None, None, None], 0, 1).astype(np.float32)
     with pytest.raises(UsageError, match="targets were not measured"):
         model.fit(real, labels, batch_size=6, epochs=1, verbose=0)
-    with pytest.raises(UsageError, match="at least two real images of each"):
-        model.set_class_feature_targets(real[:4], labels[:4])  # class 0 twice, 1 once, 2 once
-    model.set_class_feature_targets(real, labels, batch_size=25)  # three batches, the last one short
-    means, stds, scale = (w.numpy() for w in model.class_feature_targets)
+    with pytest.raises(UsageError, match="two real images of a class at least"):
+        model.set_class_feature_targets(real[:3], labels[:3])  # one image of each class: no spread anywhere
+    assert model.set_class_feature_targets(real[:4], labels[:4]) == [1, 2]  # class 0 twice, 1 once, 2 once
+    assert model.class_feature_targets[3].numpy().tolist() == [1.0, 0.0, 0.0]
+    assert model.set_class_feature_targets(real, labels, batch_size=25) == []  # three batches, the last one short
+    means, stds, scale, known = (w.numpy() for w in model.class_feature_targets)
+    assert known.tolist() == [1.0, 1.0, 1.0]
     features = model.class_feature_model(real, training=False)[-1].numpy()
     assert features.shape[-1] == means.shape[-1] and means.shape[0] == CLASSES
     for c in range(CLASSES):
@@ -259,7 +269,7 @@ def test_class_feature_statistics_targets_are_each_real_class_and_pull_the_gener
     # off (the default): no weights, no model
     plain = ConditionalGAN(networks.build_generator(shape, CLASSES, NOISE, width=4),
                            networks.build_discriminator(shape, CLASSES, 4), GANConfig(bn_weight=0.1), teacher=teacher)
-    assert plain.class_feature_model is None and len(plain.weights) == len(model.weights) - 4
+    assert plain.class_feature_model is None and len(plain.weights) == len(model.weights) - 5
 
 
 def test_the_teacher_can_see_the_samples_as_its_pad_and_crop_training_views():

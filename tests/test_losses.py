@@ -116,3 +116,6 @@ def test_class_feature_statistics_loss_by_hand():
     assert float(losses.class_feature_statistics_loss(features[:2], labels[:2], tf.constant(
         [[1.0, 2.0], [0.0, 0.0], [0.0, 0.0]]), tf.constant([[math.sqrt(2.0), 0.0]] * 3), scale)) < 1e-6
     assert float(losses.class_feature_statistics_loss(features[1:], labels[1:], means, stds, scale)) == 0.0
+    # a class without targets (known 0) is left out
+    assert float(losses.class_feature_statistics_loss(features, labels, means, stds, scale,
+                                                      tf.constant([0.0, 1.0, 1.0]))) == 0.0

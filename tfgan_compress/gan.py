@@ -134,7 +134,8 @@ class ConditionalGAN(PrebuiltModel):
             self.class_feature_targets = [
                 self.add_weight(shape=shape, initializer="zeros", dtype="float32", trainable=False,
                                 name=f"class_feature_{kind}")
-                for kind, shape in (("means", (classes, width)), ("stds", (classes, width)), ("scale", (width,)))]
+                for kind, shape in (("means", (classes, width)), ("stds", (classes, width)), ("scale", (width,)),
+                                    ("known", (classes,)))]
             self.class_feature_targets_measured = self.add_weight(
                 shape=(), initializer="zeros", dtype="float32", trainable=False, name="class_feature_targets_measured")
         # the prior's target per layer: the running statistics, or (bn_target "real") weights that
@@ -197,18 +198,20 @@ class ConditionalGAN(PrebuiltModel):
         of :func:`losses.class_feature_statistics_loss`, the per-class mean and standard
         deviation of the teacher's penultimate features over ``real_images`` of each class and
         their overall standard deviation, the teacher in inference mode, on the views its terms
-        see (shifted by up to ``bn_view_shift`` pixels with zero fill, fixed seed). Refused
-        (:class:`UsageError`) when a class has fewer than two images."""
+        see (shifted by up to ``bn_view_shift`` pixels with zero fill, fixed seed). A class of
+        fewer than two images has no spread to measure: the term leaves it out. Returns the
+        classes left out; refused (:class:`UsageError`) for labels outside the classes or
+        when no class has two images."""
         import numpy as np
 
         if self.class_feature_model is None:
-            return
+            return []
         labels = np.asarray(real_labels).reshape(-1).astype(np.int64)
         classes = int(self.class_feature_targets[0].shape[0])
         counts = np.bincount(labels, minlength=classes)
-        if len(counts) > classes or counts.min() < 2:
-            raise UsageError(f"class feature targets need at least two real images of each of the {classes} classes; "
-                             f"got {counts.tolist()} images per class")
+        if len(labels) != len(real_images) or labels.min() < 0 or len(counts) > classes or counts.max() < 2:
+            raise UsageError(f"class feature targets need labels in 0..{classes - 1}, one per image, and two real "
+                             f"images of a class at least; got {counts.tolist()} images per class")
         shift = self.config.bn_view_shift if isinstance(self.config.bn_view_shift, int) else 0
         features = []
         for start in range(0, len(labels), batch_size):
@@ -217,11 +220,15 @@ class ConditionalGAN(PrebuiltModel):
                 batch = translate(batch, tf.constant([start, 1000], tf.int64), shift, shift)
             features.append(np.asarray(self.class_feature_model(batch, training=False)[-1], np.float64))
         features = np.concatenate(features).reshape(len(labels), -1)
-        means = np.stack([features[labels == c].mean(0) for c in range(classes)])
-        stds = np.stack([features[labels == c].std(0, ddof=1) for c in range(classes)])
-        for weight, value in zip(self.class_feature_targets, (means, stds, features.std(0) + 1e-3)):
+        known = counts >= 2
+        means = np.stack([features[labels == c].mean(0) if known[c] else np.zeros(features.shape[1])
+                          for c in range(classes)])
+        stds = np.stack([features[labels == c].std(0, ddof=1) if known[c] else np.zeros(features.shape[1])
+                         for c in range(classes)])
+        for weight, value in zip(self.class_feature_targets, (means, stds, features.std(0) + 1e-3, known)):
             weight.assign(value.astype(np.float32))
         self.class_feature_targets_measured.assign(1.0)
+        return [int(c) for c in np.flatnonzero(~known)]
 
     def fit(self, *args, **kwargs):
         """``keras.Model.fit``; refused (:class:`UsageError`) with ``bn_target`` "real" before

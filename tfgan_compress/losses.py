@@ -214,7 +214,7 @@ def batchnorm_statistics_loss(features, targets):
     return total
 
 
-def class_feature_statistics_loss(features, labels, class_means, class_stds, scale):
+def class_feature_statistics_loss(features, labels, class_means, class_stds, scale, known=None):
     """Class-conditional feature matching in the teacher's penultimate features ``f``:
 
     ``L = 1/|C| sum_{c in C} mean_d [((m_cd - mu_cd) / s_d)^2 + ((sd_cd - sigma_cd) / s_d)^2]``
@@ -227,8 +227,9 @@ def class_feature_statistics_loss(features, labels, class_means, class_stds, sca
     matching of Salimans et al. (NeurIPS 2016, "Improved Techniques for Training GANs"),
     taken per class and to the second moment, as DeepInversion's prior (Yin et al., 2020)
     takes the batch-norm statistics. ``labels``: int ``[batch]``; ``class_means``,
-    ``class_stds``: ``[classes, d]``; ``scale``: ``[d]``. A scalar per batch (0 when no class
-    has two samples)."""
+    ``class_stds``: ``[classes, d]``; ``scale``: ``[d]``; ``known``: ``[classes]``, 1 for the
+    classes that have targets (None: all), the others are left out of ``C``. A scalar per
+    batch (0 when no class has two samples)."""
     labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
     classes = tf.shape(class_means)[0]
     features = tf.cast(features, tf.float32)
@@ -240,6 +241,8 @@ def class_feature_statistics_loss(features, labels, class_means, class_stds, sca
     stds = tf.sqrt(variances + 1e-8)
     per_class = tf.reduce_mean(tf.square((means - class_means) / scale) + tf.square((stds - class_stds) / scale), axis=1)
     present = tf.cast(counts >= 2.0, tf.float32)
+    if known is not None:
+        present = present * tf.cast(known, tf.float32)
     return tf.reduce_sum(per_class * present) / tf.maximum(tf.reduce_sum(present), 1.0)
 
 

@@ -95,9 +95,13 @@ def gan(ctx) -> dict:
         ctx.progress(f"  batch-norm prior: toward the teacher's statistics on {len(chosen):,} real training images")
     if model.class_feature_model is not None:
         chosen = np.sort(quality.class_balanced_indices(dataset.y_train, BN_TARGET_IMAGES, np.random.default_rng(ctx.seed)))
-        model.set_class_feature_targets(dataset.x_train[chosen], dataset.y_train[chosen])
+        left_out = model.set_class_feature_targets(dataset.x_train[chosen], dataset.y_train[chosen])
         ctx.progress(f"  class feature statistics: each class's samples toward the mean and spread of the teacher's "
-                     f"penultimate features on {len(chosen):,} real training images (gan.class_feature_weight)")
+                     f"penultimate features on {len(chosen):,} real training {data.examples_noun(dataset)} "
+                     f"(gan.class_feature_weight)")
+        if left_out:
+            ctx.progress(f"  ... not for {', '.join(dataset.class_names[c] for c in left_out)}: one training "
+                         f"{data.examples_noun(dataset).rstrip('s')} each, no spread to measure")
     extra, run_logs = [], folder.logs("gan") / "train"  # beside the epoch scalars of Keras' TensorBoard
     if teacher_model is not None:
         per_class = max(10, cfg.epoch_score_samples // spec.num_classes)
