@@ -88,5 +88,14 @@ def test_penultimate_taps_give_output_batchnorm_inputs_and_features_in_one_model
     model = penultimate_taps(headed, with_batchnorm=True)
     assert [tuple(o.shape[1:]) for o in model.outputs] == [(3,), (14, 14, 4), (4,)]
     np.testing.assert_allclose(np.asarray(model(x)[0]), np.asarray(headed(x)), rtol=1e-5, atol=1e-5)
+    # a base with a Dense layer of its own (a projection) under a Dense head: the head's input, as the Frechet
+    # distance takes it, not the base's inner Dense
+    pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.BatchNormalization()(keras.layers.Conv2D(4, 3)(base_in)))
+    projecting = keras.Model(base_in, keras.layers.Dense(6)(pooled), name="projecting")
+    on_projection = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.ReLU()(projecting(inputs))))
+    model = penultimate_taps(on_projection, with_batchnorm=True)
+    assert [tuple(o.shape[1:]) for o in model.outputs] == [(3,), (14, 14, 4), (6,)]
+    np.testing.assert_allclose(np.asarray(model(x)[-1]), np.asarray(quality.penultimate_features(on_projection)(x)),
+                               rtol=1e-5, atol=1e-5)
     no_dense = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(3, 1)(inputs)))
     assert penultimate_taps(no_dense) is None

@@ -130,9 +130,10 @@ def batchnorm_taps(classifier: keras.Model, with_output: bool = False) -> tuple[
 def penultimate_taps(classifier: keras.Model, with_batchnorm: bool = False) -> keras.Model | None:
     """A model returning the classifier's output, then (``with_batchnorm``) the input of
     every ``BatchNormalization`` layer as :func:`batchnorm_taps` does, then the input of its
-    last ``Dense`` layer (the penultimate features): the teacher's terms in one pass where
-    the ``Dense`` layer sits in the model that holds the batch norm, else in two (a head on a
-    nested base model, the usual way to build on ``keras.applications``). None for a
+    last ``Dense`` layer (the penultimate features, those of :func:`quality.penultimate_features`):
+    the teacher's terms in one pass where that layer sits in the model that holds the batch
+    norm, else in two (a head on a nested base model, the usual way to build on
+    ``keras.applications``). None for a
     classifier without a ``Dense`` layer or without a graph to tap."""
 
     def batchnorm_and_features(inner: keras.Model) -> list:
@@ -144,7 +145,11 @@ def penultimate_taps(classifier: keras.Model, with_batchnorm: bool = False) -> k
         return [*norms, dense[-1].input]
 
     try:
-        return tap_model(classifier, batchnorm_and_features, "penultimate", with_output=True)
+        front, _, back = _chain_around(classifier)
+        # one pass only where the innermost model holds the last Dense layer: a Dense head outside it (on a
+        # base model that has Dense layers of its own) is the one quality.penultimate_features takes
+        if not any(isinstance(layer, keras.layers.Dense) for layer in front + back):
+            return tap_model(classifier, batchnorm_and_features, "penultimate", with_output=True)
     except NoTaps:
         pass
     try:
