@@ -54,6 +54,8 @@ VARIANTS = {
     "zoom_color": {"augment_zoom": 0.2, "augment_color": 0.4},
     "wide_noise": {"noise_scale": 1.5},
     "class_blend": {"class_blend": 0.5},  # half the samples between two classes
+    # the penultimate features as well as the logits (SRRL: a linear map to the teacher's features, its head on them)
+    "feature_distillation": {"feature_weight": 1.0},
     "sample_bank": {"sample_bank": 50000},  # the colour preset's bank
     "fresh_samples": {"sample_bank": 0},  # no bank: every step draws fresh samples
     # the teacher labels the bank once ("fixed teacher"): a step is the student's update only

@@ -343,3 +343,58 @@ def test_class_blend_refuses_a_generator_without_a_label_embedding_and_hard_late
         distill.class_blend_generator(plain)
     with pytest.raises(UsageError, match="class_blend"):
         RunConfig(distill=DistillConfig(class_blend=0.5, hard_latent_steps=1)).validate()
+
+
+def test_feature_distillation_trains_the_student_and_its_projection_through_the_teachers_head():
+    teacher, generator, student = parts()
+    frozen = [w.numpy().copy() for w in teacher.weights + generator.weights]
+    before = [w.numpy().copy() for w in student.weights]
+    config = DistillConfig(network=SMALL, epochs=1, steps_per_epoch=3, batch_size=8, feature_weight=1.0)
+    distiller = distill.GeneratorDistiller(teacher, generator, student, config)
+    projection = distiller.student_with_projection.get_layer("feature_projection")
+    assert projection.kernel.shape == (8, 8)  # student's 8 penultimate units to the teacher's 8
+    start = projection.kernel.numpy().copy()
+    distiller.compile()
+    history = distiller.fit(training.label_batches(CLASSES, 8, seed=0), epochs=1, steps_per_epoch=3, verbose=0)
+    assert history.history["feature_loss"][0] > 0
+    assert not np.allclose(start, projection.kernel.numpy())
+    assert any(not np.allclose(a, w.numpy()) for a, w in zip(before, student.weights))
+    assert all(np.allclose(a, w.numpy()) for a, w in zip(frozen, teacher.weights + generator.weights))
+    # the regressed logits are the teacher's own head on the projected features: the teacher's logits when
+    # the projection hands it the teacher's features
+    kernel, bias = distiller.teacher_head
+    images = tf.random.uniform((4, *SHAPE))
+    logits, features = distiller.teacher_penultimate(images)
+    np.testing.assert_allclose((tf.matmul(features, kernel) + bias).numpy(), logits.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_feature_distillation_loss_by_hand():
+    teacher_features = tf.constant([[1.0, 3.0], [0.0, 2.0]])  # mean square (1 + 9 + 0 + 4) / 4 = 3.5
+    projected = tf.constant([[2.0, 3.0], [0.0, 0.0]])
+    logits = tf.constant([[1.0, 0.0], [0.0, 1.0]])
+    per_example = losses.feature_distillation_loss(teacher_features, projected, logits, logits, temperature=2.0)
+    np.testing.assert_allclose(per_example.numpy(), [0.5 / 3.5, 2.0 / 3.5], rtol=1e-5)  # equal logits: KL 0
+    kl = losses.distillation_loss(logits, logits[::-1], 2.0)
+    shifted = losses.feature_distillation_loss(teacher_features, teacher_features, logits, logits[::-1], 2.0)
+    np.testing.assert_allclose(shifted.numpy(), kl.numpy(), rtol=1e-5)
+
+
+def test_feature_distillation_needs_a_dense_head_on_both_and_not_stored_logits():
+    from tfgan_compress.config import RunConfig
+    from tfgan_compress.errors import UsageError
+
+    teacher, generator, student = parts()
+    image = keras.Input(SHAPE)
+    pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(CLASSES, 3)(image))
+    no_dense = keras.Model(image, pooled, name="all_convolutional")
+    with pytest.raises(UsageError, match="student's last Dense layer.*all_convolutional"):
+        distill.GeneratorDistiller(teacher, generator, no_dense, DistillConfig(feature_weight=1.0))
+    with pytest.raises(UsageError, match="teacher's last Dense layer.*all_convolutional"):
+        distill.GeneratorDistiller(no_dense, generator, student, DistillConfig(feature_weight=1.0))
+    from tfgan_compress.stages import distill_feature_terms  # the stage skips the terms with one line instead
+    config, notes = distill_feature_terms(DistillConfig(feature_weight=1.0), no_dense, student)
+    assert config.feature_weight == 0 and len(notes) == 1 and "the feature terms are skipped" in notes[0]
+    assert distill_feature_terms(DistillConfig(feature_weight=1.0), teacher, student) == (
+        DistillConfig(feature_weight=1.0), [])
+    with pytest.raises(UsageError, match="feature_weight.*bank_teacher_logits"):
+        RunConfig.from_dict({"distill": {"feature_weight": 1.0, "sample_bank": 64, "bank_teacher_logits": True}})

@@ -239,6 +239,10 @@ class DistillConfig:
     # and mixed views take those logits (a mix: the mix of the softened probabilities) without calling the teacher
     # (Beyer et al.'s "fixed teacher"): a step costs the student's update only
     bank_teacher_logits: bool = False
+    # the student's penultimate features, through a learned linear map P, toward the teacher's, and P's features
+    # through the teacher's own last layer toward its logits (Yang et al., 2021, SRRL; distill.feature_distillation_loss);
+    # needs a Dense last layer in both; 0: off
+    feature_weight: float = setting(0.0, AT_LEAST_0)
 
 
 @dataclass
@@ -365,6 +369,9 @@ class RunConfig:
         if self.distill.class_blend and self.distill.hard_latent_steps:
             raise UsageError("distill.hard_latent_steps moves the noise of one class's samples; distill.class_blend "
                              "draws samples between two classes: choose one (set the other to 0)")
+        if self.distill.bank_teacher_logits and self.distill.feature_weight:
+            raise UsageError("distill.feature_weight reads the teacher's features of every step's views, which "
+                             "distill.bank_teacher_logits does not compute; set one of them only")
         if self.distill.bank_teacher_logits and not self.distill.sample_bank:
             raise UsageError("distill.bank_teacher_logits stores the teacher's logits of a sample bank; set "
                              "distill.sample_bank (samples drawn once), or leave bank_teacher_logits false")

@@ -11,7 +11,9 @@ student. Every batch is drawn fresh from the generator inside the ``train_step``
    ``class_blend``, a share of the images come from a blend of two classes' codes instead
    (:func:`class_blend_generator`), between the classes in the generator's own space;
 3. loss ``T^2 KL(softmax(t/T) || softmax(s/T))`` (Hinton et al., 2015) on teacher and
-   student logits.
+   student logits; with ``feature_weight`` = w, plus ``w`` times the penultimate-feature
+   terms of :func:`losses.feature_distillation_loss` (SRRL, Yang et al., 2021), the student's
+   features through a linear map trained beside it (:func:`feature_distillation_parts`).
 
 The generator and teacher are frozen. Trained with ``fit``, so callbacks work.
 
@@ -42,7 +44,7 @@ from .teacher import image_augmenter
 from .training import (DirectedMetrics, SerializableDistiller, TeacherAgreement, cosine_adam, directed_mean,
                        label_batches, per_replica_seed)
 
-__all__ = ["GeneratorDistiller", "mix_pairs", "mix_teacher_logits", "class_blend_generator", "blended_class_weights",
+__all__ = ["GeneratorDistiller", "feature_distillation_parts", "mix_pairs", "mix_teacher_logits", "class_blend_generator", "blended_class_weights",
            "distill_on_generator", "sample_bank_bytes", "check_sample_bank_fits",
            "sample_bank_batches", "distill_on_images"]
 
@@ -74,10 +76,19 @@ class GeneratorDistiller(SerializableDistiller):
         self.augmenter = image_augmenter(generator.outputs[0].shape[1:], config.augment_shift, config.augment_flip,
                                          seed, config.augment_zoom, config.augment_color)
         self.seed_generator = keras.random.SeedGenerator(seed)
+        self.teacher_penultimate = self.student_with_projection = None
+        if config.feature_weight:
+            self.teacher_penultimate, self.student_with_projection, self.teacher_head = feature_distillation_parts(
+                teacher, student)
+        self.trained_part = self.student_with_projection or student  # what the optimizer updates
         self.loss_tracker = directed_mean("distill_loss", "down")
         self.agreement_tracker = TeacherAgreement()
         self.conditioning_tracker = directed_mean("generator_label_accuracy", "up")
-        self.metric_list = DirectedMetrics([self.loss_tracker, self.agreement_tracker, self.conditioning_tracker])
+        trackers = [self.loss_tracker, self.agreement_tracker, self.conditioning_tracker]
+        if config.feature_weight:
+            self.feature_tracker = directed_mean("feature_loss", "down")
+            trackers.append(self.feature_tracker)
+        self.metric_list = DirectedMetrics(trackers)
         self.built = True  # all parts are built functional models (BackupAndRestore needs it)
 
     def compile(self, optimizer=None, **kwargs):
@@ -93,7 +104,7 @@ class GeneratorDistiller(SerializableDistiller):
                              f"ema_momentum={c.student_ema}, or leave out optimizer=")
         averaging = {"use_ema": True, "ema_momentum": c.student_ema} if c.student_ema else {}
         optimizer = optimizer or cosine_adam(c.learning_rate, c.epochs * c.steps_per_epoch, **averaging)
-        self.compile_optimizers({"optimizer": (optimizer, self.student)}, **kwargs)
+        self.compile_optimizers({"optimizer": (optimizer, self.trained_part)}, **kwargs)
 
     def call(self, images, training=False):
         return self.student(images, training=training)
@@ -166,20 +177,62 @@ class GeneratorDistiller(SerializableDistiller):
         else:
             labels = tf.cast(tf.reshape(data, [-1]), tf.int32)
             images, unmixed = self.synthesize(labels)
-        teacher_logits = self.teacher(images, training=False) if stored_logits is None else stored_logits
+        if self.teacher_penultimate is not None:
+            teacher_logits, teacher_features = self.teacher_penultimate(images, training=False)
+        else:
+            teacher_logits = self.teacher(images, training=False) if stored_logits is None else stored_logits
         with tf.GradientTape() as tape:
-            student_logits = self.student(images, training=True)
+            if self.student_with_projection is not None:
+                student_logits, projected = self.student_with_projection(images, training=True)
+            else:
+                student_logits = self.student(images, training=True)
             per_example = losses.distillation_loss(teacher_logits, student_logits, self.config.temperature)
             loss = losses.average_over_global_batch(per_example)
-        grads = tape.gradient(loss, self.student.trainable_variables)
-        self.optimizer.apply(grads, self.student.trainable_variables)
+            if self.student_with_projection is not None:
+                kernel, bias = self.teacher_head
+                regressed = tf.matmul(tf.cast(projected, kernel.dtype), kernel) + bias
+                feature_terms = losses.feature_distillation_loss(teacher_features, projected, teacher_logits,
+                                                                 regressed, self.config.temperature)
+                loss = loss + self.config.feature_weight * losses.average_over_global_batch(feature_terms)
+        variables = self.trained_part.trainable_variables
+        self.optimizer.apply(tape.gradient(loss, variables), variables)
         self.loss_tracker.update_state(tf.reduce_mean(per_example))
+        if self.student_with_projection is not None:
+            self.feature_tracker.update_state(tf.reduce_mean(feature_terms))
         self.agreement_tracker.update_state(teacher_logits, student_logits)
         # How often the teacher sees the class the generator was asked for (unmixed images only).
         teacher_classes = tf.argmax(teacher_logits, axis=-1, output_type=tf.int32)
         self.conditioning_tracker.update_state(tf.cast(tf.equal(teacher_classes, labels), tf.float32),
                                                sample_weight=unmixed)
         return self.step_logs()
+
+
+def feature_distillation_parts(teacher: keras.Model, student: keras.Model) -> tuple:
+    """What ``distill.feature_weight`` reads (:func:`losses.feature_distillation_loss`): (the
+    teacher's logits and penultimate features in a frozen model; the student's logits and its
+    penultimate features through a new linear map ``P`` to the teacher's width, in one
+    trainable model; the teacher's last layer as ``(kernel, bias)``). :class:`UsageError`
+    naming the network that lacks a readable last ``Dense`` layer."""
+    from .teacher_taps import NoTaps, classifier_head, penultimate_taps, trainable_penultimate_taps
+
+    try:
+        head = classifier_head(teacher)
+        teacher_taps = penultimate_taps(teacher)
+        if teacher_taps is None:
+            raise NoTaps(f"{teacher.name}: no penultimate features to read")
+    except NoTaps as err:
+        raise UsageError(f"distill.feature_weight needs the teacher's last Dense layer: {err}") from None
+    try:
+        student_taps = trainable_penultimate_taps(student)
+    except NoTaps as err:
+        raise UsageError(f"distill.feature_weight needs the student's last Dense layer in one pass: {err}") from None
+    width = int(head.kernel.shape[0])
+    image = keras.Input(shape=student.inputs[0].shape[1:], name="image")
+    logits, features = student_taps(image)
+    projected = keras.layers.Dense(width, name="feature_projection")(features)
+    student_with_projection = keras.Model(image, [logits, projected], name=f"{student.name}_with_projection")
+    bias = head.bias if head.use_bias else tf.zeros([int(head.kernel.shape[1])], head.kernel.dtype)
+    return teacher_taps, student_with_projection, (head.kernel, bias)
 
 
 def mix_pairs(images, seed, cutmix: bool = False):

@@ -24,7 +24,7 @@ __all__ = ["average_over_global_batch", "non_saturating_discriminator_loss", "no
            "hinge_discriminator_loss", "hinge_generator_loss", "wasserstein_discriminator_loss",
            "wasserstein_generator_loss", "gradient_penalty", "GANLoss", "GAN_LOSSES", "gan_loss",
            "distillation_loss", "teacher_class_loss", "class_margin_loss", "batchnorm_statistics_loss",
-           "mode_seeking_ratio"]
+           "mode_seeking_ratio", "feature_distillation_loss"]
 
 
 def average_over_global_batch(per_example_loss, global_batch_size=None):
@@ -157,6 +157,26 @@ def distillation_loss(teacher_logits, student_logits, temperature):
     student_log_probs = tf.nn.log_softmax(s, axis=-1)
     kl = tf.reduce_sum(tf.exp(teacher_log_probs) * (teacher_log_probs - student_log_probs), axis=-1)
     return (temperature ** 2) * kl
+
+
+def feature_distillation_loss(teacher_features, projected_features, teacher_logits, regressed_logits,
+                              temperature):
+    """Per example, the two terms of softmax regression representation learning (Yang et al.,
+    ICLR 2021, "Knowledge Distillation via Softmax Regression Representation Learning"):
+
+    ``mean_d (P(f_s) - f_t)_d^2 / mean(f_t^2)  +  T^2 KL(softmax(t / T) || softmax(W P(f_s) / T))``
+
+    ``f_t``: the teacher's penultimate features; ``P(f_s)`` (``projected_features``): the
+    student's, through a learned linear map to the teacher's width; ``t``: the teacher's logits;
+    ``W P(f_s)`` (``regressed_logits``): the projected features through the teacher's own
+    (frozen) last layer. The first term is FitNets' hint (Romero et al., 2015) on the
+    penultimate layer, in units of the teacher features' mean square over the batch (not
+    differentiated), so its scale does not depend on the teacher's; the second asks the
+    student's features to be ones the teacher's classifier reads as the teacher does."""
+    teacher_features = tf.cast(teacher_features, tf.float32)
+    scale = tf.stop_gradient(tf.reduce_mean(tf.square(teacher_features))) + 1e-8
+    hint = tf.reduce_mean(tf.square(tf.cast(projected_features, tf.float32) - teacher_features), axis=-1) / scale
+    return hint + distillation_loss(teacher_logits, regressed_logits, temperature)
 
 
 def teacher_class_loss(teacher_logits, labels):

@@ -237,6 +237,20 @@ def note_student_size(ctx, student, teacher_model) -> None:
                      f"{teacher_params:,} parameters){advice}")
 
 
+def distill_feature_terms(cfg, teacher_logits, student) -> tuple:
+    """(the ``distill`` settings, progress notes): ``feature_weight`` set to 0, with one note,
+    where the teacher or the student has no last ``Dense`` layer to read the features at
+    (:func:`distill.feature_distillation_parts`), as the GAN's terms are skipped for a teacher
+    they cannot read."""
+    if not cfg.feature_weight:
+        return cfg, []
+    try:
+        distill.feature_distillation_parts(teacher_logits, student)
+    except UsageError as err:
+        return dataclasses.replace(cfg, feature_weight=0.0), [f"{err}; the feature terms are skipped"]
+    return cfg, []
+
+
 def distill_student(ctx) -> dict:
     """The student, distilled from the teacher on generator samples only.
 
@@ -255,11 +269,16 @@ def distill_student(ctx) -> dict:
             samples += ", labelled by the teacher once as they are drawn"
     if cfg.class_blend:
         samples += f", {cfg.class_blend:.0%} of them between two classes"
+    if cfg.feature_weight:
+        samples += f", the teacher's penultimate features too (weight {cfg.feature_weight:g})"
     ctx.announce(f"student of {student.count_params():,} parameters ({ratio:.2f} of the teacher), "
                  f"{cfg.epochs} epochs x {cfg.steps_per_epoch} steps on {samples}, T={cfg.temperature}")
     note_student_size(ctx, student, teacher_model)
     teacher_logits = distribute.replicate(as_logits(teacher_model), ctx.strategy)
     generator = distribute.replicate(generator, ctx.strategy)
+    cfg, notes = distill_feature_terms(cfg, teacher_logits, student)
+    for note in notes:
+        ctx.progress(f"  note: {note}")
     with ctx.strategy.scope():
         distill.distill_on_generator(teacher_logits, generator, student, cfg, seed=ctx.seed,
                                      callbacks=ctx.fit_callbacks(), verbose=ctx.verbose, epochs_done=ctx.epochs_done())

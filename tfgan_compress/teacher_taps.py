@@ -24,7 +24,8 @@ import keras
 
 from .quality import _layer_chain, penultimate_features
 
-__all__ = ["NoTaps", "tap_model", "feature_taps", "batchnorm_taps", "penultimate_taps"]
+__all__ = ["NoTaps", "tap_model", "feature_taps", "batchnorm_taps", "penultimate_taps", "classifier_head",
+           "trainable_penultimate_taps"]
 
 
 class NoTaps(ValueError):
@@ -67,10 +68,12 @@ def _on_its_own(layer, x, name: str):
 
 
 def tap_model(classifier: keras.Model, select: Callable[[keras.Model], list], name: str,
-              with_output: bool = False) -> keras.Model:
+              with_output: bool = False, frozen: bool = True) -> keras.Model:
     """A model from the classifier's input to the outputs of ``select(inner)``, a list of
     tensors of the innermost functional model; :class:`NoTaps` when the list is empty. With
-    ``with_output``, the classifier's own output comes first (one pass gives both)."""
+    ``with_output``, the classifier's own output comes first (one pass gives both). The
+    model shares the classifier's layers; ``frozen`` (the teacher's taps) marks them not
+    trainable, ``frozen=False`` leaves them as they are (a student trained through its taps)."""
     front, inner, back = _chain_around(classifier)
     tensors = select(inner)
     if not tensors:
@@ -87,7 +90,8 @@ def tap_model(classifier: keras.Model, select: Callable[[keras.Model], list], na
         for i, layer in enumerate(back):
             outputs[0] = _on_its_own(layer, outputs[0], f"{name}_back_{i}")
     model = keras.Model(inputs, outputs, name=f"{classifier.name}_{name}")
-    model.trainable = False
+    if frozen:
+        model.trainable = False
     return model
 
 
@@ -185,3 +189,46 @@ def batchnorm_input_statistics(bn_model: keras.Model, images, batch_size: int = 
         mean = total / n
         statistics.append((mean.astype(np.float32), np.maximum(total_square / n - mean ** 2, 0.0).astype(np.float32)))
     return statistics
+
+
+def classifier_head(classifier: keras.Model) -> keras.layers.Dense:
+    """The classifier's last ``Dense`` layer, the one whose input :func:`penultimate_taps`
+    and :func:`quality.penultimate_features` read (in the nested model that the classifier
+    wraps, as there), when its activation is linear or softmax, so that ``x W + b`` are the
+    classifier's logits (up to a constant for softmax); :class:`NoTaps` otherwise."""
+    model = classifier
+    while True:
+        try:
+            model.inputs  # noqa: B018 - subclassed models have none
+        except (AttributeError, ValueError):
+            raise NoTaps(f"{classifier.name}: not a functional model; no Dense layer to read") from None
+        dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+        if dense:
+            break
+        chain = _layer_chain(model)
+        nested = [layer for layer in chain or [] if isinstance(layer, keras.Model)]
+        if len(nested) != 1:
+            raise NoTaps(f"{classifier.name}: no Dense layer at its end")
+        model = nested[0]
+    activation = keras.activations.serialize(dense[-1].activation)
+    activation = activation if isinstance(activation, str) else activation.get("config", {}).get("name", activation)
+    if activation not in ("linear", "softmax"):
+        raise NoTaps(f"{classifier.name}: its last Dense layer has the activation {activation!r}, not linear or "
+                     f"softmax; its inputs times its kernel are not logits")
+    return dense[-1]
+
+
+def trainable_penultimate_taps(classifier: keras.Model) -> keras.Model:
+    """A model returning the classifier's output and the input of its last ``Dense`` layer in
+    one pass, sharing its layers and leaving them trainable (a student trained through it:
+    one pass, so its batch-norm statistics move once a step); :class:`NoTaps` where that
+    layer is not in the innermost functional model (one pass cannot give it)."""
+    front, _, back = _chain_around(classifier)
+    if any(isinstance(layer, keras.layers.Dense) for layer in front + back):
+        raise NoTaps(f"{classifier.name}: its last Dense layer sits outside the model that holds its other layers")
+
+    def last_dense_input(inner: keras.Model) -> list:
+        dense = [layer for layer in inner.layers if isinstance(layer, keras.layers.Dense)]
+        return [dense[-1].input] if dense else []
+
+    return tap_model(classifier, last_dense_input, "penultimate", with_output=True, frozen=False)
