@@ -62,6 +62,8 @@ VARIANTS = {
     "bank_teacher_logits": {"sample_bank": 50000, "bank_teacher_logits": True},
     # the reference, not a recipe: the run's settings on the real training images (the gap's other end)
     "real_images": {"on_real_images": True},
+    # the same with feature_distillation's terms: the reference for that recipe
+    "real_images_features": {"on_real_images": True, "feature_weight": 1.0},
     # the other reference: the same student network trained on the real labels with the run's teacher recipe
     "real_labels": {"on_real_labels": True},
 }

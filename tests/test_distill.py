@@ -398,3 +398,14 @@ def test_feature_distillation_needs_a_dense_head_on_both_and_not_stored_logits()
         DistillConfig(feature_weight=1.0), [])
     with pytest.raises(UsageError, match="feature_weight.*bank_teacher_logits"):
         RunConfig.from_dict({"distill": {"feature_weight": 1.0, "sample_bank": 64, "bank_teacher_logits": True}})
+
+
+def test_the_real_image_reference_takes_the_feature_terms_too():
+    teacher, _, student = parts()
+    before = [w.numpy().copy() for w in student.weights]
+    images = np.random.default_rng(0).random((24, *SHAPE)).astype("float32")
+    history = distill.distill_on_images(teacher, student, images,
+                                        DistillConfig(network=SMALL, epochs=1, steps_per_epoch=2, batch_size=8,
+                                                      feature_weight=1.0, augment_shift=1), verbose=0)
+    assert history.history["feature_loss"][0] > 0
+    assert any(not np.allclose(a, w.numpy()) for a, w in zip(before, student.weights))

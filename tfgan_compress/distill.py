@@ -65,15 +65,17 @@ class GeneratorDistiller(SerializableDistiller):
         self.seed = seed
         self.config = config = config or DistillConfig()
         self.teacher = teacher
-        self.generator = generator
+        self.generator = generator  # None: trained on given images only (distill_on_images)
         self.student = student
         self.teacher.trainable = False
-        self.generator.trainable = False
-        self.noise_dim = int(generator.inputs[0].shape[-1])
+        if generator is not None:
+            generator.trainable = False
+        self.noise_dim = int(generator.inputs[0].shape[-1]) if generator is not None else None
         self.num_classes = int(teacher.outputs[0].shape[-1])
         # shares the generator's (frozen) layers; saved and restored with it
-        self.blend_generator = class_blend_generator(generator) if config.class_blend else None
-        self.augmenter = image_augmenter(generator.outputs[0].shape[1:], config.augment_shift, config.augment_flip,
+        self.blend_generator = class_blend_generator(generator) if config.class_blend and generator is not None else None
+        image_shape = (generator.outputs if generator is not None else teacher.inputs)[0].shape[1:]
+        self.augmenter = image_augmenter(image_shape, config.augment_shift, config.augment_flip,
                                          seed, config.augment_zoom, config.augment_color)
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.teacher_penultimate = self.student_with_projection = None
@@ -422,7 +424,19 @@ def distill_on_images(teacher: keras.Model, student: keras.Model, images, config
     ``keras.distillation.Distiller`` (logits distillation, ``T^2 KL``).
 
     Used by the benchmark to measure what the GAN-based path gives up; not by the pipeline.
+    With ``feature_weight``, the images go through :class:`GeneratorDistiller`'s step for a
+    sample bank instead (no generator), so the reference has the feature terms too.
     """
+    if config.feature_weight:
+        distiller = GeneratorDistiller(teacher, None, student, config, seed=seed)
+        distiller.compile()
+        order = tf.data.Dataset.from_tensor_slices(np.asarray(images, np.float32)).shuffle(
+            len(images), seed=seed, reshuffle_each_iteration=True).repeat()
+        batches = order.batch(config.batch_size, drop_remainder=True).map(
+            lambda x: (x, -tf.ones([tf.shape(x)[0]], tf.int32)))  # -1: no class asked for
+        return distiller.fit(batches.prefetch(tf.data.AUTOTUNE), epochs=config.epochs,
+                             steps_per_epoch=config.steps_per_epoch, callbacks=list(callbacks), verbose=verbose,
+                             shuffle=False)
     # A KLDivergence instance, not the string: Keras applies the softmax for the instance only.
     distiller = keras.distillation.Distiller(
         teacher=teacher, student=student, student_loss_weight=0.0,
