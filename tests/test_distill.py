@@ -391,6 +391,10 @@ def test_feature_distillation_needs_a_dense_head_on_both_and_not_stored_logits()
         distill.GeneratorDistiller(teacher, generator, no_dense, DistillConfig(feature_weight=1.0))
     with pytest.raises(UsageError, match="teacher's last Dense layer.*all_convolutional"):
         distill.GeneratorDistiller(no_dense, generator, student, DistillConfig(feature_weight=1.0))
+    features = keras.layers.Dense(8)(pooled)
+    cooled = keras.Model(image, keras.layers.Rescaling(0.5)(keras.layers.Dense(CLASSES)(features)), name="cooled")
+    with pytest.raises(UsageError, match="cooled's output is not softmax"):  # logits / 2 behind the head
+        distill.GeneratorDistiller(cooled, generator, student, DistillConfig(feature_weight=1.0))
     from tfgan_compress.stages import distill_feature_terms  # the stage skips the terms with one line instead
     config, notes = distill_feature_terms(DistillConfig(feature_weight=1.0), no_dense, student)
     assert config.feature_weight == 0 and len(notes) == 1 and "the feature terms are skipped" in notes[0]

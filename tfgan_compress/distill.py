@@ -44,8 +44,8 @@ from .teacher import image_augmenter
 from .training import (DirectedMetrics, SerializableDistiller, TeacherAgreement, cosine_adam, directed_mean,
                        label_batches, per_replica_seed)
 
-__all__ = ["GeneratorDistiller", "feature_distillation_parts", "mix_pairs", "mix_teacher_logits", "class_blend_generator", "blended_class_weights",
-           "distill_on_generator", "sample_bank_bytes", "check_sample_bank_fits",
+__all__ = ["GeneratorDistiller", "feature_distillation_parts", "mix_pairs", "mix_teacher_logits",
+           "class_blend_generator", "blended_class_weights", "distill_on_generator", "sample_bank_bytes", "check_sample_bank_fits",
            "sample_bank_batches", "distill_on_images"]
 
 
@@ -73,7 +73,8 @@ class GeneratorDistiller(SerializableDistiller):
         self.noise_dim = int(generator.inputs[0].shape[-1]) if generator is not None else None
         self.num_classes = int(teacher.outputs[0].shape[-1])
         # shares the generator's (frozen) layers; saved and restored with it
-        self.blend_generator = class_blend_generator(generator) if config.class_blend and generator is not None else None
+        self.blend_generator = (class_blend_generator(generator) if config.class_blend and generator is not None
+                                else None)
         image_shape = (generator.outputs if generator is not None else teacher.inputs)[0].shape[1:]
         self.augmenter = image_augmenter(image_shape, config.augment_shift, config.augment_flip,
                                          seed, config.augment_zoom, config.augment_color)
@@ -82,7 +83,8 @@ class GeneratorDistiller(SerializableDistiller):
         if config.feature_weight:
             self.teacher_penultimate, self.student_with_projection, self.teacher_head = feature_distillation_parts(
                 teacher, student)
-        self.trained_part = self.student_with_projection or student  # what the optimizer updates
+        # what the optimizer updates: the student, and the projection where there is one
+        self.trained_part = student if self.student_with_projection is None else self.student_with_projection
         self.loss_tracker = directed_mean("distill_loss", "down")
         self.agreement_tracker = TeacherAgreement()
         self.conditioning_tracker = directed_mean("generator_label_accuracy", "up")
@@ -214,7 +216,8 @@ def feature_distillation_parts(teacher: keras.Model, student: keras.Model) -> tu
     teacher's logits and penultimate features in a frozen model; the student's logits and its
     penultimate features through a new linear map ``P`` to the teacher's width, in one
     trainable model; the teacher's last layer as ``(kernel, bias)``). :class:`UsageError`
-    naming the network that lacks a readable last ``Dense`` layer."""
+    naming the network that lacks a readable last ``Dense`` layer, or a teacher whose output
+    is not that layer's logits (checked on four random images)."""
     from .teacher_taps import NoTaps, classifier_head, penultimate_taps, trainable_penultimate_taps
 
     try:
@@ -228,12 +231,20 @@ def feature_distillation_parts(teacher: keras.Model, student: keras.Model) -> tu
         student_taps = trainable_penultimate_taps(student)
     except NoTaps as err:
         raise UsageError(f"distill.feature_weight needs the student's last Dense layer in one pass: {err}") from None
+    bias = head.bias if head.use_bias else tf.zeros([int(head.kernel.shape[1])], head.kernel.dtype)
+    # the head read off the graph must give the teacher's own class probabilities on its own features: a layer
+    # behind it that changes them (a temperature, a second head) would teach the student a wrong target silently
+    probe = tf.random.stateless_uniform((4, *teacher.inputs[0].shape[1:]), seed=[0, 1])
+    logits, features = teacher_taps(probe, training=False)
+    read = tf.nn.softmax(tf.matmul(tf.cast(features, head.kernel.dtype), head.kernel) + bias)
+    if not np.allclose(read.numpy(), tf.nn.softmax(tf.cast(logits, read.dtype)).numpy(), atol=1e-3):
+        raise UsageError(f"distill.feature_weight needs the teacher's last Dense layer to give its logits, but "
+                         f"{teacher.name}'s output is not softmax(features W + b) of that layer")
     width = int(head.kernel.shape[0])
     image = keras.Input(shape=student.inputs[0].shape[1:], name="image")
     logits, features = student_taps(image)
     projected = keras.layers.Dense(width, name="feature_projection")(features)
     student_with_projection = keras.Model(image, [logits, projected], name=f"{student.name}_with_projection")
-    bias = head.bias if head.use_bias else tf.zeros([int(head.kernel.shape[1])], head.kernel.dtype)
     return teacher_taps, student_with_projection, (head.kernel, bias)
 
 
