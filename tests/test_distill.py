@@ -345,7 +345,7 @@ def test_class_blend_refuses_a_generator_without_a_label_embedding_and_hard_late
         RunConfig(distill=DistillConfig(class_blend=0.5, hard_latent_steps=1)).validate()
 
 
-def test_feature_distillation_trains_the_student_and_its_projection_through_the_teachers_head():
+def test_feature_distillation_trains_the_student_and_its_projection_through_the_teachers_head(tmp_path):
     teacher, generator, student = parts()
     frozen = [w.numpy().copy() for w in teacher.weights + generator.weights]
     before = [w.numpy().copy() for w in student.weights]
@@ -362,10 +362,38 @@ def test_feature_distillation_trains_the_student_and_its_projection_through_the_
     assert all(np.allclose(a, w.numpy()) for a, w in zip(frozen, teacher.weights + generator.weights))
     # the regressed logits are the teacher's own head on the projected features: the teacher's logits when
     # the projection hands it the teacher's features
-    kernel, bias = distiller.teacher_head
     images = tf.random.uniform((4, *SHAPE))
     logits, features = distiller.teacher_penultimate(images)
-    np.testing.assert_allclose((tf.matmul(features, kernel) + bias).numpy(), logits.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(distiller.teacher_head(features).numpy(), logits.numpy(), rtol=1e-4, atol=1e-5)
+    assert not distiller.teacher_head.trainable_weights
+    # a killed run resumes with the projection it had learned: it is in the distiller's weights (BackupAndRestore)
+    distiller.save_weights(tmp_path / "backup.weights.h5")
+    student_again = keras.models.clone_model(student)
+    again = distill.GeneratorDistiller(teacher, generator, student_again, config)
+    again.load_weights(tmp_path / "backup.weights.h5")
+    np.testing.assert_array_equal(again.student_with_projection.get_layer("feature_projection").kernel.numpy(),
+                                  projection.kernel.numpy())
+    np.testing.assert_array_equal(student_again.weights[0].numpy(), student.weights[0].numpy())
+
+
+def test_the_teachers_head_takes_the_layers_behind_its_last_dense_layer_and_a_head_on_a_nested_base():
+    _, generator, student = parts()
+    image = keras.Input(SHAPE)
+    pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(8, 3)(image))
+    cooled = keras.Model(image, keras.layers.Rescaling(0.5)(keras.layers.Dense(CLASSES)(pooled)), name="cooled")
+    base = keras.Model(image, pooled, name="base")  # keras.applications style: the head outside the base
+    on_base = keras.Sequential([keras.Input(SHAPE), base, keras.layers.Dense(CLASSES, activation="softmax")])
+    images = tf.random.uniform((4, *SHAPE), seed=5)
+    users_student = keras.Sequential([keras.Input(SHAPE), keras.layers.Conv2D(4, 3, activation="relu"),
+                                      keras.layers.BatchNormalization(), keras.layers.GlobalAveragePooling2D(),
+                                      keras.layers.Dense(CLASSES)])  # a user's student, built the usual way
+    for teacher, student in ((cooled, student), (on_base, users_student)):
+        distiller = distill.GeneratorDistiller(teacher, generator, student, DistillConfig(feature_weight=1.0))
+        student_output, _ = distiller.student_with_projection(images)
+        np.testing.assert_allclose(student_output.numpy(), student(images).numpy(), atol=1e-5)
+        output, features = distiller.teacher_penultimate(images)
+        np.testing.assert_allclose(distiller.teacher_head(features).numpy(), teacher(images).numpy(), atol=1e-5)
+        np.testing.assert_allclose(output.numpy(), teacher(images).numpy(), atol=1e-5)
 
 
 def test_feature_distillation_loss_by_hand():
@@ -392,9 +420,10 @@ def test_feature_distillation_needs_a_dense_head_on_both_and_not_stored_logits()
     with pytest.raises(UsageError, match="teacher's last Dense layer.*all_convolutional"):
         distill.GeneratorDistiller(no_dense, generator, student, DistillConfig(feature_weight=1.0))
     features = keras.layers.Dense(8)(pooled)
-    cooled = keras.Model(image, keras.layers.Rescaling(0.5)(keras.layers.Dense(CLASSES)(features)), name="cooled")
-    with pytest.raises(UsageError, match="cooled's output is not softmax"):  # logits / 2 behind the head
-        distill.GeneratorDistiller(cooled, generator, student, DistillConfig(feature_weight=1.0))
+    skipped = keras.layers.Add()([keras.layers.Dense(CLASSES)(features), pooled])  # the output needs more
+    around = keras.Model(image, skipped, name="around")
+    with pytest.raises(UsageError, match="teacher's last Dense layer.*around.*does not follow"):
+        distill.GeneratorDistiller(around, generator, student, DistillConfig(feature_weight=1.0))
     from tfgan_compress.stages import distill_feature_terms  # the stage skips the terms with one line instead
     config, notes = distill_feature_terms(DistillConfig(feature_weight=1.0), no_dense, student)
     assert config.feature_weight == 0 and len(notes) == 1 and "the feature terms are skipped" in notes[0]

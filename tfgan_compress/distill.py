@@ -193,8 +193,7 @@ class GeneratorDistiller(SerializableDistiller):
             per_example = losses.distillation_loss(teacher_logits, student_logits, self.config.temperature)
             loss = losses.average_over_global_batch(per_example)
             if self.student_with_projection is not None:
-                kernel, bias = self.teacher_head
-                regressed = tf.matmul(tf.cast(projected, kernel.dtype), kernel) + bias
+                regressed = self.teacher_head(projected, training=False)
                 feature_terms = losses.feature_distillation_loss(teacher_features, projected, teacher_logits,
                                                                  regressed, self.config.temperature)
                 loss = loss + self.config.feature_weight * losses.average_over_global_batch(feature_terms)
@@ -215,9 +214,10 @@ def feature_distillation_parts(teacher: keras.Model, student: keras.Model) -> tu
     """What ``distill.feature_weight`` reads (:func:`losses.feature_distillation_loss`): (the
     teacher's logits and penultimate features in a frozen model; the student's logits and its
     penultimate features through a new linear map ``P`` to the teacher's width, in one
-    trainable model; the teacher's last layer as ``(kernel, bias)``). :class:`UsageError`
-    naming the network that lacks a readable last ``Dense`` layer, or a teacher whose output
-    is not that layer's logits (checked on four random images)."""
+    trainable model; the teacher's head, from its features to its output
+    (:func:`teacher_taps.classifier_head`), frozen). :class:`UsageError` naming the network
+    that lacks a readable last ``Dense`` layer, or a teacher whose output does not follow
+    from that layer's input (checked on four random images)."""
     from .teacher_taps import NoTaps, classifier_head, penultimate_taps, trainable_penultimate_taps
 
     try:
@@ -231,21 +231,20 @@ def feature_distillation_parts(teacher: keras.Model, student: keras.Model) -> tu
         student_taps = trainable_penultimate_taps(student)
     except NoTaps as err:
         raise UsageError(f"distill.feature_weight needs the student's last Dense layer in one pass: {err}") from None
-    bias = head.bias if head.use_bias else tf.zeros([int(head.kernel.shape[1])], head.kernel.dtype)
-    # the head read off the graph must give the teacher's own class probabilities on its own features: a layer
-    # behind it that changes them (a temperature, a second head) would teach the student a wrong target silently
+    # the head must give the teacher's own output on its own features: a graph read wrongly would teach the
+    # student a wrong target silently
     probe = tf.random.stateless_uniform((4, *teacher.inputs[0].shape[1:]), seed=[0, 1])
     logits, features = teacher_taps(probe, training=False)
-    read = tf.nn.softmax(tf.matmul(tf.cast(features, head.kernel.dtype), head.kernel) + bias)
-    if not np.allclose(read.numpy(), tf.nn.softmax(tf.cast(logits, read.dtype)).numpy(), atol=1e-3):
-        raise UsageError(f"distill.feature_weight needs the teacher's last Dense layer to give its logits, but "
-                         f"{teacher.name}'s output is not softmax(features W + b) of that layer")
-    width = int(head.kernel.shape[0])
+    read = tf.nn.softmax(tf.cast(head(features, training=False), tf.float32))
+    if not np.allclose(read.numpy(), tf.nn.softmax(tf.cast(logits, tf.float32)).numpy(), atol=1e-3):
+        raise UsageError(f"distill.feature_weight needs the teacher's output to follow from its last Dense "
+                         f"layer's input, but {teacher.name}'s does not (read off its graph: {head.name})")
+    width = int(features.shape[-1])
     image = keras.Input(shape=student.inputs[0].shape[1:], name="image")
     logits, features = student_taps(image)
     projected = keras.layers.Dense(width, name="feature_projection")(features)
     student_with_projection = keras.Model(image, [logits, projected], name=f"{student.name}_with_projection")
-    return teacher_taps, student_with_projection, (head.kernel, bias)
+    return teacher_taps, student_with_projection, head
 
 
 def mix_pairs(images, seed, cutmix: bool = False):

@@ -169,7 +169,7 @@ def feature_distillation_loss(teacher_features, projected_features, teacher_logi
     ``f_t``: the teacher's penultimate features; ``P(f_s)`` (``projected_features``): the
     student's, through a learned linear map to the teacher's width; ``t``: the teacher's logits;
     ``W P(f_s)`` (``regressed_logits``): the projected features through the teacher's own
-    (frozen) last layer. The first term is FitNets' hint (Romero et al., 2015) on the
+    (frozen) head, its last Dense layer and any layer behind it. The first term is FitNets' hint (Romero et al., 2015) on the
     penultimate layer, in units of the teacher features' mean square over the batch (not
     differentiated), so its scale does not depend on the teacher's; the second asks the
     student's features to be ones the teacher's classifier reads as the teacher does."""

@@ -191,31 +191,42 @@ def batchnorm_input_statistics(bn_model: keras.Model, images, batch_size: int = 
     return statistics
 
 
-def classifier_head(classifier: keras.Model) -> keras.layers.Dense:
-    """The classifier's last ``Dense`` layer, the one whose input :func:`penultimate_taps`
-    and :func:`quality.penultimate_features` read (in the nested model that the classifier
-    wraps, as there), when its activation is linear or softmax, so that ``x W + b`` are the
-    classifier's logits (up to a constant for softmax); :class:`NoTaps` otherwise."""
-    model = classifier
-    while True:
-        try:
-            model.inputs  # noqa: B018 - subclassed models have none
-        except (AttributeError, ValueError):
-            raise NoTaps(f"{classifier.name}: not a functional model; no Dense layer to read") from None
-        dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
-        if dense:
-            break
-        chain = _layer_chain(model)
-        nested = [layer for layer in chain or [] if isinstance(layer, keras.Model)]
-        if len(nested) != 1:
+def classifier_head(classifier: keras.Model) -> keras.Model:
+    """The classifier from the input of its last ``Dense`` layer (the penultimate features
+    that :func:`penultimate_taps` and :func:`quality.penultimate_features` read) to its output:
+    that layer and every layer behind it (a temperature ``Rescaling``, an activation, the
+    softmax or log this package wraps around a user's teacher), frozen. So ``head(f)`` is
+    the classifier's own output on features ``f``, whatever follows the Dense layer;
+    :class:`NoTaps` where there is no such layer or the layers behind it need more than its
+    output (a skip connection around the head)."""
+    try:
+        front, inner, back = _chain_around(classifier)
+    except NoTaps:
+        raise NoTaps(f"{classifier.name}: not a functional model; no Dense layer to read") from None
+    if any(isinstance(layer, keras.layers.Dense) for layer in front):
+        raise NoTaps(f"{classifier.name}: a Dense layer in front of the model that holds its other layers")
+    behind = [i for i, layer in enumerate(back) if isinstance(layer, keras.layers.Dense)]
+    if behind:  # a head on a nested base model (the usual way to build on keras.applications)
+        width = int(back[behind[-1]].kernel.shape[0])
+        x = features = keras.Input(shape=(width,), name="features")
+        for i, layer in enumerate(back[behind[-1]:]):
+            x = _on_its_own(layer, x, f"head_back_{i}")
+    else:
+        dense = [layer for layer in inner.layers if isinstance(layer, keras.layers.Dense)]
+        if not dense:
             raise NoTaps(f"{classifier.name}: no Dense layer at its end")
-        model = nested[0]
-    activation = keras.activations.serialize(dense[-1].activation)
-    activation = activation if isinstance(activation, str) else activation.get("config", {}).get("name", activation)
-    if activation not in ("linear", "softmax"):
-        raise NoTaps(f"{classifier.name}: its last Dense layer has the activation {activation!r}, not linear or "
-                     f"softmax; its inputs times its kernel are not logits")
-    return dense[-1]
+        try:
+            inner_head = keras.Model(dense[-1].input, inner.outputs[0], name=f"{inner.name}_head_inner")
+        except ValueError as err:  # the output needs tensors the Dense layer's input does not give
+            raise NoTaps(f"{classifier.name}: its output does not follow from its last Dense layer's input "
+                         f"alone ({err})") from None
+        x = features = keras.Input(shape=dense[-1].input.shape[1:], name="features")
+        x = inner_head(x)
+        for i, layer in enumerate(back):
+            x = _on_its_own(layer, x, f"head_back_{i}")
+    head = keras.Model(features, x, name=f"{classifier.name}_head")
+    head.trainable = False
+    return head
 
 
 def trainable_penultimate_taps(classifier: keras.Model) -> keras.Model:
