@@ -240,8 +240,9 @@ class DistillConfig:
     # (Beyer et al.'s "fixed teacher"): a step costs the student's update only
     bank_teacher_logits: bool = False
     # the student's penultimate features, through a learned linear map P, toward the teacher's, and P's features
-    # through the teacher's own last layer toward its logits (Yang et al., 2021, SRRL; distill.feature_distillation_loss);
-    # needs a Dense last layer in both; 0: off
+    # through the teacher's own head (its last Dense layer and the layers behind it) toward its logits (Yang et al.,
+    # 2021, SRRL; distill.feature_distillation_loss); needs a Dense last layer in both, else skipped with one line;
+    # 0: off
     feature_weight: float = setting(0.0, AT_LEAST_0)
 
 
