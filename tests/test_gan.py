@@ -298,3 +298,35 @@ def test_the_teacher_can_see_the_samples_as_its_pad_and_crop_training_views():
     model.compile()
     logs = model.train_step((images[:6], tf.constant([0, 1, 2, 0, 1, 2], tf.int32)))
     assert np.isfinite(float(logs["g_batchnorm_loss"])) and np.isfinite(float(logs["g_teacher_loss"]))
+
+
+def test_mode_seeking_in_the_teachers_features_reads_them_and_falls_back_to_pixels_without_them():
+    from tfgan_compress.stages import gan_teacher_terms
+
+    keras.utils.set_random_seed(0)
+    shape = (16, 16, 3)
+    teacher = teacher_with_batchnorm(shape)
+    images, labels = tf.random.uniform((6, *shape)), tf.constant([0, 1, 2, 0, 1, 2], tf.int32)
+    diversity = {}
+    for space in ("pixels", "teacher_features"):
+        keras.utils.set_random_seed(0)
+        config = GANConfig(bn_weight=0.1, diversity_weight=1.0, diversity_space=space)
+        generator = networks.build_generator(shape, CLASSES, NOISE, width=4)
+        model = ConditionalGAN(generator, networks.build_discriminator(shape, CLASSES, 4), config, teacher=teacher)
+        model.compile()
+        g_before = [w.numpy().copy() for w in generator.trainable_weights]
+        logs = model.train_step((images, labels))
+        diversity[space] = float(logs["g_diversity"])
+        assert "g_class_feature_loss" not in logs and model.class_feature_targets is None  # no targets to measure
+        assert any(not np.allclose(a, b.numpy()) for a, b in zip(g_before, generator.trainable_weights))
+    assert diversity["teacher_features"] > 0 and abs(diversity["teacher_features"] - diversity["pixels"]) > 1e-3
+    model.fit(tf.data.Dataset.from_tensor_slices((images, labels)).batch(6), epochs=1, verbose=0)  # not refused
+    inputs = keras.Input(SHAPE)  # no Dense layer: pixels, with one line
+    no_dense = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(CLASSES, 1)(inputs)))
+    config = GANConfig(diversity_weight=1.0, diversity_space="teacher_features")
+    fallback = ConditionalGAN(networks.build_generator(SHAPE, CLASSES, NOISE, width=4),
+                              networks.build_discriminator(SHAPE, CLASSES, 4), config, teacher=no_dense)
+    assert not fallback.diversity_in_features and fallback.config.diversity_space == "pixels"
+    notes = gan_teacher_terms(config, no_dense)[1]
+    assert len(notes) == 1 and "mode seeking measures distances in pixels" in notes[0]
+    assert "mode seeking measures distances in pixels" in gan_teacher_terms(config, None)[1][-1]

@@ -119,3 +119,13 @@ def test_class_feature_statistics_loss_by_hand():
     # a class without targets (known 0) is left out
     assert float(losses.class_feature_statistics_loss(features, labels, means, stds, scale,
                                                       tf.constant([0.0, 1.0, 1.0]))) == 0.0
+
+
+def test_mode_seeking_in_features_is_the_feature_distance_in_units_of_their_magnitude_over_the_noise_distance():
+    features_a = tf.constant([[1.0, 3.0], [2.0, 2.0]])
+    features_b = tf.constant([[1.0, 1.0], [2.0, 2.0]])  # mean |f| over both halves: 14 / 8 = 1.75
+    noise_a, noise_b = tf.constant([[0.0, 0.0], [1.0, 1.0]]), tf.constant([[1.0, 1.0], [0.0, 0.0]])
+    ratio = losses.feature_mode_seeking_ratio(features_a, features_b, noise_a, noise_b).numpy()
+    np.testing.assert_allclose(ratio, [1.0 / 1.75, 0.0], rtol=1e-4)  # mean |diff| 1 and 0, noise distance 1
+    scaled = losses.feature_mode_seeking_ratio(10 * features_a, 10 * features_b, noise_a, noise_b).numpy()
+    np.testing.assert_allclose(scaled, ratio, rtol=1e-4)  # inflating the features earns nothing

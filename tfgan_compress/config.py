@@ -37,6 +37,7 @@ ExportVariant = Literal["float32", "float16", "dynamic", "int8", "int8_io"]
 GeneratorVariant = Literal["float32", "float16", "dynamic"]  # float input (noise), no calibration
 CalibrationSource = Literal["generator", "real"]
 BatchNormTarget = Literal["running", "real"]  # what the GAN's batch-norm prior pulls toward
+DiversitySpace = Literal["pixels", "teacher_features"]  # where the GAN's mode-seeking term measures distances
 BatchNormViewShift = typing.Union[int, Literal["auto"]]  # pixels, or measured on real images (gan_views.py)
 OptimizerName = Literal["adam", "sgd"]
 StudentInit = Literal["auto", "teacher", "random"]  # data-free student's first weights (tfgan_compress.slimming)
@@ -196,6 +197,10 @@ class GANConfig:
     class_feature_weight: float = setting(0.0, AT_LEAST_0)
     # mode seeking (Mao et al., 2019): maximise |G(z1, y) - G(z2, y)| / |z1 - z2| on pairs of one class; 0: off
     diversity_weight: float = setting(0.0, AT_LEAST_0)
+    # ... with the distance between the two images in pixels, or between the teacher's penultimate features of
+    # their views (in units of the features' mean magnitude over the batch): spread within the class as the
+    # teacher sees it; skipped, with one line, for a teacher without a Dense layer
+    diversity_space: DiversitySpace = "pixels"
     # real batches draw every class equally often (the generator's labels are theirs), for long-tailed data;
     # false: the training split's class shares
     class_balanced: bool = False

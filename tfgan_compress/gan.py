@@ -24,7 +24,9 @@ Each step (Goodfellow et al., 2014, alternating updates):
    real images of that class (:func:`losses.class_feature_statistics_loss`, targets measured by
    :meth:`ConditionalGAN.set_class_feature_targets`), on the same views;
    with ``config.diversity_weight`` ``w_MS`` > 0, the batch is drawn in pairs of one class and
-   ``- w_MS * |G(z1, y) - G(z2, y)| / |z1 - z2|`` (mode seeking, :func:`losses.mode_seeking_ratio`);
+   ``- w_MS * |G(z1, y) - G(z2, y)| / |z1 - z2|`` (mode seeking, :func:`losses.mode_seeking_ratio`),
+   or with ``config.diversity_space`` "teacher_features" the distance between the teacher's
+   penultimate features of the two samples' views instead (:func:`losses.feature_mode_seeking_ratio`);
    Both discriminator inputs first go through ``DiffAugment`` when ``config.diff_augment``
    names policies (Zhao et al., 2020; :mod:`augment`), in both steps; a projected
    discriminator (:func:`networks.build_projected_discriminator`) sees them through the
@@ -126,10 +128,14 @@ class ConditionalGAN(PrebuiltModel):
                 pass
         # class-conditional feature matching: the teacher's logits, batch-norm inputs (with the prior) and
         # penultimate features in one pass; its targets are weights that set_class_feature_targets measures
+        # (mode seeking in the teacher's features reads the same model)
         self.class_feature_model = None
-        if teacher is not None and self.config.class_feature_weight > 0:
+        if teacher is not None and (self.config.class_feature_weight > 0 or self.diversity_in_features):
             self.class_feature_model = penultimate_taps(teacher, with_batchnorm=self.bn_model is not None)
-        if self.class_feature_model is not None:
+        if self.class_feature_model is None and self.diversity_in_features:  # no features: pixels, as noted
+            self.config = dataclasses.replace(self.config, diversity_space="pixels")
+        self.class_feature_targets = None
+        if self.class_feature_targets_used:
             classes, width = (int(teacher.outputs[0].shape[-1]), int(self.class_feature_model.outputs[-1].shape[-1]))
             self.class_feature_targets = [
                 self.add_weight(shape=shape, initializer="zeros", dtype="float32", trainable=False,
@@ -164,7 +170,7 @@ class ConditionalGAN(PrebuiltModel):
             self.train_trackers.append(directed_mean("g_teacher_loss", "down"))
         if self.bn_model is not None:
             self.train_trackers.append(directed_mean("g_batchnorm_loss", "down"))
-        if self.class_feature_model is not None:
+        if self.class_feature_targets_used:
             self.train_trackers.append(directed_mean("g_class_feature_loss", "down"))
         if self.config.diversity_weight > 0:
             self.train_trackers.append(directed_mean("g_diversity", "up"))
@@ -204,7 +210,7 @@ class ConditionalGAN(PrebuiltModel):
         when no class has two images."""
         import numpy as np
 
-        if self.class_feature_model is None:
+        if not self.class_feature_targets_used:
             return []
         labels = np.asarray(real_labels).reshape(-1).astype(np.int64)
         classes = int(self.class_feature_targets[0].shape[0])
@@ -237,10 +243,21 @@ class ConditionalGAN(PrebuiltModel):
         if self.bn_model is not None and self.config.bn_target == "real" and not float(self.bn_targets_measured):
             raise UsageError("gan.bn_target is 'real' but the batch-norm targets were not measured: call "
                              "set_batchnorm_targets(real training images) before fit (the pipeline does)")
-        if self.class_feature_model is not None and not float(self.class_feature_targets_measured):
+        if self.class_feature_targets_used and not float(self.class_feature_targets_measured):
             raise UsageError("gan.class_feature_weight is on but its targets were not measured: call "
                              "set_class_feature_targets(real training images, labels) before fit (the pipeline does)")
         return super().fit(*args, **kwargs)
+
+    @property
+    def diversity_in_features(self) -> bool:
+        """Mode seeking on, measured in the teacher's penultimate features."""
+        return (self.teacher is not None and self.config.diversity_weight > 0
+                and self.config.diversity_space == "teacher_features")
+
+    @property
+    def class_feature_targets_used(self) -> bool:
+        """Class-conditional feature matching on (a teacher with features to read)."""
+        return self.class_feature_model is not None and self.config.class_feature_weight > 0
 
     @property
     def uses_teacher_loss(self) -> bool:
@@ -330,10 +347,11 @@ class ConditionalGAN(PrebuiltModel):
             if self.class_feature_model is not None:
                 teacher_logits, *bn_inputs, class_features = self.class_feature_model(
                     self.teacher_view(g_images), training=False)
-                class_feature_loss = losses.class_feature_statistics_loss(class_features, g_labels,
-                                                                          *self.class_feature_targets)
-                g_loss = g_loss + self.config.class_feature_weight * class_feature_loss / tf.cast(
-                    tf.distribute.get_strategy().num_replicas_in_sync, tf.float32)
+                if self.class_feature_targets_used:
+                    class_feature_loss = losses.class_feature_statistics_loss(class_features, g_labels,
+                                                                              *self.class_feature_targets)
+                    g_loss = g_loss + self.config.class_feature_weight * class_feature_loss / tf.cast(
+                        tf.distribute.get_strategy().num_replicas_in_sync, tf.float32)
             elif self.bn_model is not None:
                 teacher_logits, *bn_inputs = self.bn_model(self.teacher_view(g_images), training=False)
             elif self.uses_teacher_loss:
@@ -345,7 +363,10 @@ class ConditionalGAN(PrebuiltModel):
             if self.uses_teacher_loss:
                 teacher_loss = losses.average_over_global_batch(self.teacher_loss(teacher_logits, g_labels))
                 g_loss = g_loss + self.teacher_weight_now() * teacher_loss
-            if self.config.diversity_weight > 0:
+            if self.config.diversity_weight > 0 and self.diversity_in_features:
+                diversity = losses.feature_mode_seeking_ratio(class_features[:half], class_features[half:2 * half],
+                                                              g_noise[:half], g_noise[half:2 * half])
+            elif self.config.diversity_weight > 0:
                 diversity = losses.mode_seeking_ratio(g_images[:half], g_images[half:2 * half],
                                                       g_noise[:half], g_noise[half:2 * half])
                 g_loss = g_loss - self.config.diversity_weight * losses.average_over_global_batch(
@@ -365,7 +386,7 @@ class ConditionalGAN(PrebuiltModel):
             values.append(replica_mean(teacher_loss))
         if self.bn_model is not None:
             values.append(bn_loss)
-        if self.class_feature_model is not None:
+        if self.class_feature_targets_used:
             values.append(class_feature_loss)
         if self.config.diversity_weight > 0:
             values.append(tf.reduce_mean(diversity))

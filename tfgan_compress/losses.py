@@ -24,7 +24,7 @@ __all__ = ["average_over_global_batch", "non_saturating_discriminator_loss", "no
            "hinge_discriminator_loss", "hinge_generator_loss", "wasserstein_discriminator_loss",
            "wasserstein_generator_loss", "gradient_penalty", "GANLoss", "GAN_LOSSES", "gan_loss",
            "distillation_loss", "teacher_class_loss", "class_margin_loss", "batchnorm_statistics_loss",
-           "mode_seeking_ratio", "feature_distillation_loss"]
+           "mode_seeking_ratio", "feature_mode_seeking_ratio", "feature_distillation_loss"]
 
 
 def average_over_global_batch(per_example_loss, global_batch_size=None):
@@ -273,3 +273,17 @@ def mode_seeking_ratio(images_a, images_b, noise_a, noise_b):
     image_distance = tf.reduce_mean(tf.abs(images_a - images_b), axis=[1, 2, 3])
     noise_distance = tf.reduce_mean(tf.abs(noise_a - noise_b), axis=-1)
     return image_distance / (noise_distance + 1e-5)
+
+
+def feature_mode_seeking_ratio(features_a, features_b, noise_a, noise_b):
+    """Mode seeking measured in a classifier's features: ``(mean|f(G(z_a)) - f(G(z_b))| /
+    mean|f|) / mean|z_a - z_b|`` per pair, ``f`` the teacher's penultimate features and
+    ``mean|f|`` their mean magnitude over both halves (not differentiated), so the term does not
+    grow by inflating the features. Pixel distance rewards any change (colour, frames,
+    noise); this one only changes the teacher sees, the spread of each class in the space where
+    the student is taught."""
+    features_a, features_b = tf.cast(features_a, tf.float32), tf.cast(features_b, tf.float32)
+    scale = tf.stop_gradient(tf.reduce_mean(tf.abs(tf.concat([features_a, features_b], axis=0)))) + 1e-8
+    feature_distance = tf.reduce_mean(tf.abs(features_a - features_b), axis=-1) / scale
+    noise_distance = tf.reduce_mean(tf.abs(noise_a - noise_b), axis=-1)
+    return feature_distance / (noise_distance + 1e-5)

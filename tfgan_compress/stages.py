@@ -93,7 +93,10 @@ def gan(ctx) -> dict:
         chosen = np.sort(np.random.default_rng(ctx.seed).permutation(len(dataset.x_train))[:BN_TARGET_IMAGES])
         model.set_batchnorm_targets(dataset.x_train[chosen])
         ctx.progress(f"  batch-norm prior: toward the teacher's statistics on {len(chosen):,} real training images")
-    if model.class_feature_model is not None:
+    if model.diversity_in_features:
+        ctx.progress(f"  mode seeking in the teacher's penultimate features (gan.diversity_space, weight "
+                     f"{cfg.diversity_weight:g})")
+    if model.class_feature_targets_used:
         chosen = np.sort(quality.class_balanced_indices(dataset.y_train, BN_TARGET_IMAGES, np.random.default_rng(ctx.seed)))
         left_out = model.set_class_feature_targets(dataset.x_train[chosen], dataset.y_train[chosen])
         ctx.progress(f"  class feature statistics: each class's samples toward the mean and spread of the teacher's "
@@ -178,7 +181,10 @@ def gan_teacher_terms(cfg, teacher_model) -> tuple:
                                     ("gan.class_feature_weight", cfg.class_feature_weight))
               if on]
     if teacher_model is None:
-        return None, [f"no teacher in this run: {', '.join(wanted)} not used"] if wanted else []
+        notes = [f"no teacher in this run: {', '.join(wanted)} not used"] if wanted else []
+        if cfg.diversity_weight and cfg.diversity_space == "teacher_features":
+            notes.append("no teacher in this run: mode seeking measures distances in pixels (gan.diversity_space)")
+        return None, notes
     notes, taps = [], None
     if cfg.discriminator_taps:
         try:
@@ -188,6 +194,9 @@ def gan_teacher_terms(cfg, teacher_model) -> tuple:
     if cfg.bn_weight and batchnorm_taps(teacher_model)[0] is None:
         notes.append("the teacher has no batch-norm layers (or no graph to read them from): the statistics prior "
                      "(gan.bn_weight) is skipped")
+    if cfg.diversity_weight and cfg.diversity_space == "teacher_features" and penultimate_taps(teacher_model) is None:
+        notes.append("the teacher has no Dense layer (or no graph to read one from): mode seeking measures "
+                     "distances in pixels (gan.diversity_space)")
     if cfg.class_feature_weight and penultimate_taps(teacher_model) is None:
         notes.append("the teacher has no Dense layer (or no graph to read one from): the class feature statistics "
                      "(gan.class_feature_weight) are skipped")
