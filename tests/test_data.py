@@ -288,7 +288,8 @@ def test_idx_corrupt_gzip_body_and_absurd_rank(tmp_path, tiny_arrays):
 
 
 def test_folder_errors(tmp_path):
-    expect_error(f"folder:{tmp_path / 'nope'}", "nope", "not a folder")
+    expect_error(f"folder:{tmp_path / 'nope'}", "nope", "no such folder or .zip archive (folder:DIR")
+    expect_error(f"audio:{tmp_path / 'nope.zip'}", "nope.zip", "no such folder or .zip archive (audio:DIR")
     (tmp_path / "one" / "a").mkdir(parents=True)
     expect_error(f"folder:{tmp_path / 'one'}", "no image files")
     root = tmp_path / "mixed"

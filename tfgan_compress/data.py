@@ -413,6 +413,7 @@ class _ImageTree:
     def __init__(self, root: Path, suffixes=IMAGE_SUFFIXES, max_file_bytes: int = MAX_FILE_BYTES, what="image"):
         self.root = root
         self.suffixes, self.max_file_bytes, self.what = suffixes, max_file_bytes, what
+        self._kind = "audio" if what == "recording" else "folder"  # the source prefix, for messages
         self._zip = None
         if root.is_dir():
             entries = _walk(root)
@@ -426,9 +427,13 @@ class _ImageTree:
             paths = [i.filename for i in self._zip.infolist() if not i.is_dir()]
             dirs = [i.filename.rstrip("/") for i in self._zip.infolist() if i.is_dir()]
         elif root.is_file():
-            raise DataError(f"{root}: not a folder or a .zip archive (folder:DIR needs one sub-folder per class)")
+            raise DataError(f"{root}: not a folder or a .zip archive ({self._kind}:DIR needs one sub-folder per "
+                            f"class)")
+        elif root.exists():
+            raise DataError(f"{root}: not a folder ({self._kind}:DIR needs one sub-folder per class)")
         else:
-            raise DataError(f"{root}: not a folder (folder:DIR needs one sub-folder per class)")
+            raise DataError(f"{root}: no such folder or .zip archive ({self._kind}:DIR or {self._kind}:FILE.zip, "
+                            f"relative to {Path.cwd()})")
         self.files = sorted(p for p in paths if self._visible(p) and Path(p).suffix.lower() in suffixes)
         self.prefix = ""
         first = {p.split("/", 1)[0] for p in self.files}
