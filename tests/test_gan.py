@@ -307,19 +307,22 @@ def test_mode_seeking_in_the_teachers_features_reads_them_and_falls_back_to_pixe
     shape = (16, 16, 3)
     teacher = teacher_with_batchnorm(shape)
     images, labels = tf.random.uniform((6, *shape)), tf.constant([0, 1, 2, 0, 1, 2], tf.int32)
-    diversity = {}
-    for space in ("pixels", "teacher_features"):
+    diversity, g_loss = {}, {}
+    for space, weight in (("pixels", 0.0), ("pixels", 2.0), ("teacher_features", 2.0)):
         keras.utils.set_random_seed(0)
-        config = GANConfig(bn_weight=0.1, diversity_weight=1.0, diversity_space=space)
+        config = GANConfig(bn_weight=0.1, diversity_weight=weight, diversity_space=space)
         generator = networks.build_generator(shape, CLASSES, NOISE, width=4)
         model = ConditionalGAN(generator, networks.build_discriminator(shape, CLASSES, 4), config, teacher=teacher)
         model.compile()
         g_before = [w.numpy().copy() for w in generator.trainable_weights]
         logs = model.train_step((images, labels))
-        diversity[space] = float(logs["g_diversity"])
+        g_loss[space, weight] = float(logs["g_loss"])
+        diversity[space] = float(logs.get("g_diversity", 0.0))
         assert "g_class_feature_loss" not in logs and model.class_feature_targets is None  # no targets to measure
         assert any(not np.allclose(a, b.numpy()) for a, b in zip(g_before, generator.trainable_weights))
     assert diversity["teacher_features"] > 0 and abs(diversity["teacher_features"] - diversity["pixels"]) > 1e-3
+    for space in ("pixels", "teacher_features"):  # the same first step, less the weighted term: it is in the loss
+        assert g_loss[space, 2.0] == pytest.approx(g_loss["pixels", 0.0] - 2.0 * diversity[space], abs=1e-4)
     model.fit(tf.data.Dataset.from_tensor_slices((images, labels)).batch(6), epochs=1, verbose=0)  # not refused
     inputs = keras.Input(SHAPE)  # no Dense layer: pixels, with one line
     no_dense = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(CLASSES, 1)(inputs)))

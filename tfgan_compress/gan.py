@@ -369,6 +369,7 @@ class ConditionalGAN(PrebuiltModel):
             elif self.config.diversity_weight > 0:
                 diversity = losses.mode_seeking_ratio(g_images[:half], g_images[half:2 * half],
                                                       g_noise[:half], g_noise[half:2 * half])
+            if self.config.diversity_weight > 0:
                 g_loss = g_loss - self.config.diversity_weight * losses.average_over_global_batch(
                     tf.concat([diversity, diversity], axis=0))
         g_grads = tape.gradient(g_loss, self.generator.trainable_variables)
