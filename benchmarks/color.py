@@ -11,7 +11,8 @@ shortens every stage for ablations, none for the full protocol), then the varian
 settings (:data:`VARIANTS`: ``baseline`` turns every teacher-eyed mechanism off, each other
 variant turns one on, ``all`` turns them all on, ``bn_prior_margin`` is the pair of the
 batch-norm prior and the class margin on the raw samples, ``bn_prior_margin_views`` the same
-pair on the teacher's pad-and-crop views of the samples: the preset); every variant reuses the ``--teacher`` file, so that no run
+pair on the teacher's pad-and-crop views of the samples, ``bn_prior_margin_views_diversity``
+that with mode seeking: the preset); every variant reuses the ``--teacher`` file, so that no run
 retrains it, and runs the stages gan, distill, export (int8 only) and evaluate in
 ``<out>/<variant>``. ``--train-subset N`` cuts the training split the GAN learns from (and
 the reference rows train on) to N images, class shares kept; the test split stays whole.
@@ -77,8 +78,11 @@ VARIANTS = {
     # the pair that made the speech GAN's samples class-faithful and close to the recordings, on the raw samples
     "bn_prior_margin": combined(BASELINE, BN_PRIOR, CLASS_MARGIN),
     # ... with the prior and the class term on pad-and-crop views of the samples, shifted as the teacher was
-    # trained, measured from its batch-norm statistics (gan.bn_view_shift auto): the preset
+    # trained, measured from its batch-norm statistics (gan.bn_view_shift auto): the preset before mode seeking
     "bn_prior_margin_views": combined(BASELINE, BN_PRIOR, CLASS_MARGIN, {"gan": {"bn_view_shift": "auto"}}),
+    # ... with mode seeking on pairs of one class (gan.diversity_weight 1): the preset
+    "bn_prior_margin_views_diversity": combined(BASELINE, BN_PRIOR, CLASS_MARGIN,
+                                                {"gan": {"bn_view_shift": "auto", "diversity_weight": 1.0}}),
 }
 
 COLUMNS = [("variant", "variant", "{}"), ("student", "student float32", "{:.2%}"),

@@ -103,7 +103,7 @@ def test_variants_share_the_committed_teacher_and_give_one_row_each(tmp_path, mo
     assert screen.main(["--run", str(out / "all"), "--variants", "run", "--out", str(out / "s6")]) == 2
 
 
-def test_baseline_turns_every_mechanism_off_and_the_preset_is_the_bn_prior_margin_pair_on_views():
+def test_baseline_turns_every_mechanism_off_and_the_preset_is_the_bn_prior_margin_pair_on_views_with_diversity():
     from benchmarks import color
     from tfgan_compress import config as configs
 
@@ -114,6 +114,7 @@ def test_baseline_turns_every_mechanism_off_and_the_preset_is_the_bn_prior_margi
     assert baseline.gan.bn_weight == baseline.gan.teacher_weight == baseline.gan.diversity_weight == 0.0
     assert baseline.gan.discriminator_taps == 0 and baseline.gan.bn_view_shift == 0 and not baseline.distill.cutmix
     assert settings("projected").gan.bn_weight == 0.0 and settings("projected").gan.discriminator_taps > 0
-    views = settings("bn_prior_margin_views")
-    assert (views.gan, views.distill) == (preset.gan, preset.distill) and preset.gan.bn_view_shift == "auto"
-    assert pair.gan.bn_view_shift == 0 and dataclasses.replace(pair.gan, bn_view_shift="auto") == preset.gan
+    views, diversity = settings("bn_prior_margin_views"), settings("bn_prior_margin_views_diversity")
+    assert (diversity.gan, diversity.distill) == (preset.gan, preset.distill) and preset.gan.bn_view_shift == "auto"
+    assert views.gan == dataclasses.replace(preset.gan, diversity_weight=0.0) and views.distill == preset.distill
+    assert pair.gan.bn_view_shift == 0 and dataclasses.replace(pair.gan, bn_view_shift="auto") == views.gan

@@ -133,7 +133,8 @@ def test_colour_images_of_32_pixels_and_up_get_the_color_preset():
     assert color.datafree.intensity_weight == 0.0  # the dark-background prior is for MNIST-like data
     assert color.gan.bn_weight > 0 and color.gan.teacher_margin > 0  # the pair measured best: benchmarks/README.md
     assert color.gan.bn_view_shift == "auto"  # ... on the teacher's views, their shift measured
-    assert color.gan.discriminator_taps == 0 and color.gan.diversity_weight == 0.0  # opt-in
+    assert color.gan.discriminator_taps == 0  # opt-in
+    assert color.gan.diversity_weight == 1.0 and color.gan.diversity_space == "pixels"  # mode seeking: measured
 
 
 def test_gpu_configuration_file_is_a_valid_override_of_the_color_preset():
