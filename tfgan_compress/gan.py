@@ -363,13 +363,13 @@ class ConditionalGAN(PrebuiltModel):
             if self.uses_teacher_loss:
                 teacher_loss = losses.average_over_global_batch(self.teacher_loss(teacher_logits, g_labels))
                 g_loss = g_loss + self.teacher_weight_now() * teacher_loss
-            if self.config.diversity_weight > 0 and self.diversity_in_features:
-                diversity = losses.feature_mode_seeking_ratio(class_features[:half], class_features[half:2 * half],
-                                                              g_noise[:half], g_noise[half:2 * half])
-            elif self.config.diversity_weight > 0:
-                diversity = losses.mode_seeking_ratio(g_images[:half], g_images[half:2 * half],
-                                                      g_noise[:half], g_noise[half:2 * half])
             if self.config.diversity_weight > 0:
+                if self.diversity_in_features:
+                    diversity = losses.feature_mode_seeking_ratio(class_features[:half], class_features[half:2 * half],
+                                                                  g_noise[:half], g_noise[half:2 * half])
+                else:
+                    diversity = losses.mode_seeking_ratio(g_images[:half], g_images[half:2 * half],
+                                                          g_noise[:half], g_noise[half:2 * half])
                 g_loss = g_loss - self.config.diversity_weight * losses.average_over_global_batch(
                     tf.concat([diversity, diversity], axis=0))
         g_grads = tape.gradient(g_loss, self.generator.trainable_variables)
