@@ -93,9 +93,10 @@ def gan(ctx) -> dict:
         chosen = np.sort(np.random.default_rng(ctx.seed).permutation(len(dataset.x_train))[:BN_TARGET_IMAGES])
         model.set_batchnorm_targets(dataset.x_train[chosen])
         ctx.progress(f"  batch-norm prior: toward the teacher's statistics on {len(chosen):,} real training images")
-    if model.diversity_in_features:
-        ctx.progress(f"  mode seeking in the teacher's penultimate features (gan.diversity_space, weight "
-                     f"{cfg.diversity_weight:g})")
+    if cfg.diversity_weight > 0:
+        space = "the teacher's penultimate features" if model.diversity_in_features else "pixels"
+        ctx.progress(f"  mode seeking on pairs of one class, distances in {space} (gan.diversity_weight "
+                     f"{cfg.diversity_weight:g}, gan.diversity_space)")
     if model.class_feature_targets_used:
         chosen = np.sort(quality.class_balanced_indices(dataset.y_train, BN_TARGET_IMAGES, np.random.default_rng(ctx.seed)))
         left_out = model.set_class_feature_targets(dataset.x_train[chosen], dataset.y_train[chosen])
