@@ -592,7 +592,7 @@ def _color() -> RunConfig:
       2 x 300 steps, of which the teacher takes only half for their class (CIFAR-10), and the
       budget goes to the distillation; and mode seeking (``diversity_weight`` 1; Mao et al.,
       2019) on pairs of one class, which widens each class's samples: the student gained
-      4.2 and 3.4 points on two CIFAR-10 seeds and 1.1 on the six-class set, at the cost of
+      4.2, 3.4 and 9.8 points on three CIFAR-10 seeds and 1.1 on the six-class set, at the cost of
       class faithfulness (the teacher takes about 75% of the samples for their class against
       over 90%); the projected discriminator (``discriminator_taps``) is off: its confident
       samples taught the student less;

@@ -195,9 +195,10 @@ def gan_teacher_terms(cfg, teacher_model) -> tuple:
     if cfg.bn_weight and batchnorm_taps(teacher_model)[0] is None:
         notes.append("the teacher has no batch-norm layers (or no graph to read them from): the statistics prior "
                      "(gan.bn_weight) is skipped")
-    reads_features = cfg.class_feature_weight or (cfg.diversity_weight and cfg.diversity_space == "teacher_features")
+    diversity_in_features = cfg.diversity_weight and cfg.diversity_space == "teacher_features"
+    reads_features = cfg.class_feature_weight or diversity_in_features
     no_features = reads_features and penultimate_taps(teacher_model) is None  # the taps built once for both terms
-    if no_features and cfg.diversity_weight and cfg.diversity_space == "teacher_features":
+    if no_features and diversity_in_features:
         notes.append("the teacher has no Dense layer (or no graph to read one from): mode seeking measures "
                      "distances in pixels (gan.diversity_space)")
     if no_features and cfg.class_feature_weight:
