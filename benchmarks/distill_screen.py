@@ -16,7 +16,11 @@ recipe: the same student and settings distilled on the run's real training image
 (:func:`tfgan_compress.distill.distill_on_images`), the other end of the gap a preset is judged
 by; it needs only the run's teacher stage (a run still training its GAN will do). ``real_labels``
 is the second reference: the student network trained on the real labels with the run's
-teacher recipe (what ``benchmarks/color.py --reference`` trains; its steps: that recipe's). Writes ``distill_screen.json`` / ``.md``.
+teacher recipe (what ``benchmarks/color.py --reference`` trains; its steps: that recipe's).
+``--mix-runs R1,R2`` adds the generators of other runs on the same teacher (its weights are
+checked): each sample comes from one of the generators, chosen by its noise
+(:func:`generator_mixture`), a test of whether samples from more modes teach more than one
+generator's. Writes ``distill_screen.json`` / ``.md``.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import common  # noqa: E402  (first: it chooses the CPU kernels before TensorFlow loads)
+
+import keras  # noqa: E402
 
 from tfgan_compress import config as configs, data, distill, evaluate, pipeline  # noqa: E402
 from tfgan_compress.errors import UsageError  # noqa: E402
@@ -106,9 +112,59 @@ def student_architecture(folder: RunFolder, config: configs.RunConfig, dataset) 
     return build_classifier(dataset.spec.image_shape, dataset.num_classes, config.distill.network, "student")
 
 
-def run_benchmark(run: Path, out: Path, variants, protocol: dict | None, progress=print) -> dict:
-    import keras
+def generator_mixture(generators) -> "keras.Model":
+    """One generator from several with the same inputs ``[noise, label]``: sample ``i`` is
+    generator ``k = floor(K frac(10007 |z_i0|))``'s, a choice by the fine digits of the first
+    noise coordinate, so that the K generators share every batch and every class about
+    equally, whatever the labels' layout (random, or cycling in a bank), while each still
+    sees noise of the distribution it was trained on."""
+    if len(generators) == 1:
+        return generators[0]
+    first = generators[0]
+    inputs = [keras.Input(shape=tensor.shape[1:], dtype=tensor.dtype, name=f"mixture_input_{i}")
+              for i, tensor in enumerate(first.inputs)]
+    images = [keras.Model(g.inputs, g.outputs[0], name=f"mixed_generator_{k}")(inputs)
+              for k, g in enumerate(generators)]
+    return keras.Model(inputs, PickByNoise()(inputs[0], images), name="generator_mixture")
 
+
+class PickByNoise(keras.layers.Layer):
+    """``images[k]`` for each sample, ``k`` chosen from its noise as :func:`generator_mixture` says."""
+
+    def call(self, noise, images):
+        ops, count = keras.ops, len(images)
+        scaled = ops.abs(noise[:, 0]) * 10007.0
+        which = ops.minimum(ops.cast(ops.floor((scaled - ops.floor(scaled)) * count), "int32"), count - 1)
+        stacked = ops.stack(images, axis=1)  # (batch, K, ...)
+        mask = ops.one_hot(which, count, dtype=stacked.dtype)
+        for _ in range(len(stacked.shape) - 2):
+            mask = ops.expand_dims(mask, -1)
+        return ops.sum(stacked * mask, axis=1)
+
+    def compute_output_shape(self, noise_shape, images_shape):
+        return images_shape[0]
+
+
+def mixed_generators(folder: RunFolder, teacher, mix_runs, progress=print) -> list:
+    """The generators of ``mix_runs`` (GAN-mode run folders), each refused unless its teacher
+    has exactly ``teacher``'s weights: a generator shaped by another teacher's terms would
+    not be the same experiment."""
+    generators = [folder.load("generator")]
+    for run in mix_runs:
+        other = RunFolder(Path(run))
+        if not other.path("generator").is_file() or not other.path("teacher").is_file():
+            raise UsageError(f"--mix-runs: {run} has no generator.keras and teacher.keras")
+        weights = as_logits(other.load("teacher")).get_weights()
+        own = teacher.get_weights()
+        if len(weights) != len(own) or any(a.shape != b.shape or not np.array_equal(a, b)
+                                           for a, b in zip(weights, own)):
+            raise UsageError(f"--mix-runs: {run}'s teacher is not {folder.root}'s (its weights differ)")
+        generators.append(other.load("generator"))
+        progress(f"  mixing in the generator of {run}")
+    return generators
+
+
+def run_benchmark(run: Path, out: Path, variants, protocol: dict | None, progress=print, mix_runs=()) -> dict:
     folder = RunFolder(run)
     on_generator = [name for name in variants if not any(VARIANTS.get(name, {}).get(key) for key in REFERENCES)]
     teacher_input = folder.teacher_input_json
@@ -129,7 +185,7 @@ def run_benchmark(run: Path, out: Path, variants, protocol: dict | None, progres
                          f"use real_images for its reference")
     dataset = data.load(config.data, audio=config.audio_settings())
     teacher = as_logits(folder.load("teacher"))
-    generator = folder.load("generator") if on_generator else None
+    generator = generator_mixture(mixed_generators(folder, teacher, mix_runs, progress)) if on_generator else None
     teacher_test = np.argmax(evaluate.keras_probabilities(teacher, dataset.x_test), -1)
     seed = pipeline.stage_seed(config, "distill")
     architecture = student_architecture(folder, config, dataset)
@@ -163,10 +219,11 @@ def run_benchmark(run: Path, out: Path, variants, protocol: dict | None, progres
     if folder.report_json.is_file():
         models = {row["name"]: row for row in json.loads(folder.report_json.read_text())["models"]}
         run_student = models["student"]["accuracy"]
-    result = {"run": str(run), "data": config.data, "run_student": run_student,
+    result = {"run": str(run), "mix_runs": list(mix_runs), "data": config.data, "run_student": run_student,
               "protocol": protocol or {}, "rows": rows}
     own = f"its own student: {run_student:.2%}" if run_student is not None else "the run not finished"
-    text = "\n".join([f"# Distillation recipes on the generator of `{run}` ({own})", "",
+    mixed = f" mixed with those of {', '.join(f'`{r}`' for r in mix_runs)}" if mix_runs else ""
+    text = "\n".join([f"# Distillation recipes on the generator of `{run}`{mixed} ({own})", "",
                       markdown_table(rows, COLUMNS)])
     common.write_results(out, "distill_screen", result, text, progress)
     return result
@@ -176,9 +233,12 @@ def main(argv=None) -> int:
     parser = common.argument_parser(__doc__, "benchmarks/results/distill-screen", data_options=False)
     parser.add_argument("--run", required=True, help="a finished GAN-mode run folder")
     parser.add_argument("--variants", default="run", help=f"comma-separated: {', '.join(VARIANTS)}")
+    parser.add_argument("--mix-runs", default="", help="comma-separated run folders on the same teacher whose "
+                                                       "generators join the run's (one per sample, by its noise)")
     args = parser.parse_args(argv)
     return common.run_main("distill_screen.py", lambda: run_benchmark(
-        Path(args.run), Path(args.out), [v for v in args.variants.split(",") if v], common.overrides(args)))
+        Path(args.run), Path(args.out), [v for v in args.variants.split(",") if v], common.overrides(args),
+        mix_runs=[r for r in args.mix_runs.split(",") if r]))
 
 
 if __name__ == "__main__":

@@ -118,3 +118,44 @@ def test_baseline_turns_every_mechanism_off_and_the_preset_is_the_bn_prior_margi
     assert (diversity.gan, diversity.distill) == (preset.gan, preset.distill) and preset.gan.bn_view_shift == "auto"
     assert views.gan == dataclasses.replace(preset.gan, diversity_weight=0.0) and views.distill == preset.distill
     assert pair.gan.bn_view_shift == 0 and dataclasses.replace(pair.gan, bn_view_shift="auto") == views.gan
+
+
+def _constant_generator(value: float, name: str) -> keras.Model:
+    noise, label = keras.Input((4,), name="noise"), keras.Input((), dtype="int32", name="label")
+    flat = keras.layers.Dense(4, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(value))(noise)
+    return keras.Model([noise, label], keras.layers.Reshape((2, 2, 1))(flat), name=name)
+
+
+def test_a_generator_mixture_takes_each_sample_whole_from_one_generator_by_its_noise(tmp_path):
+    from benchmarks import distill_screen as screen
+    from tfgan_compress.errors import UsageError
+    from tfgan_compress.run_folder import RunFolder
+
+    generators = [_constant_generator(value, "generator") for value in (1.0, 2.0, 3.0)]
+    mixture = screen.generator_mixture(generators)
+    noise = np.random.default_rng(0).normal(size=(600, 4)).astype("float32")
+    labels = np.arange(600) % 3  # a bank's cycling labels: the choice must not follow them
+    images = keras.ops.convert_to_numpy(mixture([noise, labels]))
+    assert images.shape == (600, 2, 2, 1)
+    source = images[:, 0, 0, 0]
+    assert np.all(images == source[:, None, None, None])  # whole samples, never blends
+    for label in range(3):
+        counts = np.bincount(source[labels == label].astype(int), minlength=4)[1:]
+        assert counts.min() > 40  # every generator serves every class
+    again = keras.ops.convert_to_numpy(mixture([noise, labels]))
+    assert np.array_equal(images, again)  # the noise decides
+    assert screen.generator_mixture(generators[:1]) is generators[0]
+    # a generator of a run on another teacher is refused
+    teacher = keras.Sequential([keras.Input((2, 2, 1)), keras.layers.Flatten(), keras.layers.Dense(3)])
+    for name, weights_scale in (("own", 1.0), ("same", 1.0), ("other", 2.0)):
+        (tmp_path / name).mkdir()
+        copy = keras.models.clone_model(teacher)
+        copy.set_weights([w * weights_scale for w in teacher.get_weights()])
+        copy.save(tmp_path / name / "teacher.keras")
+        generators[0].save(tmp_path / name / "generator.keras")
+    folder = RunFolder(tmp_path / "own")
+    assert len(screen.mixed_generators(folder, teacher, [str(tmp_path / "same")], progress=lambda _: None)) == 2
+    with pytest.raises(UsageError, match="teacher is not"):
+        screen.mixed_generators(folder, teacher, [str(tmp_path / "other")], progress=lambda _: None)
+    with pytest.raises(UsageError, match="no generator.keras"):
+        screen.mixed_generators(folder, teacher, [str(tmp_path)], progress=lambda _: None)
