@@ -1,5 +1,6 @@
 """ConditionalGAN: one train_step updates both networks; fit + TensorBoard; save/load."""
 
+import dataclasses
 import glob
 
 import keras
@@ -333,3 +334,9 @@ def test_mode_seeking_in_the_teachers_features_reads_them_and_falls_back_to_pixe
     notes = gan_teacher_terms(config, no_dense)[1]
     assert len(notes) == 1 and "mode seeking measures distances in pixels" in notes[0]
     assert "mode seeking measures distances in pixels" in gan_teacher_terms(config, None)[1][-1]
+    # set, but mode seeking is off: one line, with or without a teacher
+    idle = GANConfig(diversity_weight=0.0, diversity_space="teacher_features", teacher_weight=0.0)
+    for teacher in (no_dense, None):
+        assert gan_teacher_terms(idle, teacher)[1] == [
+            "gan.diversity_space teacher_features has no effect: mode seeking is off (gan.diversity_weight 0)"]
+    assert gan_teacher_terms(dataclasses.replace(idle, diversity_space="pixels"), None)[1] == []

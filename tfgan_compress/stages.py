@@ -174,19 +174,22 @@ def listen_to_samples(ctx, generator) -> None:
 
 def gan_teacher_terms(cfg, teacher_model) -> tuple:
     """(the teacher's feature maps for a projected discriminator, or None; progress notes on
-    the terms that read the teacher and cannot: no teacher, no graph, no batch norm)."""
+    the terms that read the teacher and cannot: no teacher, no graph, no batch norm; and on
+    ``gan.diversity_space`` set with mode seeking off, which would change nothing silently)."""
     from .teacher_taps import NoTaps, batchnorm_taps, feature_taps, penultimate_taps
 
     wanted = [name for name, on in (("gan.discriminator_taps", cfg.discriminator_taps),
                                     ("gan.bn_weight", cfg.bn_weight), ("gan.teacher_weight", cfg.teacher_weight),
                                     ("gan.class_feature_weight", cfg.class_feature_weight))
               if on]
+    idle = ([f"gan.diversity_space {cfg.diversity_space} has no effect: mode seeking is off (gan.diversity_weight 0)"]
+            if cfg.diversity_space != "pixels" and not cfg.diversity_weight else [])
     if teacher_model is None:
-        notes = [f"no teacher in this run: {', '.join(wanted)} not used"] if wanted else []
+        notes = idle + ([f"no teacher in this run: {', '.join(wanted)} not used"] if wanted else [])
         if cfg.diversity_weight and cfg.diversity_space == "teacher_features":
             notes.append("no teacher in this run: mode seeking measures distances in pixels (gan.diversity_space)")
         return None, notes
-    notes, taps = [], None
+    notes, taps = idle, None
     if cfg.discriminator_taps:
         try:
             taps = feature_taps(teacher_model, cfg.discriminator_taps)
