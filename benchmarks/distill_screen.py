@@ -153,7 +153,7 @@ def mixed_generators(folder: RunFolder, teacher, mix_runs, progress=print) -> li
     for run in mix_runs:
         other = RunFolder(Path(run))
         if not other.path("generator").is_file() or not other.path("teacher").is_file():
-            raise UsageError(f"--mix-runs: {run} has no generator.keras and teacher.keras")
+            raise UsageError(f"--mix-runs: {run} is not a run folder with a generator.keras and a teacher.keras")
         weights = as_logits(other.load("teacher")).get_weights()
         own = teacher.get_weights()
         if len(weights) != len(own) or any(a.shape != b.shape or not np.array_equal(a, b)

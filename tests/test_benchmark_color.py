@@ -157,5 +157,5 @@ def test_a_generator_mixture_takes_each_sample_whole_from_one_generator_by_its_n
     assert len(screen.mixed_generators(folder, teacher, [str(tmp_path / "same")], progress=lambda _: None)) == 2
     with pytest.raises(UsageError, match="teacher is not"):
         screen.mixed_generators(folder, teacher, [str(tmp_path / "other")], progress=lambda _: None)
-    with pytest.raises(UsageError, match="no generator.keras"):
+    with pytest.raises(UsageError, match="not a run folder with a generator.keras"):
         screen.mixed_generators(folder, teacher, [str(tmp_path)], progress=lambda _: None)
