@@ -146,20 +146,29 @@ class PickByNoise(keras.layers.Layer):
 
 
 def mixed_generators(folder: RunFolder, teacher, mix_runs, progress=print) -> list:
-    """The generators of ``mix_runs`` (GAN-mode run folders), each refused unless its teacher
-    has exactly ``teacher``'s weights: a generator shaped by another teacher's terms would
-    not be the same experiment."""
-    generators = [folder.load("generator")]
+    """The run's generator and those of ``mix_runs`` (finished GAN-mode run folders,
+    :func:`common.finished_gan_run`), each refused unless its teacher has exactly
+    ``teacher``'s weights (a generator shaped by another teacher's terms would not be the same
+    experiment) and its inputs and samples have the shapes of the run's generator."""
+    generators, seen = [folder.load("generator")], {folder.root.resolve()}
+    own = teacher.get_weights()
     for run in mix_runs:
-        other = RunFolder(Path(run))
-        if not other.path("generator").is_file() or not other.path("teacher").is_file():
-            raise UsageError(f"--mix-runs: {run} is not a run folder with a generator.keras and a teacher.keras")
+        other, _ = common.finished_gan_run(Path(run))
+        if other.root.resolve() in seen:
+            raise UsageError(f"--mix-runs: {run} is already in the mixture")
+        seen.add(other.root.resolve())
+        if not other.path("teacher").is_file():
+            raise UsageError(f"--mix-runs: {run} has no teacher.keras to check against {folder.root}'s")
         weights = as_logits(other.load("teacher")).get_weights()
-        own = teacher.get_weights()
         if len(weights) != len(own) or any(a.shape != b.shape or not np.array_equal(a, b)
                                            for a, b in zip(weights, own)):
             raise UsageError(f"--mix-runs: {run}'s teacher is not {folder.root}'s (its weights differ)")
-        generators.append(other.load("generator"))
+        generator = other.load("generator")
+        shapes = [[tuple(t.shape) for t in model.inputs + model.outputs] for model in (generators[0], generator)]
+        if shapes[0] != shapes[1]:
+            raise UsageError(f"--mix-runs: {run}'s generator takes and gives shapes {shapes[1]}, "
+                             f"{folder.root}'s {shapes[0]}")
+        generators.append(generator)
         progress(f"  mixing in the generator of {run}")
     return generators
 
@@ -178,6 +187,8 @@ def run_benchmark(run: Path, out: Path, variants, protocol: dict | None, progres
     if convention != "0-1":
         raise UsageError(f"{run}: its teacher takes {convention} input; this benchmark "
                          f"distils on the generator's [0, 1] output as it is")
+    if mix_runs and not on_generator:
+        raise UsageError("--mix-runs mixes generators, and none of these variants distils on one")
     distill_configs = {name: variant_distill_config(config.distill, name, protocol) for name in variants}
     if "real_labels" in variants and (config.student_path or config.student_budget_kb):
         raise UsageError(f"{run}: real_labels trains the configured student network (distill.network), and this "

@@ -60,6 +60,8 @@ def test_variants_share_the_committed_teacher_and_give_one_row_each(tmp_path, mo
     assert on_images == []
     assert screened["rows"][0]["student"] == pytest.approx(screened["run_student"])
     assert screen.main(["--run", str(out / "all"), "--variants", "bogus", "--out", str(out / "s2")]) == 2
+    assert screen.main(["--run", str(out / "all"), "--variants", "real_images", "--mix-runs", str(out / "all"),
+                        "--out", str(out / "s8")]) == 2  # no variant distils on a generator to mix
     assert screen.main(["--run", str(tmp_path), "--out", str(out / "s3")]) == 2
     (tmp_path / "gan.json").write_text(json.dumps({"gan": {"epochs": 2}}))  # the GAN is the run's: refused
     assert screen.main(["--run", str(out / "all"), "--config", str(tmp_path / "gan.json"), "--out", str(out / "s4")]) == 2
@@ -120,8 +122,8 @@ def test_baseline_turns_every_mechanism_off_and_the_preset_is_the_bn_prior_margi
     assert pair.gan.bn_view_shift == 0 and dataclasses.replace(pair.gan, bn_view_shift="auto") == views.gan
 
 
-def _constant_generator(value: float, name: str) -> keras.Model:
-    noise, label = keras.Input((4,), name="noise"), keras.Input((), dtype="int32", name="label")
+def _constant_generator(value: float, name: str, noise_size: int = 4) -> keras.Model:
+    noise, label = keras.Input((noise_size,), name="noise"), keras.Input((), dtype="int32", name="label")
     flat = keras.layers.Dense(4, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(value))(noise)
     return keras.Model([noise, label], keras.layers.Reshape((2, 2, 1))(flat), name=name)
 
@@ -145,17 +147,25 @@ def test_a_generator_mixture_takes_each_sample_whole_from_one_generator_by_its_n
     again = keras.ops.convert_to_numpy(mixture([noise, labels]))
     assert np.array_equal(images, again)  # the noise decides
     assert screen.generator_mixture(generators[:1]) is generators[0]
-    # a generator of a run on another teacher is refused
+    # refused: a run on another teacher, a generator of other shapes, a run twice, a folder that is no run
     teacher = keras.Sequential([keras.Input((2, 2, 1)), keras.layers.Flatten(), keras.layers.Dense(3)])
-    for name, weights_scale in (("own", 1.0), ("same", 1.0), ("other", 2.0)):
+    wider = _constant_generator(1.0, "generator", noise_size=5)  # another noise size
+    for name, weights_scale, generator in (("own", 1.0, generators[0]), ("same", 1.0, generators[1]),
+                                           ("other", 2.0, generators[0]), ("wider", 1.0, wider)):
         (tmp_path / name).mkdir()
         copy = keras.models.clone_model(teacher)
         copy.set_weights([w * weights_scale for w in teacher.get_weights()])
         copy.save(tmp_path / name / "teacher.keras")
-        generators[0].save(tmp_path / name / "generator.keras")
+        generator.save(tmp_path / name / "generator.keras")
+        (tmp_path / name / "config.json").write_text("{}")
+        (tmp_path / name / "teacher_input.json").write_text(json.dumps({"convention": "0-1"}))
     folder = RunFolder(tmp_path / "own")
-    assert len(screen.mixed_generators(folder, teacher, [str(tmp_path / "same")], progress=lambda _: None)) == 2
-    with pytest.raises(UsageError, match="teacher is not"):
-        screen.mixed_generators(folder, teacher, [str(tmp_path / "other")], progress=lambda _: None)
-    with pytest.raises(UsageError, match="not a run folder with a generator.keras"):
-        screen.mixed_generators(folder, teacher, [str(tmp_path)], progress=lambda _: None)
+
+    def mix(*runs):
+        return screen.mixed_generators(folder, teacher, [str(tmp_path / run) for run in runs], progress=lambda _: None)
+
+    assert len(mix("same")) == 2
+    for runs, refusal in ((("other",), "teacher is not"), (("wider",), "shapes"), (("same", "same"), "already"),
+                          (("own",), "already"), (("",), "not a GAN-mode run folder")):
+        with pytest.raises(UsageError, match=refusal):
+            mix(*runs)

@@ -184,9 +184,10 @@ def gan_teacher_terms(cfg, teacher_model) -> tuple:
               if on]
     idle = ([f"gan.diversity_space {cfg.diversity_space} has no effect: mode seeking is off (gan.diversity_weight 0)"]
             if cfg.diversity_space != "pixels" and not cfg.diversity_weight else [])
+    diversity_in_features = cfg.diversity_weight and cfg.diversity_space == "teacher_features"
     if teacher_model is None:
         notes = idle + ([f"no teacher in this run: {', '.join(wanted)} not used"] if wanted else [])
-        if cfg.diversity_weight and cfg.diversity_space == "teacher_features":
+        if diversity_in_features:
             notes.append("no teacher in this run: mode seeking measures distances in pixels (gan.diversity_space)")
         return None, notes
     notes, taps = idle, None
@@ -198,7 +199,6 @@ def gan_teacher_terms(cfg, teacher_model) -> tuple:
     if cfg.bn_weight and batchnorm_taps(teacher_model)[0] is None:
         notes.append("the teacher has no batch-norm layers (or no graph to read them from): the statistics prior "
                      "(gan.bn_weight) is skipped")
-    diversity_in_features = cfg.diversity_weight and cfg.diversity_space == "teacher_features"
     reads_features = cfg.class_feature_weight or diversity_in_features
     no_features = reads_features and penultimate_taps(teacher_model) is None  # the taps built once for both terms
     if no_features and diversity_in_features:
