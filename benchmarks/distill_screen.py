@@ -19,7 +19,8 @@ is the second reference: the student network trained on the real labels with the
 teacher recipe (what ``benchmarks/color.py --reference`` trains; its steps: that recipe's).
 ``--mix-runs R1,R2`` adds the generators of other runs on the same teacher (its weights are
 checked): each sample comes from one of the generators, chosen by its noise
-(:func:`generator_mixture`), a test of whether samples from more modes teach more than one
+(:func:`tfgan_compress.generator_mixture.generator_mixture`; ``gan.generators`` trains such a
+mixture in one GAN), a test of whether samples from more modes teach more than one
 generator's. Writes ``distill_screen.json`` / ``.md``.
 """
 
@@ -43,6 +44,7 @@ import keras  # noqa: E402
 
 from tfgan_compress import config as configs, data, distill, evaluate, pipeline  # noqa: E402
 from tfgan_compress.errors import UsageError  # noqa: E402
+from tfgan_compress.generator_mixture import generator_mixture  # noqa: E402
 from tfgan_compress.report import markdown_table  # noqa: E402
 from tfgan_compress.run_folder import RunFolder  # noqa: E402
 from tfgan_compress.teacher import as_logits, train_teacher  # noqa: E402
@@ -110,39 +112,6 @@ def student_architecture(folder: RunFolder, config: configs.RunConfig, dataset) 
     from tfgan_compress.networks import build_classifier
 
     return build_classifier(dataset.spec.image_shape, dataset.num_classes, config.distill.network, "student")
-
-
-def generator_mixture(generators) -> "keras.Model":
-    """One generator from several with the same inputs ``[noise, label]``: sample ``i`` is
-    generator ``k = floor(K frac(10007 |z_i0|))``'s, a choice by the fine digits of the first
-    noise coordinate, so that the K generators share every batch and every class about
-    equally, whatever the labels' layout (random, or cycling in a bank), while each still
-    sees noise of the distribution it was trained on."""
-    if len(generators) == 1:
-        return generators[0]
-    first = generators[0]
-    inputs = [keras.Input(shape=tensor.shape[1:], dtype=tensor.dtype, name=f"mixture_input_{i}")
-              for i, tensor in enumerate(first.inputs)]
-    images = [keras.Model(g.inputs, g.outputs[0], name=f"mixed_generator_{k}")(inputs)
-              for k, g in enumerate(generators)]
-    return keras.Model(inputs, PickByNoise()(inputs[0], images), name="generator_mixture")
-
-
-class PickByNoise(keras.layers.Layer):
-    """``images[k]`` for each sample, ``k`` chosen from its noise as :func:`generator_mixture` says."""
-
-    def call(self, noise, images):
-        ops, count = keras.ops, len(images)
-        scaled = ops.abs(noise[:, 0]) * 10007.0
-        which = ops.minimum(ops.cast(ops.floor((scaled - ops.floor(scaled)) * count), "int32"), count - 1)
-        stacked = ops.stack(images, axis=1)  # (batch, K, ...)
-        mask = ops.one_hot(which, count, dtype=stacked.dtype)
-        for _ in range(len(stacked.shape) - 2):
-            mask = ops.expand_dims(mask, -1)
-        return ops.sum(stacked * mask, axis=1)
-
-    def compute_output_shape(self, noise_shape, images_shape):
-        return images_shape[0]
 
 
 def mixed_generators(folder: RunFolder, teacher, mix_runs, progress=print) -> list:

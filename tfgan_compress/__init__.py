@@ -35,7 +35,7 @@ _PUBLIC = {
 __all__ = sorted(_PUBLIC)
 
 #: the modules whose classes are registered as Keras serializables
-_KERAS_MODULES = ("networks", "teacher", "gan", "distill", "datafree")
+_KERAS_MODULES = ("networks", "generator_mixture", "teacher", "gan", "distill", "datafree")
 
 
 def __getattr__(name):

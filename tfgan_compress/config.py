@@ -156,6 +156,10 @@ class GANConfig:
     diff_augment: tuple[DiffAugmentPolicy, ...] = ()  # DiffAugment policies on every discriminator input
     noise_dim: int = setting(32, AT_LEAST_1)  # length of the generator's noise vector z
     generator_width: int = setting(64, AT_LEAST_1)  # base channel count of the generator
+    # this many generators against one discriminator, each sample drawn whole from one of them, chosen by its
+    # noise (generator_mixture.py; MGAN, Hoang et al., 2018): more modes from one GAN's steps at about one
+    # generator's compute per step; 1: a single generator
+    generators: int = setting(1, AT_LEAST_1)
     # base channel count of the discriminator (and of each projected head)
     discriminator_width: int = setting(64, AT_LEAST_1)
     spectral_norm: bool = True  # spectral normalisation on every discriminator layer (Miyato et al., 2018)
@@ -369,6 +373,13 @@ class RunConfig:
         if self.gan.teacher_margin is not None and self.gan.teacher_weight == 0:
             raise UsageError("gan.teacher_margin shapes the teacher term, which gan.teacher_weight = 0 turns off; "
                              "set a weight > 0, or unset the margin (gan.teacher_margin=null; the speech preset sets one)")
+        if self.gan.generators > 1 and self.distill.class_blend:
+            raise UsageError("distill.class_blend blends the class code of one generator; gan.generators > 1 trains "
+                             "a mixture of several: choose one (distill.class_blend=0 or gan.generators=1)")
+        if self.gan.batch_size < 4 * self.gan.generators:
+            raise UsageError(f"gan.generators {self.gan.generators} share each batch of gan.batch_size "
+                             f"{self.gan.batch_size}: give each generator 4 samples a step at least "
+                             f"(gan.batch_size >= {4 * self.gan.generators})")
         if self.distill.sample_bank and self.distill.hard_latent_steps:
             raise UsageError("distill.sample_bank reuses samples drawn once; distill.hard_latent_steps moves each "
                              "step's fresh noise: choose one (set the other to 0)")

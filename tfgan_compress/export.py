@@ -48,6 +48,7 @@ import tensorflow as tf
 from . import artifacts, quality
 from .config import ExportConfig, ExportVariant, choices
 from .errors import ExportError, first_line
+from .generator_mixture import every_generator_on_every_sample, generator_classes
 from .litert import TFLiteClassifier
 from .run_folder import below_bar
 
@@ -215,7 +216,7 @@ def convert(model: keras.Model, variant: str, calibration_images: np.ndarray | N
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
     try:
-        with quiet_converter():
+        with quiet_converter(), every_generator_on_every_sample():
             return drop_internal_names(converter.convert())
     except Exception as err:  # noqa: BLE001 - ConverterError and whatever MLIR raises
         raise ExportError(f"{variant}: the TFLite converter refused {model.name} ({first_line(err)[:300]})") from None
@@ -392,7 +393,7 @@ def check_generator(content: bytes, generator: keras.Model, variant: str, sample
     from ai_edge_litert.interpreter import Interpreter
 
     noise_dim = int(generator.inputs[0].shape[-1])
-    num_classes = int(generator.get_layer("label_embedding").input_dim)
+    num_classes = generator_classes(generator)
     rng = np.random.default_rng(0)
     noise = rng.standard_normal((samples, noise_dim)).astype(np.float32)
     labels = (np.arange(samples) % num_classes).astype(np.int32)

@@ -51,6 +51,8 @@ class GeneratorFile:
     def _open_keras(self, safe_mode: bool):
         import keras
 
+        from .generator_mixture import generator_classes
+
         try:
             model = keras.models.load_model(self.path, compile=False, safe_mode=safe_mode)
         except Exception as err:  # noqa: BLE001 - zip, h5, deserialisation errors alike
@@ -61,7 +63,7 @@ class GeneratorFile:
             raise InputError(f"{self.path}: not a generator (takes {len(inputs)} input(s); a generator takes noise "
                              f"and a class and returns images)")
         try:
-            self.num_classes = int(model.get_layer("label_embedding").input_dim)
+            self.num_classes = generator_classes(model)
         except ValueError:
             raise InputError(f"{self.path}: not a tfgan-compress generator (no label_embedding layer)") from None
         self.noise_dim = int(inputs[0].shape[-1])

@@ -20,6 +20,7 @@ from . import (callbacks, data, datafree, distill, distribute, evaluate, export,
                timing)
 from .errors import UsageError
 from .gan import ConditionalGAN
+from .generator_mixture import generator_classes, generator_mixture
 from . import student as student_choice
 from .teacher import as_functional, as_logits, taking_convention, taking_unit_range, to_convention, train_teacher
 
@@ -74,15 +75,17 @@ def gan(ctx) -> dict:
         augmented += f", teacher term x{cfg.teacher_weight:g}"
     discriminator_kind = (f"discriminator on {len(taps.outputs)} teacher feature maps + pixels" if taps is not None
                           else cfg.architecture)
-    ctx.announce(f"conditional GAN ({discriminator_kind}, {cfg.loss} loss{augmented}), {cfg.epochs} epochs x {steps} "
-                 f"steps, batch {cfg.batch_size}")
+    generators = f", {cfg.generators} generators" if cfg.generators > 1 else ""
+    ctx.announce(f"conditional GAN ({discriminator_kind}, {cfg.loss} loss{augmented}{generators}), {cfg.epochs} epochs "
+                 f"x {steps} steps, batch {cfg.batch_size}")
     for note in notes:
         ctx.progress(f"  {note}")
     if cfg.bn_view_shift == "auto":
         cfg = dataclasses.replace(cfg, bn_view_shift=measured_view_shift(ctx, cfg, teacher_model))
     with ctx.strategy.scope():
-        generator = networks.build_generator(spec.image_shape, spec.num_classes, cfg.noise_dim, cfg.generator_width,
-                                             cfg.architecture)
+        generator = generator_mixture([
+            networks.build_generator(spec.image_shape, spec.num_classes, cfg.noise_dim, cfg.generator_width,
+                                     cfg.architecture) for _ in range(cfg.generators)])
         discriminator = networks.build_discriminator(spec.image_shape, spec.num_classes, cfg.discriminator_width,
                                                      cfg.spectral_norm, cfg.architecture, taps=taps)
         model = ConditionalGAN(generator, discriminator, cfg, seed=ctx.seed, teacher=teacher_model)
@@ -364,7 +367,7 @@ def calibration_images(ctx, generator, source: str) -> np.ndarray:
         return x_train[np.random.default_rng(ctx.config.seed).choice(len(x_train), min(cfg.calibration_samples, len(x_train)), replace=False)]
     if source == "replay bank":
         return ctx.load("calibration_bank")
-    num_classes = int(generator.get_layer("label_embedding").input_dim)
+    num_classes = generator_classes(generator)
     labels = (np.arange(cfg.calibration_samples) % num_classes).astype(np.int32)
     return quality.generate(generator, labels, ctx.config.seed, batch_size=256)
 
