@@ -188,7 +188,7 @@ def run_benchmark(run: Path, out: Path, variants, protocol: dict | None, progres
         else:
             student = keras.models.clone_model(architecture)
             distill.distill_on_generator(teacher, generator, student, cfg, seed=seed,
-                                         verbose=pipeline.fit_verbosity())
+                                         verbose=pipeline.fit_verbosity(), progress=progress)
         predicted = np.argmax(evaluate.keras_probabilities(student, dataset.x_test), -1)
         rows.append({"variant": name, "student": float(np.mean(predicted == dataset.y_test)),
                      "agreement": float(np.mean(predicted == teacher_test)),

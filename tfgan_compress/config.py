@@ -38,6 +38,7 @@ GeneratorVariant = Literal["float32", "float16", "dynamic"]  # float input (nois
 CalibrationSource = Literal["generator", "real"]
 BatchNormTarget = Literal["running", "real"]  # what the GAN's batch-norm prior pulls toward
 DiversitySpace = Literal["pixels", "teacher_features"]  # where the GAN's mode-seeking term measures distances
+TeacherPrecision = Literal["float32", "bfloat16", "auto"]  # the teacher's forward pass in distillation
 BatchNormViewShift = typing.Union[int, Literal["auto"]]  # pixels, or measured on real images (gan_views.py)
 OptimizerName = Literal["adam", "sgd"]
 StudentInit = Literal["auto", "teacher", "random"]  # data-free student's first weights (tfgan_compress.slimming)
@@ -253,6 +254,9 @@ class DistillConfig:
     # 2021, SRRL; distill.feature_distillation_loss); needs a Dense last layer in both, else skipped with one line;
     # 0: off
     feature_weight: float = setting(0.0, AT_LEAST_0)
+    # the teacher's labelling of each step's views in bfloat16 (variables float32), checked to move its soft labels
+    # by at most 0.01; auto: bfloat16 only where this CPU runs it measurably faster (teacher_precision.py)
+    teacher_precision: TeacherPrecision = "float32"
 
 
 @dataclass
@@ -386,6 +390,10 @@ class RunConfig:
         if self.distill.class_blend and self.distill.hard_latent_steps:
             raise UsageError("distill.hard_latent_steps moves the noise of one class's samples; distill.class_blend "
                              "draws samples between two classes: choose one (set the other to 0)")
+        if self.distill.teacher_precision == "bfloat16" and self.distill.feature_weight:
+            raise UsageError("distill.teacher_precision bfloat16 labels with a copy of the teacher whose features "
+                             "distill.feature_weight does not read; set teacher_precision float32 or auto (auto keeps "
+                             "float32 with the feature terms)")
         if self.distill.bank_teacher_logits and self.distill.feature_weight:
             raise UsageError("distill.feature_weight reads the teacher's features of every step's views, which "
                              "distill.bank_teacher_logits does not compute; set one of them only")

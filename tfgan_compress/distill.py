@@ -339,15 +339,26 @@ def blended_class_weights(labels, num_classes: int, share: float, seed):
 
 def distill_on_generator(teacher: keras.Model, generator: keras.Model, student: keras.Model,
                          config: DistillConfig, seed: int = 0, callbacks=(), verbose="auto",
-                         epochs_done: int = 0) -> keras.callbacks.History:
+                         epochs_done: int = 0, progress=None) -> keras.callbacks.History:
     """Train ``student`` in place on teacher soft labels of fresh generator samples (or, with
     ``config.sample_bank``, of a bank of them drawn first: :func:`sample_bank_batches`).
+    With ``config.teacher_precision`` other than float32, the teacher labels in bfloat16
+    where :func:`teacher_precision.teacher_for_distillation` says so (on one batch of
+    samples; its line to ``progress``); with the feature terms it stays float32.
 
     Returns the ``fit`` history.
     """
+    num_classes = int(teacher.outputs[0].shape[-1])
+    if config.teacher_precision != "float32" and not config.feature_weight:
+        from .teacher_precision import teacher_for_distillation
+
+        probe_labels = tf.range(config.batch_size, dtype=tf.int32) % num_classes
+        probe_noise = tf.random.stateless_normal((config.batch_size, int(generator.inputs[0].shape[-1])),
+                                                 seed=[seed, 1_000_003])
+        probe = generator([probe_noise, probe_labels], training=False)
+        teacher = teacher_for_distillation(teacher, config.teacher_precision, probe, config.temperature, progress)
     distiller = GeneratorDistiller(teacher, generator, student, config, seed=seed)
     distiller.compile()
-    num_classes = int(teacher.outputs[0].shape[-1])
     skip = epochs_done * config.steps_per_epoch
     if config.sample_bank:
         batches = sample_bank_batches(generator, num_classes, config, seed, skip_batches=skip,

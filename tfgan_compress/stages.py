@@ -300,7 +300,8 @@ def distill_student(ctx) -> dict:
         ctx.progress(f"  note: {note}")
     with ctx.strategy.scope():
         distill.distill_on_generator(teacher_logits, generator, student, cfg, seed=ctx.seed,
-                                     callbacks=ctx.fit_callbacks(), verbose=ctx.verbose, epochs_done=ctx.epochs_done())
+                                     callbacks=ctx.fit_callbacks(), verbose=ctx.verbose, epochs_done=ctx.epochs_done(),
+                                     progress=ctx.progress)
     return {"student": saved}  # a drop-in for the teacher: it takes the teacher's input
 
 
