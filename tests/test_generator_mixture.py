@@ -74,7 +74,8 @@ def test_a_mixture_trains_in_the_gan_saves_reloads_and_exports(tmp_path):
     gan.ema_generator.save(tmp_path / "generator.keras")
     loaded = keras.models.load_model(tmp_path / "generator.keras", compile=False)
     np.testing.assert_allclose(loaded([noise, labels]), gan.ema_generator([noise, labels]), atol=1e-6)
-    assert export.check_generator(export.convert(loaded, "float32"), loaded, "float32") < 1e-3
+    for variant in ("float32", "float16"):  # float16 once stored the choice's constant rounded: other generators
+        assert export.check_generator(export.convert(loaded, variant), loaded, variant) < 2e-3
 
 
 def test_a_plain_generator_is_a_mixture_of_one_and_a_mixture_needs_two():

@@ -8,8 +8,9 @@ generators from one GAN's budget: the multi-generator GAN of Hoang et al., ICLR 
 generator-classifier term. The discriminator judges the mixture, so a region that one
 generator already covers is penalised for all, which pushes them apart.
 
-Sample ``i`` is generator ``k_i = floor(K frac(10007 |z_i0|))``'s (:func:`mixture_choice`):
-the fine digits of the first noise coordinate, so that the generators share every batch and
+Sample ``i`` is generator ``k_i = floor(K frac(1024 |z_i0|))``'s (:func:`mixture_choice`):
+the fine digits of the first noise coordinate (1024, a power of two: the product is exact,
+and a float16 TFLite file stores the constant exactly, so it picks as Keras does), so that the generators share every batch and
 every class about equally whatever the labels' layout (random, or cycling through a bank),
 and each still sees noise of the distribution it is trained on.
 
@@ -49,9 +50,9 @@ def every_generator_on_every_sample():
 
 
 def mixture_choice(noise, count: int):
-    """``floor(K frac(10007 |z_0|))`` per sample (int32 in ``0..K-1``), from ``noise[:, 0]``."""
+    """``floor(K frac(1024 |z_0|))`` per sample (int32 in ``0..K-1``), from ``noise[:, 0]``."""
     ops = keras.ops
-    scaled = ops.abs(noise[:, 0]) * 10007.0
+    scaled = ops.abs(noise[:, 0]) * 1024.0
     return ops.minimum(ops.cast(ops.floor((scaled - ops.floor(scaled)) * count), "int32"), count - 1)
 
 
