@@ -158,8 +158,8 @@ class GANConfig:
     noise_dim: int = setting(32, AT_LEAST_1)  # length of the generator's noise vector z
     generator_width: int = setting(64, AT_LEAST_1)  # base channel count of the generator
     # this many generators against one discriminator, each sample drawn whole from one of them, chosen by its
-    # noise (generator_mixture.py; MGAN, Hoang et al., 2018): more modes from one GAN's steps at about one
-    # generator's compute per step; 1: a single generator
+    # noise (generator_mixture.py; MGAN, Hoang et al., 2018), a step about one generator's compute: each gets
+    # 1/K of every batch, so it needs more steps than one (3 at the colour preset's 900 taught less); 1: one
     generators: int = setting(1, AT_LEAST_1)
     # base channel count of the discriminator (and of each projected head)
     discriminator_width: int = setting(64, AT_LEAST_1)

@@ -6,7 +6,9 @@ mixture trained against one discriminator (``gan.generators`` K > 1) gets severa
 generators from one GAN's budget: the multi-generator GAN of Hoang et al., ICLR 2018
 ("MGAN: Training Generative Adversarial Nets with Multiple Generators"), without its
 generator-classifier term. The discriminator judges the mixture, so a region that one
-generator already covers is penalised for all, which pushes them apart.
+generator already covers is penalised for all, which pushes them apart. Each generator gets
+``1/K`` of every batch, so at one generator's step budget none is trained as far
+(benchmarks/README.md: three at the colour preset's 900 steps taught 3.6 points less).
 
 Sample ``i`` is generator ``k_i = floor(K frac(1024 |z_i0|))``'s (:func:`mixture_choice`):
 the fine digits of the first noise coordinate (1024, a power of two: the product is exact,
