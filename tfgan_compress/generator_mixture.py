@@ -12,9 +12,10 @@ generator already covers is penalised for all, which pushes them apart. Each gen
 
 Sample ``i`` is generator ``k_i = floor(K frac(1024 |z_i0|))``'s (:func:`mixture_choice`):
 the fine digits of the first noise coordinate (1024, a power of two: the product is exact,
-and a float16 TFLite file stores the constant exactly, so it picks as Keras does), so that the generators share every batch and
-every class about equally whatever the labels' layout (random, or cycling through a bank),
-and each still sees noise of the distribution it is trained on.
+and a float16 TFLite file stores the constant exactly, so it picks as Keras does), so that
+the generators share every batch and every class about equally whatever the labels' layout
+(random, or cycling through a bank), and each still sees noise of the distribution it is
+trained on.
 
 * The batch is split by ``k`` (``tf.dynamic_partition``), each generator runs on its own
   share and the images are put back in place (``tf.dynamic_stitch``), so a step or a
@@ -119,19 +120,20 @@ def generator_mixture(generators, name: str = "generator") -> keras.Model:
     return keras.Model(inputs, GeneratorMixture(generators, name="mixture")(inputs), name=name)
 
 
+def _mixture_layer(generator: keras.Model):
+    """The :class:`GeneratorMixture` layer of ``generator``, or None for a plain generator."""
+    return next((layer for layer in generator.layers if isinstance(layer, GeneratorMixture)), None)
+
+
 def mixture_size(generator: keras.Model) -> int:
     """How many generators ``generator`` mixes (1 for a plain generator)."""
-    for layer in generator.layers:
-        if isinstance(layer, GeneratorMixture):
-            return len(layer.generators)
-    return 1
+    mixture = _mixture_layer(generator)
+    return 1 if mixture is None else len(mixture.generators)
 
 
 def generator_classes(generator: keras.Model) -> int:
     """The class count of one of this tool's generators, plain or mixed (its ``label_embedding``
     layer's rows); ``ValueError`` for a model without one."""
-    for layer in generator.layers:
-        if isinstance(layer, GeneratorMixture):
-            generator = layer.generators[0]
-            break
-    return int(generator.get_layer("label_embedding").input_dim)
+    mixture = _mixture_layer(generator)
+    first = generator if mixture is None else mixture.generators[0]
+    return int(first.get_layer("label_embedding").input_dim)
