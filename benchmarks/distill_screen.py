@@ -66,6 +66,9 @@ VARIANTS = {
     "feature_distillation": {"feature_weight": 1.0},
     "sample_bank": {"sample_bank": 50000},  # the colour preset's bank
     "fresh_samples": {"sample_bank": 0},  # no bank: every step draws fresh samples
+    # before each epoch but the first, a copy of the generator explores toward the student's mistakes and writes
+    # 1,000 samples into the bank (tfgan_compress/bank_explorer.py)
+    "explore": {"sample_bank": 50000, "explore_steps": 10},
     # the teacher labels the bank once ("fixed teacher"): a step is the student's update only
     "bank_teacher_logits": {"sample_bank": 50000, "bank_teacher_logits": True},
     # the reference, not a recipe: the run's settings on the real training images (the gap's other end)

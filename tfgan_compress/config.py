@@ -257,6 +257,16 @@ class DistillConfig:
     # the teacher's labelling of each step's views in bfloat16 (variables float32), checked to move its soft labels
     # by at most 0.01; auto: bfloat16 only where this CPU runs it measurably faster (teacher_precision.py)
     teacher_precision: TeacherPrecision = "float32"
+    # with sample_bank: before every epoch but the first, a copy of the generator takes this many Adam steps toward
+    # samples where the student disagrees with the teacher (DFAD's L1), the teacher still seeing their class (margin)
+    # and its batch-norm statistics kept (DeepInversion), then writes explore_samples of them over the bank's oldest
+    # rows (bank_explorer.py); 0: off
+    explore_steps: int = setting(0, AT_LEAST_0)
+    explore_samples: int = setting(1000, AT_LEAST_1)  # bank rows the explorer writes per epoch
+    explore_batch_size: int = setting(64, AT_LEAST_1)  # samples per explorer step
+    explore_learning_rate: float = setting(1e-4, POSITIVE)  # Adam learning rate of the explorer
+    explore_margin: float = setting(2.0, AT_LEAST_0)  # logits by which the teacher must prefer the asked-for class
+    explore_bn_weight: float = setting(0.1, AT_LEAST_0)  # weight of the batch-norm prior (teachers with batch norm)
 
 
 @dataclass
@@ -397,6 +407,18 @@ class RunConfig:
         if self.distill.bank_teacher_logits and self.distill.feature_weight:
             raise UsageError("distill.feature_weight reads the teacher's features of every step's views, which "
                              "distill.bank_teacher_logits does not compute; set one of them only")
+        if self.distill.explore_steps and not self.distill.sample_bank:
+            raise UsageError("distill.explore_steps writes explored samples into a sample bank; set "
+                             "distill.sample_bank (samples drawn once), or distill.explore_steps=0")
+        if self.distill.explore_steps and self.strategy != "default":
+            raise UsageError(f"distill.explore_steps runs its explorer on one device, between the epochs; it is not "
+                             f"made for --strategy {self.strategy}: leave it 0 there")
+        if self.distill.explore_steps and self.distill.bank_teacher_logits:
+            raise UsageError("distill.explore_steps writes new samples into the bank, whose logits "
+                             "distill.bank_teacher_logits stores once; set one of them only")
+        if self.distill.explore_steps and self.distill.explore_samples > self.distill.sample_bank:
+            raise UsageError(f"distill.explore_samples {self.distill.explore_samples:,} is more than the bank's "
+                             f"{self.distill.sample_bank:,} rows (distill.sample_bank); set at most that many")
         if self.distill.bank_teacher_logits and not self.distill.sample_bank:
             raise UsageError("distill.bank_teacher_logits stores the teacher's logits of a sample bank; set "
                              "distill.sample_bank (samples drawn once), or leave bank_teacher_logits false")

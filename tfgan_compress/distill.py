@@ -46,7 +46,7 @@ from .training import (DirectedMetrics, SerializableDistiller, TeacherAgreement,
 
 __all__ = ["GeneratorDistiller", "feature_distillation_parts", "mix_pairs", "mix_teacher_logits",
            "class_blend_generator", "blended_class_weights", "distill_on_generator", "sample_bank_bytes", "check_sample_bank_fits",
-           "sample_bank_batches", "distill_on_images"]
+           "sample_bank_batches", "draw_sample_bank", "bank_batches", "distill_on_images"]
 
 
 @keras.saving.register_keras_serializable(package="tfgan_compress")
@@ -345,10 +345,14 @@ def distill_on_generator(teacher: keras.Model, generator: keras.Model, student: 
     With ``config.teacher_precision`` other than float32, the teacher labels in bfloat16
     where :func:`teacher_precision.teacher_for_distillation` says so (on one batch of
     samples; its line to ``progress``); with the feature terms it stays float32.
+    With ``config.explore_steps``, the bank is written to between epochs by
+    :class:`bank_explorer.BankExplorer` (one line per round to ``progress``); a resumed run
+    draws the bank again and its explorer starts again from the generator.
 
     Returns the ``fit`` history.
     """
     num_classes = int(teacher.outputs[0].shape[-1])
+    float32_teacher = teacher
     if config.teacher_precision != "float32" and not config.feature_weight:
         from .teacher_precision import teacher_for_distillation
 
@@ -360,13 +364,30 @@ def distill_on_generator(teacher: keras.Model, generator: keras.Model, student: 
     distiller = GeneratorDistiller(teacher, generator, student, config, seed=seed)
     distiller.compile()
     skip = epochs_done * config.steps_per_epoch
-    if config.sample_bank:
+    callbacks = list(callbacks)
+    if config.sample_bank and config.explore_steps:
+        from .bank_explorer import BankExploration, BankExplorer
+
+        images, labels, _ = draw_sample_bank(generator, num_classes, config, seed)
+        images, labels = tf.Variable(images, trainable=False), tf.Variable(labels, trainable=False)
+        batches = bank_batches(images, labels, config, seed, skip_batches=skip)
+        explorer = BankExplorer(float32_teacher, generator, student, images, labels, config, seed=seed)
+        if progress is not None and epochs_done:
+            progress(f"  note: resumed after epoch {epochs_done}: the bank is drawn again and the explorer starts "
+                     f"again from the generator (the earlier rounds' samples are not kept)")
+        if progress is not None:
+            progress(f"  explorer: before every epoch but the first, {config.explore_steps} steps of a copy of the "
+                     f"generator toward samples the student gets wrong, then {config.explore_samples:,} of its "
+                     f"samples over the bank's oldest rows"
+                     + ("" if explorer.uses_batchnorm_prior else "; the teacher has no batch norm: no prior"))
+        callbacks.insert(0, BankExploration(explorer, progress))  # before the callbacks that write the logs
+    elif config.sample_bank:
         batches = sample_bank_batches(generator, num_classes, config, seed, skip_batches=skip,
                                       teacher=teacher if config.bank_teacher_logits else None)
     else:
         batches = label_batches(num_classes, config.batch_size, seed, skip_batches=skip)
     return distiller.fit(batches, epochs=config.epochs,
-                         steps_per_epoch=config.steps_per_epoch, callbacks=list(callbacks), verbose=verbose,
+                         steps_per_epoch=config.steps_per_epoch, callbacks=callbacks, verbose=verbose,
                          shuffle=False)
 
 
@@ -399,6 +420,13 @@ def sample_bank_batches(generator: keras.Model, num_classes: int, config: Distil
     (:func:`blended_class_weights`) and labelled -1. With a ``teacher`` (logits out), its
     logits of each image (the float16 image it will see) are computed once and streamed as
     a third element, ``(images, labels, teacher_logits)``."""
+    images, labels, logits = draw_sample_bank(generator, num_classes, config, seed, draw_batch, teacher)
+    return bank_batches(images, labels, config, seed, skip_batches, logits)
+
+
+def draw_sample_bank(generator: keras.Model, num_classes: int, config: DistillConfig, seed: int,
+                     draw_batch: int = 256, teacher: keras.Model | None = None) -> tuple:
+    """The bank of :func:`sample_bank_batches`: ``(images, labels, teacher_logits or None)``."""
     size, noise_dim = config.sample_bank, int(generator.inputs[0].shape[-1])
     labels = tf.range(size, dtype=tf.int32) % num_classes
     blend_generator = class_blend_generator(generator) if config.class_blend else None
@@ -425,14 +453,20 @@ def sample_bank_batches(generator: keras.Model, num_classes: int, config: Distil
         kept_labels.append(drawn_labels)
         if teacher is not None:
             logits.append(label(drawn))
-    images, labels = tf.concat(parts, axis=0), tf.concat(kept_labels, axis=0)
+    return (tf.concat(parts, axis=0), tf.concat(kept_labels, axis=0),
+            tf.concat(logits, axis=0) if teacher is not None else None)
+
+
+def bank_batches(images, labels, config: DistillConfig, seed: int, skip_batches: int = 0, logits=None):
+    """The endless shuffled batches of a bank (tensors, or ``tf.Variable`` s that others
+    write into while the batches are read: a batch reads the rows as they are then)."""
+    size = int(images.shape[0])
     order = tf.data.Dataset.range(size).shuffle(size, seed=seed, reshuffle_each_iteration=True).repeat()
     order = order.batch(config.batch_size, drop_remainder=True)
     order = order.skip(skip_batches) if skip_batches else order
-    if teacher is None:
+    if logits is None:
         batches = order.map(lambda index: (tf.cast(tf.gather(images, index), tf.float32), tf.gather(labels, index)))
     else:
-        logits = tf.concat(logits, axis=0)
         batches = order.map(lambda index: (tf.cast(tf.gather(images, index), tf.float32), tf.gather(labels, index),
                                            tf.gather(logits, index)))
     return batches.prefetch(tf.data.AUTOTUNE)

@@ -288,6 +288,8 @@ def distill_student(ctx) -> dict:
             samples += ", labelled by the teacher once as they are drawn"
     if cfg.class_blend:
         samples += f", {cfg.class_blend:.0%} of them between two classes"
+    if cfg.sample_bank and cfg.explore_steps:
+        samples += f", {cfg.explore_samples:,} of them explored anew before each epoch"
     if cfg.feature_weight:
         samples += f", the teacher's penultimate features too (weight {cfg.feature_weight:g})"
     ctx.announce(f"student of {student.count_params():,} parameters ({ratio:.2f} of the teacher), "
