@@ -89,3 +89,9 @@ def test_a_teacher_that_cannot_be_rebuilt_stays_float32_under_auto_and_is_refuse
 def test_bfloat16_with_the_feature_terms_is_refused():
     with pytest.raises(UsageError, match="teacher_precision"):
         RunConfig.from_dict({"distill": {"teacher_precision": "bfloat16", "feature_weight": 1.0}})
+
+
+def test_the_auto_line_gives_sub_millisecond_timings_in_more_digits_than_zero():
+    from tfgan_compress.teacher_precision import milliseconds
+
+    assert [milliseconds(s) for s in (0.074, 0.0042, 0.00031, 0.000004)] == ["74", "4.2", "0.31", "0.004"]

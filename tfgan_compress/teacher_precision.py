@@ -36,6 +36,12 @@ FASTER_BY = 0.8  # bfloat16 chosen by auto only if it takes under this share of 
 TIMED_CALLS = 3
 
 
+def milliseconds(seconds: float) -> str:
+    """``seconds`` in milliseconds with two significant digits at least (0.31, 4.2, 74)."""
+    value = seconds * 1e3
+    return f"{value:.0f}" if value >= 10 else f"{value:.2g}" if value >= 0.01 else f"{value:.1g}"
+
+
 def bfloat16_copy(model: keras.Model) -> keras.Model:
     """``model`` with every layer that has a dtype computing in bfloat16 (``mixed_bfloat16``),
     the same weights, and float32 outputs. ``ValueError`` where the model cannot be rebuilt
@@ -106,7 +112,7 @@ def teacher_for_distillation(teacher: keras.Model, setting: str, images, tempera
         return copy
     seconds_32, seconds_16 = _best_seconds(labels_32, images), _best_seconds(labels_16, images)
     chosen = "bfloat16" if seconds_16 < FASTER_BY * seconds_32 else "float32"
-    say(f"  teacher in {chosen} for distillation (distill.teacher_precision auto): {seconds_16 * 1e3:.0f} ms in "
-        f"bfloat16 against {seconds_32 * 1e3:.0f} ms in float32 per batch of {int(images.shape[0])}, soft labels "
+    say(f"  teacher in {chosen} for distillation (distill.teacher_precision auto): {milliseconds(seconds_16)} ms in "
+        f"bfloat16 against {milliseconds(seconds_32)} ms in float32 per batch of {int(images.shape[0])}, soft labels "
         f"within {change:.4f} (mean total variation at T={temperature:g})")
     return copy if chosen == "bfloat16" else teacher
