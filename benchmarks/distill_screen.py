@@ -95,6 +95,11 @@ def variant_distill_config(base: configs.DistillConfig, name: str, protocol: dic
     if others:  # the GAN is the run's: a setting of another section would be silently ignored
         raise UsageError(f"--config: this benchmark changes the distill section only, not {', '.join(others)}")
     changes = dict(VARIANTS[name])
+    clashing = sorted(key for key, value in (protocol or {}).get("distill", {}).items()
+                      if key in changes and changes[key] != value)
+    if clashing:  # the variant's own value would win without a word
+        raise UsageError(f"--config sets distill.{', distill.'.join(clashing)}, which variant {name} sets itself; "
+                         f"use the run variant with that --config, or leave the setting out")
     factor = changes.pop("epochs_factor", 1)
     for key in REFERENCES:
         changes.pop(key, None)

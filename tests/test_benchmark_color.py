@@ -169,3 +169,16 @@ def test_a_generator_mixture_takes_each_sample_whole_from_one_generator_by_its_n
                           (("own",), "already"), (("",), "not a GAN-mode run folder")):
         with pytest.raises(UsageError, match=refusal):
             mix(*runs)
+
+
+def test_a_screen_config_that_a_variant_overrides_is_refused_not_silently_lost():
+    from benchmarks import distill_screen as screen
+    from tfgan_compress.config import DistillConfig
+    from tfgan_compress.errors import UsageError
+
+    base = DistillConfig(sample_bank=50000)
+    with pytest.raises(UsageError, match="explore_steps, which variant explore sets itself"):
+        screen.variant_distill_config(base, "explore", {"distill": {"explore_steps": 20}})
+    cfg = screen.variant_distill_config(base, "explore", {"distill": {"explore_learning_rate": 5e-4}})
+    assert (cfg.explore_steps, cfg.explore_learning_rate) == (10, 5e-4)
+    assert screen.variant_distill_config(base, "run", {"distill": {"explore_steps": 20}}).explore_steps == 20
