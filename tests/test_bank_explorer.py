@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from tfgan_compress import distill, networks
-from tfgan_compress.bank_explorer import BankExplorer
+from tfgan_compress.bank_explorer import BankExplorer, WritableBank
 from tfgan_compress.config import ClassifierConfig, DistillConfig, RunConfig
 from tfgan_compress.errors import UsageError
 
@@ -34,15 +34,16 @@ def parts(batchnorm_teacher: bool = False):
 
 
 def empty_bank(size=16):
-    return tf.Variable(tf.zeros((size,) + SHAPE, tf.float16)), tf.Variable(tf.fill([size], -7))
+    bank = WritableBank(tf.zeros((size,) + SHAPE, tf.float16), tf.fill([size], -7))
+    return bank, bank.images, bank.labels
 
 
 def test_each_round_climbs_the_disagreement_and_leaves_the_generator_teacher_and_student_as_they_were():
     teacher, generator, student = parts()
     frozen = [w.numpy().copy() for w in teacher.weights + generator.weights + student.weights]
-    images, labels = empty_bank()
+    bank, images, labels = empty_bank()
     config = dataclasses.replace(BANKED, explore_steps=30, explore_learning_rate=1e-2, explore_margin=0.0)
-    explorer = BankExplorer(teacher, generator, student, images, labels, config)
+    explorer = BankExplorer(teacher, generator, student, bank, config)
     figures = explorer.explore()
     assert figures["explore_disagreement_last"] > 1.5 * figures["explore_disagreement_first"]
     assert all(np.array_equal(a, w.numpy()) for a, w in zip(frozen, teacher.weights + generator.weights
@@ -54,10 +55,10 @@ def test_each_round_climbs_the_disagreement_and_leaves_the_generator_teacher_and
 def test_the_margin_moves_the_samples_toward_the_class_the_teacher_sees():
     # Without the disagreement to climb (student = teacher), the margin alone acts.
     teacher, generator, _ = parts()
-    images, labels = empty_bank()
+    bank, images, labels = empty_bank()
     config = dataclasses.replace(BANKED, explore_steps=1, explore_learning_rate=1e-2, explore_margin=1.0,
                                  explore_batch_size=30)
-    explorer = BankExplorer(teacher, generator, teacher, images, labels, config)
+    explorer = BankExplorer(teacher, generator, teacher, bank, config)
     at_first = explorer.explore()["explore_teacher_label_accuracy"]
     explorer.config = dataclasses.replace(config, explore_steps=60)
     figures = explorer.explore()
@@ -67,8 +68,8 @@ def test_the_margin_moves_the_samples_toward_the_class_the_teacher_sees():
 
 def test_rounds_write_the_bank_as_a_ring_of_balanced_classes():
     teacher, generator, student = parts()
-    images, labels = empty_bank()
-    explorer = BankExplorer(teacher, generator, student, images, labels, dataclasses.replace(BANKED, explore_samples=10))
+    bank, images, labels = empty_bank()
+    explorer = BankExplorer(teacher, generator, student, bank, dataclasses.replace(BANKED, explore_samples=10))
     explorer.explore()
     assert labels.numpy().tolist() == [0, 1, 2, 0, 1, 2, 0, 1, 2, 0] + [-7] * 6
     first_round = images.numpy()[:10].copy()
@@ -82,12 +83,12 @@ def test_rounds_write_the_bank_as_a_ring_of_balanced_classes():
 
 def test_the_batchnorm_prior_is_used_where_the_teacher_has_batch_norm():
     teacher, generator, student = parts(batchnorm_teacher=True)
-    images, labels = empty_bank()
-    explorer = BankExplorer(teacher, generator, student, images, labels, BANKED)
+    bank, images, labels = empty_bank()
+    explorer = BankExplorer(teacher, generator, student, bank, BANKED)
     assert explorer.uses_batchnorm_prior
     assert explorer.explore()["explore_batchnorm_distance"] > 0
     plain_teacher, generator, student = parts()
-    assert not BankExplorer(plain_teacher, generator, student, images, labels, BANKED).uses_batchnorm_prior
+    assert not BankExplorer(plain_teacher, generator, student, bank, BANKED).uses_batchnorm_prior
 
 
 def test_distillation_with_the_explorer_logs_each_round_and_trains_the_student_on_the_bank():
@@ -112,3 +113,13 @@ def test_settings_the_explorer_cannot_work_with_are_refused():
     with pytest.raises(UsageError, match="strategy"):
         RunConfig(strategy="mirrored", distill=DistillConfig(sample_bank=256, explore_steps=2)).validate()
     RunConfig(distill=DistillConfig(sample_bank=256, explore_steps=2, explore_samples=256)).validate()
+
+
+def test_a_run_with_the_explorer_is_the_same_run_every_time():
+    # the steps read the bank's rows themselves, so what tf.data prefetched cannot change what a step sees
+    weights = []
+    for _ in range(2):
+        teacher, generator, student = parts()
+        distill.distill_on_generator(teacher, generator, student, BANKED, verbose=0)
+        weights.append([w.numpy() for w in student.weights])
+    assert all(np.array_equal(a, b) for a, b in zip(*weights))

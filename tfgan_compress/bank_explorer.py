@@ -44,23 +44,41 @@ from .datafree import logit_disagreement
 from .teacher import image_augmenter
 from .teacher_taps import batchnorm_taps
 
-__all__ = ["BankExplorer", "BankExploration"]
+__all__ = ["WritableBank", "BankExplorer", "BankExploration"]
+
+
+class WritableBank:
+    """A sample bank that an explorer writes into between epochs: float16 ``images`` and
+    int32 ``labels`` as ``tf.Variable`` s. The distillation's batches are rows of it, read in
+    the training step itself (:meth:`rows`), so each step sees the rows as the rounds before
+    it left them whatever ``tf.data`` prefetched: a run is the same run every time. A plain
+    object, not a Keras layer: the bank (300 MB for the colour preset) stays out of the
+    distiller's weights and its checkpoints."""
+
+    def __init__(self, images, labels):
+        self.images = tf.Variable(images, trainable=False, name="bank_images")
+        self.labels = tf.Variable(labels, trainable=False, name="bank_labels")
+
+    def rows(self, index):
+        """``(images as float32, labels)`` of the rows ``index``."""
+        index = tf.reshape(index, [-1])
+        return tf.cast(tf.gather(self.images, index), tf.float32), tf.gather(self.labels, index)
 
 
 class BankExplorer:
     """The explorer of one distillation: its generator (a copy of ``generator``), optimizer
     and the bank rows it writes next.
 
-    ``bank_images`` / ``bank_labels``: the bank as ``tf.Variable`` s (float16 images,
-    int32 labels) that the distillation's batches read; ``teacher`` outputs logits.
+    ``bank``: the :class:`WritableBank` the distillation's steps read; ``teacher`` outputs
+    logits.
     """
 
-    def __init__(self, teacher: keras.Model, generator: keras.Model, student: keras.Model, bank_images: tf.Variable,
-                 bank_labels: tf.Variable, config: DistillConfig, seed: int = 0):
+    def __init__(self, teacher: keras.Model, generator: keras.Model, student: keras.Model, bank: WritableBank,
+                 config: DistillConfig, seed: int = 0):
         self.config, self.seed, self.round = config, seed, 0
         self.teacher, self.student = teacher, student
-        self.bank_images, self.bank_labels = bank_images, bank_labels
-        self.bank_size = int(bank_images.shape[0])
+        self.bank_images, self.bank_labels = bank.images, bank.labels
+        self.bank_size = int(bank.images.shape[0])
         self.next_row = 0
         self.num_classes = int(teacher.outputs[0].shape[-1])
         self.noise_dim = int(generator.inputs[0].shape[-1])

@@ -46,7 +46,7 @@ from .training import (DirectedMetrics, SerializableDistiller, TeacherAgreement,
 
 __all__ = ["GeneratorDistiller", "feature_distillation_parts", "mix_pairs", "mix_teacher_logits",
            "class_blend_generator", "blended_class_weights", "distill_on_generator", "sample_bank_bytes", "check_sample_bank_fits",
-           "sample_bank_batches", "draw_sample_bank", "bank_batches", "distill_on_images"]
+           "sample_bank_batches", "draw_sample_bank", "bank_order", "bank_batches", "distill_on_images"]
 
 
 @keras.saving.register_keras_serializable(package="tfgan_compress")
@@ -79,6 +79,7 @@ class GeneratorDistiller(SerializableDistiller):
         self.augmenter = image_augmenter(image_shape, config.augment_shift, config.augment_flip,
                                          seed, config.augment_zoom, config.augment_color)
         self.seed_generator = keras.random.SeedGenerator(seed)
+        self.bank = None  # a bank_explorer.WritableBank whose row numbers fit gives, where one is set
         self.teacher_penultimate = self.student_with_projection = None
         if config.feature_weight:
             self.teacher_penultimate, self.student_with_projection, self.teacher_head = feature_distillation_parts(
@@ -172,6 +173,8 @@ class GeneratorDistiller(SerializableDistiller):
         a blend of two classes), or ``(images, labels, teacher_logits)`` of a bank the teacher
         labelled when it was drawn (``bank_teacher_logits``: no teacher call here)."""
         stored_logits = None
+        if self.bank is not None:  # row numbers of a bank written between epochs, read here (bank_explorer)
+            data = self.bank.rows(data)
         if isinstance(data, (tuple, list)):  # a batch of the sample bank
             images, labels = data[0], data[1]
             stored_logits = data[2] if len(data) > 2 else None
@@ -366,12 +369,12 @@ def distill_on_generator(teacher: keras.Model, generator: keras.Model, student: 
     skip = epochs_done * config.steps_per_epoch
     callbacks = list(callbacks)
     if config.sample_bank and config.explore_steps:
-        from .bank_explorer import BankExploration, BankExplorer
+        from .bank_explorer import BankExploration, BankExplorer, WritableBank
 
-        images, labels, _ = draw_sample_bank(generator, num_classes, config, seed)
-        images, labels = tf.Variable(images, trainable=False), tf.Variable(labels, trainable=False)
-        batches = bank_batches(images, labels, config, seed, skip_batches=skip)
-        explorer = BankExplorer(float32_teacher, generator, student, images, labels, config, seed=seed)
+        bank = WritableBank(*draw_sample_bank(generator, num_classes, config, seed)[:2])
+        distiller.bank = bank
+        batches = bank_order(config.sample_bank, config, seed, skip_batches=skip)
+        explorer = BankExplorer(float32_teacher, generator, student, bank, config, seed=seed)
         if progress is not None and epochs_done:
             progress(f"  note: resumed after epoch {epochs_done}: the bank is drawn again and the explorer starts "
                      f"again from the generator (the earlier rounds' samples are not kept)")
@@ -457,13 +460,18 @@ def draw_sample_bank(generator: keras.Model, num_classes: int, config: DistillCo
             tf.concat(logits, axis=0) if teacher is not None else None)
 
 
-def bank_batches(images, labels, config: DistillConfig, seed: int, skip_batches: int = 0, logits=None):
-    """The endless shuffled batches of a bank (tensors, or ``tf.Variable`` s that others
-    write into while the batches are read: a batch reads the rows as they are then)."""
-    size = int(images.shape[0])
+def bank_order(size: int, config: DistillConfig, seed: int, skip_batches: int = 0):
+    """Endless batches of row numbers of a bank of ``size``, every row once per pass in an
+    order shuffled anew each pass (from ``seed``); ``skip_batches``: those already used."""
     order = tf.data.Dataset.range(size).shuffle(size, seed=seed, reshuffle_each_iteration=True).repeat()
     order = order.batch(config.batch_size, drop_remainder=True)
-    order = order.skip(skip_batches) if skip_batches else order
+    return order.skip(skip_batches) if skip_batches else order
+
+
+def bank_batches(images, labels, config: DistillConfig, seed: int, skip_batches: int = 0, logits=None):
+    """The endless shuffled batches of a bank, ``(images, labels[, logits])``
+    (:func:`bank_order`'s rows)."""
+    order = bank_order(int(images.shape[0]), config, seed, skip_batches)
     if logits is None:
         batches = order.map(lambda index: (tf.cast(tf.gather(images, index), tf.float32), tf.gather(labels, index)))
     else:
