@@ -91,11 +91,16 @@ def test_the_batchnorm_prior_is_used_where_the_teacher_has_batch_norm():
     assert not BankExplorer(plain_teacher, generator, student, bank, BANKED).uses_batchnorm_prior
 
 
-def test_distillation_with_the_explorer_logs_each_round_and_trains_the_student_on_the_bank():
+def test_distillation_with_the_explorer_logs_each_round_and_draws_its_last_samples(tmp_path):
+    from PIL import Image
+
     teacher, generator, student = parts(batchnorm_teacher=True)
     frozen = [w.numpy().copy() for w in teacher.weights + generator.weights]
     lines = []
-    history = distill.distill_on_generator(teacher, generator, student, BANKED, verbose=0, progress=lines.append)
+    history = distill.distill_on_generator(teacher, generator, student, BANKED, verbose=0, progress=lines.append,
+                                           explored_grid=tmp_path / "samples" / "explored.png")
+    grid = np.asarray(Image.open(tmp_path / "samples" / "explored.png"))
+    assert grid.shape == (CLASSES * 33 - 1, 10 * 33 - 1)  # a row of 10 per class, cells of 32 px and 1-px gaps
     assert len(history.history["distill_loss"]) == 3
     assert len(history.history["explore_disagreement_last"]) == 2  # before epochs 2 and 3, not the first
     assert lines[0].startswith("  explorer: before every epoch but the first, 2 steps")

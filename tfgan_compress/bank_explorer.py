@@ -36,6 +36,7 @@ CSV).
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from . import losses
@@ -128,6 +129,14 @@ class BankExplorer:
     def _labels(self, count: int, offset: int):
         return (tf.range(count, dtype=tf.int32) + offset) % self.num_classes
 
+    def grid(self, per_class: int = 10, seed: int = 1234, spectrograms: bool = False):
+        """One row per class of the explorer's samples as they are now (uint8 picture)."""
+        from .callbacks import class_grid_inputs, image_grid
+
+        noise, labels = class_grid_inputs(self.num_classes, per_class, self.noise_dim, seed)
+        images = np.asarray(self._draw(tf.constant(noise), tf.constant(labels)), np.float32)
+        return image_grid(images, rows=self.num_classes, spectrograms=spectrograms)
+
     def explore(self) -> dict:
         """One round: ``explore_steps`` explorer updates, then ``explore_samples`` new bank
         rows. Returns the round's figures: the mean L1 disagreement of the teacher's and the
@@ -159,11 +168,22 @@ class BankExplorer:
 class BankExploration(keras.callbacks.Callback):
     """Calls :meth:`BankExplorer.explore` before every epoch but the first and adds its
     figures to that epoch's logs (place it before the callbacks that write logs);
-    ``progress``: a callable for one line per round, or None."""
+    ``progress``: a callable for one line per round, or None; ``grid_path``: where the
+    explorer's last samples are drawn at the end, one row per class (None: nowhere)."""
 
-    def __init__(self, explorer: BankExplorer, progress=None):
+    def __init__(self, explorer: BankExplorer, progress=None, grid_path=None, spectrograms: bool = False):
         super().__init__()
         self.explorer, self.progress, self.figures = explorer, progress, {}
+        self.grid_path, self.spectrograms = grid_path, spectrograms
+
+    def on_train_end(self, logs=None):
+        if self.grid_path is not None and self.explorer.round:
+            from pathlib import Path
+
+            from .callbacks import save_png
+
+            Path(self.grid_path).parent.mkdir(parents=True, exist_ok=True)
+            save_png(self.grid_path, self.explorer.grid(spectrograms=self.spectrograms))
 
     def on_epoch_begin(self, epoch, logs=None):
         self.figures = {}

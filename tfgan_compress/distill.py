@@ -342,15 +342,18 @@ def blended_class_weights(labels, num_classes: int, share: float, seed):
 
 def distill_on_generator(teacher: keras.Model, generator: keras.Model, student: keras.Model,
                          config: DistillConfig, seed: int = 0, callbacks=(), verbose="auto",
-                         epochs_done: int = 0, progress=None) -> keras.callbacks.History:
+                         epochs_done: int = 0, progress=None, explored_grid=None,
+                         spectrograms: bool = False) -> keras.callbacks.History:
     """Train ``student`` in place on teacher soft labels of fresh generator samples (or, with
     ``config.sample_bank``, of a bank of them drawn first: :func:`sample_bank_batches`).
     With ``config.teacher_precision`` other than float32, the teacher labels in bfloat16
     where :func:`teacher_precision.teacher_for_distillation` says so (on one batch of
     samples; its line to ``progress``); with the feature terms it stays float32.
     With ``config.explore_steps``, the bank is written to between epochs by
-    :class:`bank_explorer.BankExplorer` (one line per round to ``progress``); a resumed run
-    draws the bank again and its explorer starts again from the generator.
+    :class:`bank_explorer.BankExplorer` (one line per round to ``progress``; its last
+    samples drawn to ``explored_grid``, a PNG path, one row per class, as log-mel maps with
+    ``spectrograms``); a resumed run draws the bank again and its explorer starts again from
+    the generator.
 
     Returns the ``fit`` history.
     """
@@ -383,7 +386,7 @@ def distill_on_generator(teacher: keras.Model, generator: keras.Model, student: 
                      f"generator toward samples the student gets wrong, then {config.explore_samples:,} of its "
                      f"samples over the bank's oldest rows"
                      + ("" if explorer.uses_batchnorm_prior else "; the teacher has no batch norm: no prior"))
-        callbacks.insert(0, BankExploration(explorer, progress))  # before the callbacks that write the logs
+        callbacks.insert(0, BankExploration(explorer, progress, explored_grid, spectrograms))  # before the callbacks that write the logs
     elif config.sample_bank:
         batches = sample_bank_batches(generator, num_classes, config, seed, skip_batches=skip,
                                       teacher=teacher if config.bank_teacher_logits else None)
