@@ -27,6 +27,8 @@ least as good as fresh samples in equal time (benchmarks/README.md). With
 step's views take those logits (:func:`mix_teacher_logits` for mixes): a step then costs the
 student's update only, and the labels of shifted and flipped views are those of the sample
 ("fixed teacher", Beyer et al., 2022; the teacher was trained to be invariant to them).
+With ``explore_steps``, a copy of the generator moves between epochs toward samples the
+student still gets wrong and writes some into the bank (:mod:`bank_explorer`).
 """
 
 from __future__ import annotations
