@@ -69,8 +69,10 @@ def test_student_ema_with_an_optimizer_that_does_not_average_is_refused():
 def test_distill_has_no_parameter_for_real_data():
     # Structural guarantee: the only inputs are models and a config; fit sees class labels only.
     params = set(inspect.signature(distill.distill_on_generator).parameters)
+    # progress: a callable for one line of text; explored_grid: a PNG path the explorer's samples are drawn to;
+    # spectrograms: how to draw them
     assert params == {"teacher", "generator", "student", "config", "seed", "callbacks", "verbose", "epochs_done",
-                      "progress"}  # progress: a callable for one line of text
+                      "progress", "explored_grid", "spectrograms"}
     labels = next(iter(training.label_batches(CLASSES, 16, seed=0)))
     assert labels.dtype == tf.int32 and labels.shape == (16,)
     assert 0 <= int(tf.reduce_min(labels)) and int(tf.reduce_max(labels)) < CLASSES
