@@ -150,7 +150,8 @@ def mixed_generators(folder: RunFolder, teacher, mix_runs, progress=print) -> li
     return generators
 
 
-def run_benchmark(run: Path, out: Path, variants, protocol: dict | None, progress=print, mix_runs=()) -> dict:
+def run_benchmark(run: Path, out: Path, variants, protocol: dict | None, progress=print, mix_runs=(),
+                  distill_seed: int | None = None) -> dict:
     folder = RunFolder(run)
     on_generator = [name for name in variants if not any(VARIANTS.get(name, {}).get(key) for key in REFERENCES)]
     teacher_input = folder.teacher_input_json
@@ -175,7 +176,8 @@ def run_benchmark(run: Path, out: Path, variants, protocol: dict | None, progres
     teacher = as_logits(folder.load("teacher"))
     generator = generator_mixture(mixed_generators(folder, teacher, mix_runs, progress)) if on_generator else None
     teacher_test = np.argmax(evaluate.keras_probabilities(teacher, dataset.x_test), -1)
-    seed = pipeline.stage_seed(config, "distill")
+    # the pipeline's own (the run variant repeats its student), or another: the spread of the distillation itself
+    seed = pipeline.stage_seed(config, "distill") if distill_seed is None else distill_seed
     architecture = student_architecture(folder, config, dataset)
     rows = []
     for name, cfg in distill_configs.items():
@@ -208,6 +210,7 @@ def run_benchmark(run: Path, out: Path, variants, protocol: dict | None, progres
         models = {row["name"]: row for row in json.loads(folder.report_json.read_text())["models"]}
         run_student = models["student"]["accuracy"]
     result = {"run": str(run), "mix_runs": list(mix_runs), "data": config.data, "run_student": run_student,
+              "distill_seed": seed,
               "protocol": protocol or {}, "rows": rows}
     own = f"its own student: {run_student:.2%}" if run_student is not None else "the run not finished"
     mixed = f" mixed with those of {', '.join(f'`{r}`' for r in mix_runs)}" if mix_runs else ""
@@ -223,10 +226,13 @@ def main(argv=None) -> int:
     parser.add_argument("--variants", default="run", help=f"comma-separated: {', '.join(VARIANTS)}")
     parser.add_argument("--mix-runs", default="", help="comma-separated run folders on the same teacher whose "
                                                        "generators join the run's (one per sample, by its noise)")
+    parser.add_argument("--distill-seed", type=int, default=None,
+                        help="the student's first weights, the bank and the order of its batches from this seed "
+                             "(default: the run's own distill-stage seed, so that the run variant repeats its student)")
     args = parser.parse_args(argv)
     return common.run_main("distill_screen.py", lambda: run_benchmark(
         Path(args.run), Path(args.out), [v for v in args.variants.split(",") if v], common.overrides(args),
-        mix_runs=[r for r in args.mix_runs.split(",") if r]))
+        mix_runs=[r for r in args.mix_runs.split(",") if r], distill_seed=args.distill_seed))
 
 
 if __name__ == "__main__":

@@ -65,6 +65,7 @@ class RunFolder:
     model_card = InFolder("tflite", "model_card.json")
     samples_dir = InFolder("samples")
     samples_png = InFolder("samples.png")
+    explored_png = InFolder("samples", "explored.png")  # distill.explore_steps: the explorer's last samples
     logs_dir = InFolder("logs")
     stage_seconds_json = InFolder("checkpoints", "stage_seconds.json")
     scratch_dir = InFolder("checkpoints", "scratch")  # temporary files of the run (removed at its end, or by the next)

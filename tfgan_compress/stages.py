@@ -303,7 +303,7 @@ def distill_student(ctx) -> dict:
     with ctx.strategy.scope():
         distill.distill_on_generator(teacher_logits, generator, student, cfg, seed=ctx.seed,
                                      callbacks=ctx.fit_callbacks(), verbose=ctx.verbose, epochs_done=ctx.epochs_done(),
-                                     progress=ctx.progress, explored_grid=ctx.folder.samples_dir / "explored.png",
+                                     progress=ctx.progress, explored_grid=ctx.folder.explored_png,
                                      spectrograms=ctx.config.audio_settings() is not None)
     return {"student": saved}  # a drop-in for the teacher: it takes the teacher's input
 
