@@ -21,7 +21,9 @@ teacher recipe (what ``benchmarks/color.py --reference`` trains; its steps: that
 checked): each sample comes from one of the generators, chosen by its noise
 (:func:`tfgan_compress.generator_mixture.generator_mixture`; ``gan.generators`` trains such a
 mixture in one GAN), a test of whether samples from more modes teach more than one
-generator's. Writes ``distill_screen.json`` / ``.md``.
+generator's. ``--distill-seed S`` draws the student's first weights, the bank and its order from
+another seed: how far the distillation alone moves on one generator. Writes
+``distill_screen.json`` / ``.md``.
 """
 
 from __future__ import annotations
