@@ -77,10 +77,9 @@ class BankExplorer:
     def __init__(self, teacher: keras.Model, generator: keras.Model, student: keras.Model, bank: WritableBank,
                  config: DistillConfig, seed: int = 0):
         self.config, self.seed, self.round = config, seed, 0
-        self.teacher, self.student = teacher, student
-        self.bank_images, self.bank_labels = bank.images, bank.labels
-        self.bank_size = int(bank.images.shape[0])
+        self.teacher, self.student, self.bank = teacher, student, bank
         self.next_row = 0
+        self.noise_draws = 0  # every noise draw's seed is [seed, its number]: no two draws alike
         self.num_classes = int(teacher.outputs[0].shape[-1])
         self.noise_dim = int(generator.inputs[0].shape[-1])
         self.generator = keras.models.clone_model(generator)
@@ -126,6 +125,10 @@ class BankExplorer:
     def _draw_images(self, noise, labels):
         return tf.cast(self.generator([noise, labels], training=False), tf.float16)
 
+    def _noise(self, count: int):
+        self.noise_draws += 1
+        return tf.random.stateless_normal((count, self.noise_dim), seed=[self.seed, self.noise_draws])
+
     def _labels(self, count: int, offset: int):
         return (tf.range(count, dtype=tf.int32) + offset) % self.num_classes
 
@@ -145,21 +148,18 @@ class BankExplorer:
         c, self.round = self.config, self.round + 1
         first = last = taken = prior = 0.0
         for step in range(c.explore_steps):
-            noise = tf.random.stateless_normal((c.explore_batch_size, self.noise_dim),
-                                               seed=[self.seed, 7_000_000 + self.round * 10_000 + step])
-            disagreement, taken, prior = self._step(noise, self._labels(c.explore_batch_size, step))
+            disagreement, taken, prior = self._step(self._noise(c.explore_batch_size),
+                                                    self._labels(c.explore_batch_size, step))
             first = float(disagreement) if step == 0 else first
             last = float(disagreement)
         written = 0
         while written < c.explore_samples:
             count = min(256, c.explore_samples - written)
-            noise = tf.random.stateless_normal((count, self.noise_dim),
-                                               seed=[self.seed, 9_000_000 + self.round * 10_000 + written])
             labels = self._labels(count, written)
-            rows = (self.next_row + tf.range(count)) % self.bank_size
-            self.bank_images.scatter_nd_update(rows[:, None], self._draw(noise, labels))
-            self.bank_labels.scatter_nd_update(rows[:, None], labels)
-            self.next_row = (self.next_row + count) % self.bank_size
+            rows = (self.next_row + tf.range(count)) % self.bank.images.shape[0]
+            self.bank.images.scatter_nd_update(rows[:, None], self._draw(self._noise(count), labels))
+            self.bank.labels.scatter_nd_update(rows[:, None], labels)
+            self.next_row = (self.next_row + count) % self.bank.images.shape[0]
             written += count
         return {"explore_disagreement_first": first, "explore_disagreement_last": last,
                 "explore_teacher_label_accuracy": float(taken), "explore_batchnorm_distance": float(prior)}
