@@ -387,8 +387,10 @@ def distill_on_generator(teacher: keras.Model, generator: keras.Model, student: 
             progress(f"  explorer: before every epoch but the first, {config.explore_steps} steps of a copy of the "
                      f"generator toward samples the student gets wrong, then {config.explore_samples:,} of its "
                      f"samples over the bank's oldest rows"
-                     + ("" if explorer.uses_batchnorm_prior else "; no batch-norm layer of the teacher to read (none, or no graph): no prior"))
-        callbacks.insert(0, BankExploration(explorer, progress, explored_grid, spectrograms))  # before the callbacks that write the logs
+                     + ("" if explorer.uses_batchnorm_prior
+                        else "; no batch-norm layer of the teacher to read (none, or no graph): no prior"))
+        # first: before the callbacks that write the logs
+        callbacks.insert(0, BankExploration(explorer, progress, explored_grid, spectrograms))
     elif config.sample_bank:
         batches = sample_bank_batches(generator, num_classes, config, seed, skip_batches=skip,
                                       teacher=teacher if config.bank_teacher_logits else None)
