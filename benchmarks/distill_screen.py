@@ -71,6 +71,8 @@ VARIANTS = {
     # before each epoch but the first, a copy of the generator explores toward the student's mistakes and writes
     # 1,000 samples into the bank (tfgan_compress/bank_explorer.py)
     "explore": {"sample_bank": 50000, "explore_steps": 10},
+    # the same, raising the distillation's own T^2 KL instead of the L1 distance of the logits
+    "explore_kl": {"sample_bank": 50000, "explore_steps": 10, "explore_divergence": "kl"},
     # the teacher labels the bank once ("fixed teacher"): a step is the student's update only
     "bank_teacher_logits": {"sample_bank": 50000, "bank_teacher_logits": True},
     # the reference, not a recipe: the run's settings on the real training images (the gap's other end)

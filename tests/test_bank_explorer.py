@@ -38,12 +38,18 @@ def empty_bank(size=16):
     return bank, bank.images, bank.labels
 
 
-def test_each_round_climbs_the_disagreement_and_leaves_the_generator_teacher_and_student_as_they_were():
+@pytest.mark.parametrize("divergence", ["l1", "kl"])
+def test_each_round_climbs_the_disagreement_and_leaves_the_generator_teacher_and_student_as_they_were(divergence):
     teacher, generator, student = parts()
+    # a student ten times surer than its random weights make it: a disagreement the class term (which acts on
+    # the teacher's small logits) does not drown, for the KL of the softened probabilities as for the L1 distance
+    inputs = keras.Input(SHAPE)
+    sure_student = keras.Model(inputs, keras.layers.Rescaling(10.0)(student(inputs)))
     frozen = [w.numpy().copy() for w in teacher.weights + generator.weights + student.weights]
     bank, images, labels = empty_bank()
-    config = dataclasses.replace(BANKED, explore_steps=30, explore_learning_rate=1e-2, explore_margin=0.0)
-    explorer = BankExplorer(teacher, generator, student, bank, config)
+    config = dataclasses.replace(BANKED, explore_steps=30, explore_learning_rate=1e-2, explore_margin=0.0,
+                                 explore_divergence=divergence)
+    explorer = BankExplorer(teacher, generator, sure_student, bank, config)
     figures = explorer.explore()
     assert figures["explore_disagreement_last"] > 1.5 * figures["explore_disagreement_first"]
     assert all(np.array_equal(a, w.numpy()) for a, w in zip(frozen, teacher.weights + generator.weights

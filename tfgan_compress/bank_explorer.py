@@ -7,13 +7,18 @@ the test photos. With ``distill.explore_steps`` = m > 0, an *explorer* joins the
 distillation: a trainable copy of the generator, starting from its weights, which before
 every epoch but the first takes m Adam steps on
 
-    L = - mean_c |T_c(v) - S_c(v)|                            where the student is wrong (DFAD)
+    L = - D(T(v), S(v))                                        where the student is wrong
         + max(0, m_y - (T_y(v) - max_{c != y} T_c(v)))         the teacher still sees class y
         + w_bn * sum_l ||mu_l(v) - mu_l|| + ||s2_l(v) - s2_l||  the teacher's batch-norm statistics
 
 with ``v`` the distillation's own random view (shift, flip) of ``G'(z, y)``, ``T`` the
-frozen teacher, ``S`` the student as it is now (in inference mode, not updated here). The
-first term is the adversarial exploration of data-free distillation (Fang et al., 2019,
+frozen teacher, ``S`` the student as it is now (in inference mode, not updated here), and
+``D`` (``explore_divergence``) either DFAD's ``mean_c |T_c - S_c|`` of the logits (``l1``)
+or the distillation's own loss ``tau^2 KL(softmax(T / tau) || softmax(S / tau))``
+(``kl``, :func:`losses.distillation_loss`, tau the distillation's temperature). The L1
+distance grows without bound as the teacher's logits grow, so it can be raised by making
+the teacher surer rather than the student wrong; the KL of the softened probabilities
+cannot. The first term is the adversarial exploration of data-free distillation (Fang et al., 2019,
 "Data-Free Adversarial Distillation"; Micaelli & Storkey, 2019, "Zero-shot Knowledge
 Transfer via Adversarial Belief Matching"), the margin the class term of the GAN's teacher
 (:func:`losses.class_margin_loss`), the last DeepInversion's prior (Yin et al., 2020), which
@@ -110,7 +115,7 @@ class BankExplorer:
             else:
                 teacher_logits = self.teacher(views, training=False)
             student_logits = self.student(views, training=False)
-            disagreement = logit_disagreement(teacher_logits, student_logits)
+            disagreement = self._divergence(teacher_logits, student_logits)
             margin = losses.class_margin_loss(labels, teacher_logits, c.explore_margin)
             loss = tf.reduce_mean(margin - disagreement)
             prior = tf.constant(0.0)
@@ -121,6 +126,12 @@ class BankExplorer:
         self.optimizer.apply(tape.gradient(loss, variables), variables)
         taken = tf.equal(tf.argmax(teacher_logits, axis=-1, output_type=tf.int32), labels)
         return tf.reduce_mean(disagreement), tf.reduce_mean(tf.cast(taken, tf.float32)), prior
+
+    def _divergence(self, teacher_logits, student_logits):
+        """Per example: ``explore_divergence``'s distance between the teacher's and the student's outputs."""
+        if self.config.explore_divergence == "kl":
+            return losses.distillation_loss(teacher_logits, student_logits, self.config.temperature)
+        return logit_disagreement(teacher_logits, student_logits)
 
     def _draw_images(self, noise, labels):
         return tf.cast(self.generator([noise, labels], training=False), tf.float16)
@@ -142,8 +153,8 @@ class BankExplorer:
 
     def explore(self) -> dict:
         """One round: ``explore_steps`` explorer updates, then ``explore_samples`` new bank
-        rows. Returns the round's figures: the mean L1 disagreement of the teacher's and the
-        student's logits at the first and the last step, the share of the last step's
+        rows. Returns the round's figures: the mean disagreement (``explore_divergence``) of the
+        teacher's and the student's outputs at the first and the last step, the share of the last step's
         samples the teacher takes for their class, and the batch-norm prior's distance."""
         c, self.round = self.config, self.round + 1
         first = last = taken = prior = 0.0
@@ -193,6 +204,7 @@ class BankExploration(keras.callbacks.Callback):
         if self.progress is not None:
             f = self.figures
             self.progress(f"  explorer round {self.explorer.round}: teacher-student disagreement "
+                          f"({self.explorer.config.explore_divergence}) "
                           f"{f['explore_disagreement_first']:.3f} -> {f['explore_disagreement_last']:.3f}, "
                           f"{f['explore_teacher_label_accuracy']:.0%} taken for their class"
                           + (f", batch-norm distance {f['explore_batchnorm_distance']:.2f}"

@@ -39,6 +39,7 @@ CalibrationSource = Literal["generator", "real"]
 BatchNormTarget = Literal["running", "real"]  # what the GAN's batch-norm prior pulls toward
 DiversitySpace = Literal["pixels", "teacher_features"]  # where the GAN's mode-seeking term measures distances
 TeacherPrecision = Literal["float32", "bfloat16", "auto"]  # the teacher's forward pass in distillation
+ExploreDivergence = Literal["l1", "kl"]  # what the bank explorer raises between teacher and student (bank_explorer.py)
 BatchNormViewShift = typing.Union[int, Literal["auto"]]  # pixels, or measured on real images (gan_views.py)
 OptimizerName = Literal["adam", "sgd"]
 StudentInit = Literal["auto", "teacher", "random"]  # data-free student's first weights (tfgan_compress.slimming)
@@ -267,6 +268,8 @@ class DistillConfig:
     explore_learning_rate: float = setting(1e-4, POSITIVE)  # Adam learning rate of the explorer
     explore_margin: float = setting(2.0, AT_LEAST_0)  # logits by which the teacher must prefer the asked-for class
     explore_bn_weight: float = setting(0.1, AT_LEAST_0)  # weight of the batch-norm prior (teachers with batch norm)
+    # l1: mean |T - S| of the logits (DFAD); kl: the distillation's own T^2 KL of the softened probabilities
+    explore_divergence: ExploreDivergence = setting("l1")
 
 
 @dataclass
