@@ -50,7 +50,10 @@ from .datafree import logit_disagreement
 from .teacher import image_augmenter
 from .teacher_taps import batchnorm_taps
 
-__all__ = ["WritableBank", "BankExplorer", "BankExploration"]
+__all__ = ["WritableBank", "BankExplorer", "BankExploration", "DIVERGENCE_WORDS"]
+
+#: how progress lines name each ``distill.explore_divergence``
+DIVERGENCE_WORDS = {"l1": "by the L1 distance of the logits", "kl": "by the T^2 KL of the softened probabilities"}
 
 
 class WritableBank:

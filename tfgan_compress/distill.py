@@ -374,7 +374,7 @@ def distill_on_generator(teacher: keras.Model, generator: keras.Model, student: 
     skip = epochs_done * config.steps_per_epoch
     callbacks = list(callbacks)
     if config.sample_bank and config.explore_steps:
-        from .bank_explorer import BankExploration, BankExplorer, WritableBank
+        from .bank_explorer import DIVERGENCE_WORDS, BankExploration, BankExplorer, WritableBank
 
         bank = WritableBank(*draw_sample_bank(generator, num_classes, config, seed)[:2])
         distiller.bank = bank
@@ -385,7 +385,8 @@ def distill_on_generator(teacher: keras.Model, generator: keras.Model, student: 
                      f"again from the generator (the earlier rounds' samples are not kept)")
         if progress is not None:
             progress(f"  explorer: before every epoch but the first, {config.explore_steps} steps of a copy of the "
-                     f"generator toward samples the student gets wrong ({config.explore_divergence}), then {config.explore_samples:,} of its "
+                     f"generator toward samples the student gets wrong ("
+                     f"{DIVERGENCE_WORDS[config.explore_divergence]}), then {config.explore_samples:,} of its "
                      f"samples over the bank's oldest rows"
                      + ("" if explorer.uses_batchnorm_prior
                         else "; no batch-norm layer of the teacher to read (none, or no graph): no prior"))
