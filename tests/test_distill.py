@@ -262,6 +262,25 @@ def test_a_bank_the_teacher_labelled_once_trains_without_calling_the_teacher():
     assert any(not np.allclose(a, w.numpy()) for a, w in zip(before, student.weights))
 
 
+def test_teacher_echo_gives_the_student_that_many_updates_per_batch_the_teacher_labels():
+    teacher, generator, student = parts()
+
+    def counting(model):
+        counter = ImageCounter()
+        inputs = keras.Input(SHAPE)
+        return keras.Model(inputs, model(counter(inputs))), counter
+
+    counted_teacher, teacher_count = counting(teacher)
+    counted_student, student_count = counting(student)
+    config = DistillConfig(network=SMALL, epochs=2, steps_per_epoch=2, batch_size=8, sample_bank=16, teacher_echo=3)
+    history = distill.distill_on_generator(counted_teacher, generator, counted_student, config, verbose=0)
+    assert int(teacher_count.images.numpy()) == 2 * 2 * 8  # each step's views, once
+    assert int(student_count.images.numpy()) == 3 * 2 * 2 * 8  # three updates on each
+    optimizer = history.model.optimizer
+    assert int(optimizer.iterations.numpy()) == 3 * 2 * 2
+    assert optimizer.get_config()["learning_rate"]["config"]["decay_steps"] == 3 * 2 * 2  # the cosine spans them all
+
+
 def test_sample_bank_settings_that_cannot_work_are_refused():
     from tfgan_compress.config import RunConfig
     from tfgan_compress.errors import UsageError

@@ -245,6 +245,9 @@ class DistillConfig:
     # interpolation, Brock et al., 2019): images between the classes, labelled by the teacher; 0: off
     class_blend: float = setting(0.0, FRACTION)
     student_ema: float = setting(0.0, FRACTION)  # momentum of an average of the student's weights, kept as the result; 0: off
+    # student updates on each batch of views the teacher labels (data echoing, Choi et al., 2019): the teacher's
+    # forward pass, most of a step's cost, is paid once for this many updates; the cosine runs over all updates
+    teacher_echo: int = setting(1, AT_LEAST_1)
     sample_bank: int = setting(0, AT_LEAST_0)  # generator samples drawn once and reused every epoch; 0: fresh ones every step
     # with sample_bank: the teacher labels each bank sample once, as it is drawn, and every step's shifted, flipped
     # and mixed views take those logits (a mix: the mix of the softened probabilities) without calling the teacher

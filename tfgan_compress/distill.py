@@ -100,7 +100,7 @@ class GeneratorDistiller(SerializableDistiller):
 
     def compile(self, optimizer=None, **kwargs):
         """As ``keras.Model.compile``; default optimizer: Adam with ``config.learning_rate``
-        decayed along a cosine over ``epochs * steps_per_epoch`` steps. With ``student_ema``
+        decayed along a cosine over ``epochs * steps_per_epoch * teacher_echo`` updates. With ``student_ema``
         ``= m``, the optimizer keeps ``w_avg <- m w_avg + (1 - m) w`` after every step and
         ``fit`` ends by writing it into the student (Polyak & Juditsky, 1992); an
         ``optimizer`` given with ``student_ema`` set must itself have ``use_ema=True``."""
@@ -110,7 +110,8 @@ class GeneratorDistiller(SerializableDistiller):
                              f"student's weights through the optimizer; pass one built with use_ema=True, "
                              f"ema_momentum={c.student_ema}, or leave out optimizer=")
         averaging = {"use_ema": True, "ema_momentum": c.student_ema} if c.student_ema else {}
-        optimizer = optimizer or cosine_adam(c.learning_rate, c.epochs * c.steps_per_epoch, **averaging)
+        optimizer = optimizer or cosine_adam(c.learning_rate, c.epochs * c.steps_per_epoch * c.teacher_echo,
+                                             **averaging)
         self.compile_optimizers({"optimizer": (optimizer, self.trained_part)}, **kwargs)
 
     def call(self, images, training=False):
@@ -169,8 +170,29 @@ class GeneratorDistiller(SerializableDistiller):
         grad = grad / (tf.norm(grad, axis=-1, keepdims=True) + 1e-12)
         return tf.stop_gradient(noise + self.config.hard_latent_step_size * grad)
 
+    def _student_update(self, images, teacher_logits, teacher_features):
+        """One optimizer step of the student on ``T^2 KL`` (and the feature terms); returns
+        its logits, the per-example KL and the per-example feature terms (None without)."""
+        feature_terms = None
+        with tf.GradientTape() as tape:
+            if self.student_with_projection is not None:
+                student_logits, projected = self.student_with_projection(images, training=True)
+            else:
+                student_logits = self.student(images, training=True)
+            per_example = losses.distillation_loss(teacher_logits, student_logits, self.config.temperature)
+            loss = losses.average_over_global_batch(per_example)
+            if self.student_with_projection is not None:
+                regressed = self.teacher_head(projected, training=False)
+                feature_terms = losses.feature_distillation_loss(teacher_features, projected, teacher_logits,
+                                                                 regressed, self.config.temperature)
+                loss = loss + self.config.feature_weight * losses.average_over_global_batch(feature_terms)
+        variables = self.trained_part.trainable_variables
+        self.optimizer.apply(tape.gradient(loss, variables), variables)
+        return student_logits, per_example, feature_terms
+
     def train_step(self, data):
-        """Teacher logits of fresh samples -> student loss ``T^2 KL`` -> student update.
+        """Teacher logits of fresh samples -> student loss ``T^2 KL`` -> student update
+        (``teacher_echo`` updates on the same views and logits).
         ``data``: a batch of class labels, or ``(images, labels)`` of a sample bank (label -1:
         a blend of two classes), or ``(images, labels, teacher_logits)`` of a bank the teacher
         labelled when it was drawn (``bank_teacher_logits``: no teacher call here)."""
@@ -186,24 +208,14 @@ class GeneratorDistiller(SerializableDistiller):
         else:
             labels = tf.cast(tf.reshape(data, [-1]), tf.int32)
             images, unmixed = self.synthesize(labels)
+        teacher_features = None
         if self.teacher_penultimate is not None:
             teacher_logits, teacher_features = self.teacher_penultimate(images, training=False)
         else:
             teacher_logits = self.teacher(images, training=False) if stored_logits is None else stored_logits
-        with tf.GradientTape() as tape:
-            if self.student_with_projection is not None:
-                student_logits, projected = self.student_with_projection(images, training=True)
-            else:
-                student_logits = self.student(images, training=True)
-            per_example = losses.distillation_loss(teacher_logits, student_logits, self.config.temperature)
-            loss = losses.average_over_global_batch(per_example)
-            if self.student_with_projection is not None:
-                regressed = self.teacher_head(projected, training=False)
-                feature_terms = losses.feature_distillation_loss(teacher_features, projected, teacher_logits,
-                                                                 regressed, self.config.temperature)
-                loss = loss + self.config.feature_weight * losses.average_over_global_batch(feature_terms)
-        variables = self.trained_part.trainable_variables
-        self.optimizer.apply(tape.gradient(loss, variables), variables)
+        for _ in range(self.config.teacher_echo):  # data echoing: the same views and labels, once more each
+            student_logits, per_example, feature_terms = self._student_update(images, teacher_logits,
+                                                                              teacher_features)
         self.loss_tracker.update_state(tf.reduce_mean(per_example))
         if self.student_with_projection is not None:
             self.feature_tracker.update_state(tf.reduce_mean(feature_terms))

@@ -292,6 +292,8 @@ def distill_student(ctx) -> dict:
         samples += f", {cfg.explore_samples:,} of them explored anew before each epoch"
     if cfg.feature_weight:
         samples += f", the teacher's penultimate features too (weight {cfg.feature_weight:g})"
+    if cfg.teacher_echo > 1:
+        samples += f", {cfg.teacher_echo} student updates on each batch the teacher labels (distill.teacher_echo)"
     ctx.announce(f"student of {student.count_params():,} parameters ({ratio:.2f} of the teacher), "
                  f"{cfg.epochs} epochs x {cfg.steps_per_epoch} steps on {samples}, T={cfg.temperature}")
     note_student_size(ctx, student, teacher_model)
