@@ -455,6 +455,15 @@ def test_feature_distillation_needs_a_dense_head_on_both_and_not_stored_logits()
         RunConfig.from_dict({"distill": {"feature_weight": 1.0, "sample_bank": 64, "bank_teacher_logits": True}})
 
 
+def test_the_real_image_reference_echoes_the_teachers_batches_too():
+    teacher, _, student = parts()
+    images = np.random.default_rng(0).random((24, *SHAPE)).astype("float32")
+    history = distill.distill_on_images(teacher, student, images,
+                                        DistillConfig(network=SMALL, epochs=1, steps_per_epoch=2, batch_size=8,
+                                                      teacher_echo=2), verbose=0)
+    assert int(history.model.optimizer.iterations.numpy()) == 2 * 2
+
+
 def test_the_real_image_reference_takes_the_feature_terms_too():
     teacher, _, student = parts()
     before = [w.numpy().copy() for w in student.weights]

@@ -507,10 +507,11 @@ def distill_on_images(teacher: keras.Model, student: keras.Model, images, config
     ``keras.distillation.Distiller`` (logits distillation, ``T^2 KL``).
 
     Used by the benchmark to measure what the GAN-based path gives up; not by the pipeline.
-    With ``feature_weight``, the images go through :class:`GeneratorDistiller`'s step for a
-    sample bank instead (no generator), so the reference has the feature terms too.
+    With ``feature_weight`` or ``teacher_echo`` > 1, the images go through
+    :class:`GeneratorDistiller`'s step for a sample bank instead (no generator), so the
+    reference has the feature terms and the echoed updates too.
     """
-    if config.feature_weight:
+    if config.feature_weight or config.teacher_echo > 1:
         distiller = GeneratorDistiller(teacher, None, student, config, seed=seed)
         distiller.compile()
         order = tf.data.Dataset.from_tensor_slices(np.asarray(images, np.float32)).shuffle(
