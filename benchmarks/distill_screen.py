@@ -44,7 +44,7 @@ from benchmarks import common  # noqa: E402  (first: it chooses the CPU kernels 
 
 import keras  # noqa: E402
 
-from tfgan_compress import config as configs, data, distill, evaluate, pipeline  # noqa: E402
+from tfgan_compress import artifacts, config as configs, data, distill, evaluate, pipeline  # noqa: E402
 from tfgan_compress.errors import UsageError  # noqa: E402
 from tfgan_compress.generator_mixture import generator_mixture  # noqa: E402
 from tfgan_compress.report import markdown_table  # noqa: E402
@@ -203,6 +203,9 @@ def run_benchmark(run: Path, out: Path, variants, protocol: dict | None, progres
             student = keras.models.clone_model(architecture)
             distill.distill_on_generator(teacher, generator, student, cfg, seed=seed,
                                          verbose=pipeline.fit_verbosity(), progress=progress)
+        # the student itself, so that a run folder can take it as its student.keras (export, evaluate)
+        Path(out).mkdir(parents=True, exist_ok=True)
+        artifacts.save_keras(student, Path(out) / f"{name}.keras")
         predicted = np.argmax(evaluate.keras_probabilities(student, dataset.x_test), -1)
         rows.append({"variant": name, "student": float(np.mean(predicted == dataset.y_test)),
                      "agreement": float(np.mean(predicted == teacher_test)),

@@ -59,6 +59,10 @@ def test_variants_share_the_committed_teacher_and_give_one_row_each(tmp_path, mo
     assert [row["steps"] for row in screened["rows"]] == [2, 4]
     assert on_images == []
     assert screened["rows"][0]["student"] == pytest.approx(screened["run_student"])
+    # each variant's student is kept (a run folder's student.keras): the run's own student, weight for weight
+    kept, own = (keras.models.load_model(path, compile=False) for path in (out / "s" / "run.keras",
+                                                                           out / "all" / "student.keras"))
+    assert all(np.array_equal(a, b) for a, b in zip(kept.get_weights(), own.get_weights()))
     assert screen.main(["--run", str(out / "all"), "--variants", "bogus", "--out", str(out / "s2")]) == 2
     assert screen.main(["--run", str(out / "all"), "--variants", "real_images", "--mix-runs", str(out / "all"),
                         "--out", str(out / "s8")]) == 2  # no variant distils on a generator to mix
