@@ -39,3 +39,10 @@ def test_a_fixed_batch_file_gets_no_batch_throughput(tmp_path):
         rows[variant] = evaluate.evaluate_tflite(variant, path, 0, images, np.zeros(16, int), np.zeros(16, int), 3, 1)
     assert rows["int8"]["throughput_images_per_s"] > 0
     assert rows["int8_io"]["throughput_images_per_s"] is None  # it runs one image at a time
+
+
+def test_accuracy_per_class_is_each_class_recall_and_none_for_a_class_without_test_examples():
+    probs = np.array([[0.9, 0.1, 0.0], [0.2, 0.8, 0.0], [0.6, 0.4, 0.0], [0.1, 0.9, 0.0]])
+    labels = np.array([0, 0, 1, 1])  # class 0: 1 of 2 right; class 1: 1 of 2; class 2: no test example
+    m = evaluate.classification_metrics(probs, labels)
+    assert m["accuracy_per_class"] == [pytest.approx(0.5), pytest.approx(0.5), None]

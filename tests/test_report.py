@@ -38,3 +38,26 @@ def test_teacher_stage_says_its_test_accuracy_as_the_report_does(tiny_run):
     line = next(line for line in console.splitlines() if line.startswith("  teacher: "))
     assert line.startswith(f"  teacher: {teacher['accuracy']:.2%} on the ")
     assert line.endswith("real test images") and console.index(line) < console.index("[2/5] gan")
+
+
+def test_report_gives_each_models_accuracy_per_class_matching_its_mean(tiny_run):
+    info = json.loads((tiny_run / "report.json").read_text())
+    lines = (tiny_run / "report.md").read_text().splitlines()
+    start = lines.index("## Accuracy per class on the real test split")
+    header = lines[start + 2]
+    assert all(report.table_cell(name) in header for name in info["class_names"])
+    for row in info["models"]:
+        per_class = row["accuracy_per_class"]
+        assert len(per_class) == info["num_classes"] and all(v is None or 0 <= v <= 1 for v in per_class)
+        assert any(line.startswith(f"| {row['name']} | {row['format']} | ") for line in lines[start:])
+    student = next(row for row in info["models"] if row["name"] == "student")
+    # the mean accuracy lies between the worst and the best class's
+    known = [v for v in student["accuracy_per_class"] if v is not None]
+    assert min(known) - 1e-9 <= student["accuracy"] <= max(known) + 1e-9
+
+
+def test_per_class_lines_leave_out_reports_without_the_figures():
+    assert report.per_class_lines([{"name": "student", "format": "keras", "accuracy": 0.5}]) == []
+    lines = report.per_class_lines([{"name": "student", "format": "keras", "accuracy_per_class": [0.5, None]}],
+                                   ["a", "b"])
+    assert "| student | keras | 50.0% |  |" in lines

@@ -25,13 +25,17 @@ PROBABILITY_FLOOR = 2.0 ** -20
 
 def classification_metrics(probabilities: np.ndarray, labels: np.ndarray,
                            teacher_predictions: np.ndarray | None = None) -> dict:
-    """accuracy, bits_per_example, agreement_with_teacher from (N, classes) probabilities."""
+    """accuracy, accuracy_per_class (recall of each class: None for a class with no test
+    example), bits_per_example, agreement_with_teacher from (N, classes) probabilities."""
     probabilities = np.asarray(probabilities, np.float64)
     labels = np.asarray(labels)
     predicted = np.argmax(probabilities, axis=-1)
     p_true = np.maximum(probabilities[np.arange(len(labels)), labels], PROBABILITY_FLOOR)
+    correct = predicted == labels
     metrics = {
-        "accuracy": float(np.mean(predicted == labels)),
+        "accuracy": float(np.mean(correct)),
+        "accuracy_per_class": [float(np.mean(correct[labels == c])) if np.any(labels == c) else None
+                               for c in range(probabilities.shape[-1])],
         "bits_per_example": float(np.mean(-np.log2(p_true))),
     }
     if teacher_predictions is not None:

@@ -213,6 +213,23 @@ def by_epoch_lines(by_epoch: dict | None, recordings: bool = False) -> list[str]
             "`epoch_teacher_label_accuracy` and `epoch_frechet_distance`): " + "; ".join(parts) + ".", ""]
 
 
+def per_class_lines(rows: list[dict], class_names=None) -> list[str]:
+    """The report's section on each model's accuracy per class of the real test split (the
+    recall of each class): on imbalanced data the classes the student loses are here, not in
+    the mean. One column per class; models without the figures (older reports) are left out."""
+    measured = [row for row in rows if row.get("accuracy_per_class")]
+    if not measured:
+        return []
+    names = class_names or list(range(len(measured[0]["accuracy_per_class"])))
+    lines = ["## Accuracy per class on the real test split", "",
+             "| model | format | " + " | ".join(table_cell(n) for n in names) + " |",
+             "|---|---|" + "---|" * len(names)]
+    for row in measured:
+        cells = ["" if value is None else f"{value:.1%}" for value in row["accuracy_per_class"]]
+        lines.append(f"| {row['name']} | {row['format']} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def generator_quality_lines(measured: dict | None, class_names=None, recordings: bool = False,
                             by_epoch: dict | None = None) -> list[str]:
     """The report's section on the generator's samples (:func:`quality.generator_quality`),
@@ -279,6 +296,7 @@ def write_report(folder, rows: list[dict], info: dict) -> dict:
         "",
         generator_line,
         "",
+        *per_class_lines(rows, info.get("class_names")),
         *generator_quality_lines(info.get("generator_quality"), info.get("class_names"), recordings,
                                  info.get("generator_by_epoch")),
         *microcontroller_lines(info.get("microcontroller"), rows),
